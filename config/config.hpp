@@ -1,0 +1,122 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/breaker.hpp"
+#include "core/result.hpp"
+
+namespace ib::config {
+
+using std::chrono::milliseconds;
+
+/// Wire protocol of a provider.
+enum class protocol : std::uint8_t { openai, anthropic };
+
+/// How the provider key is sent upstream.
+enum class auth_style : std::uint8_t {
+  bearer,                ///< `Authorization: Bearer <key>` (OpenAI, Groq, DeepSeek, Together)
+  x_api_key,             ///< `x-api-key: <key>` (Anthropic)
+  api_subscription_key,  ///< `api-subscription-key: <key>` (Sarvam)
+};
+
+std::string_view to_string(protocol p) noexcept;
+std::string_view to_string(auth_style a) noexcept;
+
+struct timeouts {
+  milliseconds connect{3'000};
+  milliseconds first_byte{30'000};  ///< until the first payload byte; also the stream idle timeout
+  milliseconds total{120'000};
+};
+
+/// A parsed `base_url`: `https://api.openai.com/v1` -> {true, "api.openai.com", 443, "/v1"}.
+struct url {
+  bool tls = true;
+  std::string host;
+  std::uint16_t port = 443;
+  std::string path;  ///< without a trailing slash; may be empty
+};
+
+/// Parses an absolute http(s) URL (no query, no fragment, no userinfo).
+result<url> parse_url(std::string_view text);
+
+struct provider_config {
+  std::string name;  ///< `openai`, `anthropic`, `groq`, `deepseek`, `together`, `sarvam` or custom
+  protocol proto = protocol::openai;
+  std::string base_url;
+  url endpoint;  ///< `base_url`, parsed
+  auth_style auth = auth_style::bearer;
+  timeouts timeouts_ms;
+  int pool_size = 64;               ///< idle keep-alive connections kept per provider
+  std::vector<std::string> models;  ///< listed by GET /v1/models as `provider/model`
+  std::string anthropic_version = "2023-06-01";  ///< sent as `anthropic-version` (anthropic only)
+  std::string dialect;  ///< quirks table to use (providers.md §3); defaults to `name`
+};
+
+struct tier_entry {
+  std::string provider;
+  std::string model;
+};
+
+struct tier {
+  std::string name;  ///< e.g. `ib/balanced`
+  std::vector<tier_entry> entries;
+};
+
+struct limits {
+  std::size_t max_body_bytes = 4 * 1024 * 1024;
+  milliseconds request_timeout{120'000};  ///< the overall deadline of a chat request
+  int max_json_depth = 64;
+  std::size_t max_header_bytes = 16 * 1024;
+  milliseconds client_read_timeout{30'000};  ///< reading one request's headers and body
+  milliseconds client_idle_timeout{75'000};  ///< an idle keep-alive connection
+  std::size_t max_upstream_body_bytes = 32 * 1024 * 1024;  ///< non-streamed upstream response
+};
+
+struct request_log_config {
+  int max_age_days = 30;
+  int max_records_per_user = 10'000;
+};
+
+struct server_config {
+  std::string listen = "127.0.0.1:8080";
+  std::string host = "127.0.0.1";  ///< parsed from `listen`
+  std::uint16_t port = 8080;       ///< parsed from `listen`; 0 = ephemeral
+  int io_threads = 0;              ///< 0: chosen from the core count
+  int actor_threads = 0;           ///< 0: chosen from the core count
+};
+
+enum class signup_mode : std::uint8_t { open, admin };
+
+/// The whole resolved configuration: plain data, validated once by `load`.
+struct config {
+  server_config server;
+  std::string data_dir = "./data";
+  signup_mode signup = signup_mode::open;
+  std::string admin_token;              ///< from IB_ADMIN_TOKEN; required when signup is admin
+  std::vector<std::string> master_keys;  ///< from IB_MASTER_KEY (comma-separated); may be empty
+  limits limits_;
+  std::vector<provider_config> providers;  ///< in config order
+  std::vector<tier> tiers;                 ///< in config order
+  breaker_config breaker;
+  cooldown_config cooldown;
+  request_log_config request_log;
+  bool metrics_public = false;  ///< serve /metrics to non-loopback peers
+
+  const provider_config* find_provider(std::string_view name) const noexcept;
+  const tier* find_tier(std::string_view name) const noexcept;
+};
+
+/// Environment variables as a map, so that `load` never reads the process environment.
+using env_map = std::map<std::string, std::string, std::less<>>;
+
+/// The shipped default configuration (config/default.json, embedded at build time).
+std::string_view default_json();
+
+}  // namespace ib::config

@@ -1,0 +1,28 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+#include "core/result.hpp"
+
+namespace ib::config {
+
+/// Parses a JSON config (comments and trailing commas allowed), applies `env` overrides
+/// (IB_LISTEN, IB_DATA_DIR, IB_MASTER_KEY, IB_ADMIN_TOKEN, IB_<PROVIDER>_BASE_URL) and validates it.
+/// A field missing from `json_text` keeps the default of config.hpp; `providers` and `tiers`,
+/// when present, replace the defaults entirely. Errors name the field path, e.g.
+/// `providers.openai.timeouts_ms.connect: expected a positive integer`.
+result<config> load(std::string_view json_text, const env_map& env);
+
+/// Loads the shipped default with `env` applied.
+result<config> load_default(const env_map& env);
+
+/// Captures the process environment (only `IB_*` variables).
+env_map process_env();
+
+/// A human-readable summary for `--check-config`: listen address, data dir, providers with
+/// their base URL and protocol, and each tier resolved to its ordered `provider/model` list.
+std::string describe(const config& cfg);
+
+}  // namespace ib::config

@@ -1,0 +1,126 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "core/outcome.hpp"
+
+namespace ib {
+
+using steady_time = std::chrono::steady_clock::time_point;
+
+/// Breaker settings (design §5); the initialisers are the documented defaults.
+struct breaker_config {
+  int consecutive_failures = 5;                    ///< trip after this many failures in a row
+  int window = 20;                                 ///< rolling window: at most this many outcomes
+  std::chrono::milliseconds window_span{30'000};   ///< ... no older than this
+  double failure_ratio = 0.5;                      ///< trip when failures/outcomes >= this
+  int min_requests = 10;                           ///< ratio rule needs this many outcomes
+  std::chrono::milliseconds cooldown{30'000};      ///< first open period
+  std::chrono::milliseconds max_cooldown{300'000};  ///< cap of the doubling open period
+  /// A half-open probe that reports nothing within this time is presumed lost (the request
+  /// died without telling): another probe may then go. Set it above the provider's total timeout.
+  std::chrono::milliseconds probe_timeout{130'000};
+};
+
+enum class breaker_state : std::uint8_t { closed = 0, half_open = 1, open = 2 };
+
+std::string_view to_string(breaker_state s) noexcept;
+
+/// A transition, returned so the owner can log it and publish a new snapshot.
+struct breaker_transition {
+  breaker_state from;
+  breaker_state to;
+};
+
+/// Per-provider circuit breaker: a plain state machine; `now` is always an argument.
+///
+/// closed --(N consecutive failures | ratio over window)--> open --(cooldown)--> half_open
+/// half_open --(probe success)--> closed; half_open --(probe failure)--> open (cooldown doubles,
+/// capped). In half-open exactly one request is admitted at a time.
+class breaker {
+ public:
+  explicit breaker(breaker_config cfg = {});
+
+  /// Asks to send one request now. Closed: true. Open before the cooldown ends: false. Open after
+  /// the cooldown (or half-open with no probe out): moves to half-open, marks the probe as taken
+  /// and returns true. Half-open with a probe out: false.
+  bool admit(steady_time now);
+
+  /// Reports the outcome of an admitted request. Only `counts_against_breaker` outcomes count as
+  /// failures; `success` counts as a success; any other outcome (429, 401, cancelled...) is neutral:
+  /// it does not enter the window, and if it was the half-open probe, the probe slot is released
+  /// so that another request may probe. Returns the transition, if one happened.
+  std::optional<breaker_transition> record(outcome o, steady_time now);
+
+  /// The state as of `now` (an open breaker whose cooldown has passed reads as half-open).
+  breaker_state state(steady_time now) const;
+
+  /// When an open breaker will let a probe through (meaningful while open).
+  steady_time retry_at() const noexcept { return open_until_; }
+
+  /// The cooldown the next trip will use (doubles on each re-trip, capped).
+  std::chrono::milliseconds current_cooldown() const noexcept { return cooldown_; }
+
+  int consecutive_failures() const noexcept { return consecutive_; }
+
+  const breaker_config& config() const noexcept { return cfg_; }
+
+ private:
+  void trip(steady_time now);
+  void prune(steady_time now);
+
+  breaker_config cfg_;
+  breaker_state state_ = breaker_state::closed;
+  int consecutive_ = 0;
+  struct sample {
+    steady_time at;
+    bool failure;
+  };
+  std::deque<sample> window_;
+  steady_time open_until_{};
+  std::chrono::milliseconds cooldown_;
+  bool probe_out_ = false;
+  steady_time probe_started_{};
+};
+
+/// Retry-After handling for 429 (design §5): default 10 s, cap 60 s.
+struct cooldown_config {
+  std::chrono::milliseconds default_cooldown{10'000};
+  std::chrono::milliseconds max_cooldown{60'000};
+};
+
+/// Parses `retry-after-ms` (milliseconds, may be fractional) or else `retry-after` (delta seconds,
+/// possibly fractional, or an IMF-fixdate HTTP date, RFC 9110 §10.2.3). `now_unix_ms` is the wall
+/// clock for HTTP dates. Returns nullopt when both are absent or unparseable.
+std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view retry_after,
+                                                           std::string_view retry_after_ms,
+                                                           std::int64_t now_unix_ms);
+
+/// The cooldown to apply: the parsed value when present and positive, else the default;
+/// never above the cap.
+std::chrono::milliseconds cooldown_for(std::optional<std::chrono::milliseconds> parsed,
+                                       const cooldown_config& cfg);
+
+/// Per-(user, provider) cooldowns after 429s, for one provider. Expired entries are pruned lazily.
+class cooldown_table {
+ public:
+  /// Puts `user` into cooldown until `now + d` (extends, never shortens, an existing one).
+  void start(std::string_view user, std::chrono::milliseconds d, steady_time now);
+  /// The end of `user`'s cooldown if it is still running at `now`.
+  std::optional<steady_time> until(std::string_view user, steady_time now) const;
+  /// Drops expired entries; returns true if any were dropped.
+  bool prune(steady_time now);
+  std::size_t size() const noexcept { return until_.size(); }
+  const std::unordered_map<std::string, steady_time>& entries() const noexcept { return until_; }
+
+ private:
+  std::unordered_map<std::string, steady_time> until_;
+};
+
+}  // namespace ib

@@ -1,0 +1,170 @@
+#include "core/error.hpp"
+
+namespace ib {
+
+int http_status(errc code) noexcept {
+  switch (code) {
+    case errc::none:
+      return 200;
+    case errc::invalid_request:
+      return 400;
+    case errc::unauthorized:
+      return 401;
+    case errc::forbidden:
+      return 403;
+    case errc::not_found:
+      return 404;
+    case errc::method_not_allowed:
+      return 405;
+    case errc::conflict:
+      return 409;
+    case errc::payload_too_large:
+      return 413;
+    case errc::unprocessable:
+      return 422;
+    case errc::no_provider_key:
+      return 424;
+    case errc::rate_limited:
+      return 429;
+    case errc::internal:
+    case errc::storage:
+    case errc::crypto:
+      return 500;
+    case errc::bad_gateway:
+      return 502;
+    case errc::unavailable:
+      return 503;
+    case errc::gateway_timeout:
+      return 504;
+  }
+  return 500;
+}
+
+std::string_view error_type(errc code) noexcept {
+  switch (code) {
+    case errc::none:
+      return "none";
+    case errc::invalid_request:
+    case errc::not_found:
+    case errc::method_not_allowed:
+    case errc::conflict:
+    case errc::payload_too_large:
+    case errc::unprocessable:
+    case errc::no_provider_key:
+      return "invalid_request_error";
+    case errc::unauthorized:
+      return "authentication_error";
+    case errc::forbidden:
+      return "permission_error";
+    case errc::rate_limited:
+      return "rate_limit_error";
+    case errc::internal:
+    case errc::storage:
+    case errc::crypto:
+      return "server_error";
+    case errc::bad_gateway:
+    case errc::unavailable:
+    case errc::gateway_timeout:
+      return "upstream_error";
+  }
+  return "server_error";
+}
+
+std::string_view to_string(errc code) noexcept {
+  switch (code) {
+    case errc::none:
+      return "none";
+    case errc::invalid_request:
+      return "invalid_request";
+    case errc::unauthorized:
+      return "unauthorized";
+    case errc::forbidden:
+      return "forbidden";
+    case errc::not_found:
+      return "not_found";
+    case errc::method_not_allowed:
+      return "method_not_allowed";
+    case errc::conflict:
+      return "conflict";
+    case errc::payload_too_large:
+      return "payload_too_large";
+    case errc::unprocessable:
+      return "unprocessable";
+    case errc::no_provider_key:
+      return "no_provider_key";
+    case errc::rate_limited:
+      return "rate_limited";
+    case errc::internal:
+      return "internal";
+    case errc::storage:
+      return "storage";
+    case errc::crypto:
+      return "crypto";
+    case errc::bad_gateway:
+      return "bad_gateway";
+    case errc::unavailable:
+      return "unavailable";
+    case errc::gateway_timeout:
+      return "gateway_timeout";
+  }
+  return "unknown";
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(hex[c >> 4]);
+          out.push_back(hex[c & 0xf]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+std::string to_envelope(const error& err) {
+  std::string out;
+  out.reserve(96 + err.message.size());
+  out += R"({"error":{"message":)";
+  append_json_string(out, err.message);
+  out += R"(,"type":)";
+  append_json_string(out, error_type(err.code));
+  out += R"(,"param":)";
+  if (err.param.empty()) {
+    out += "null";
+  } else {
+    append_json_string(out, err.param);
+  }
+  out += R"(,"code":)";
+  if (err.detail_code.empty()) {
+    out += "null";
+  } else {
+    append_json_string(out, err.detail_code);
+  }
+  out += "}}";
+  return out;
+}
+
+}  // namespace ib

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ib {
+
+/// Error codes of InferBridge; each maps to one HTTP status (see `http_status`).
+enum class errc : std::uint8_t {
+  none = 0,            // CAF reads code 0 as "no error"
+  invalid_request,     // 400
+  unauthorized,        // 401
+  forbidden,           // 403
+  not_found,           // 404
+  method_not_allowed,  // 405
+  conflict,            // 409
+  payload_too_large,   // 413
+  unprocessable,       // 422
+  no_provider_key,     // 424
+  rate_limited,        // 429
+  internal,            // 500
+  storage,             // 500: the store failed (LMDB, disk)
+  crypto,              // 500: encryption / decryption failed
+  bad_gateway,         // 502
+  unavailable,         // 503
+  gateway_timeout,     // 504
+};
+
+/// A failure that is safe to show a client: never a key, never a prompt.
+struct error {
+  errc code = errc::none;
+  std::string message;
+  /// Optional OpenAI `param` (the offending field) and `code` strings of the envelope.
+  std::string param = {};
+  std::string detail_code = {};
+};
+
+/// The HTTP status that `code` is answered with.
+int http_status(errc code) noexcept;
+
+/// The OpenAI envelope's `type` for `code` (e.g. `invalid_request_error`).
+std::string_view error_type(errc code) noexcept;
+
+/// The short name of `code` (e.g. `invalid_request`), for logs and tests.
+std::string_view to_string(errc code) noexcept;
+
+/// Renders `err` as the OpenAI error envelope:
+/// `{"error":{"message":"...","type":"...","param":null,"code":null}}`.
+std::string to_envelope(const error& err);
+
+/// Appends `text` to `out` as a JSON string literal (quoted and escaped).
+void append_json_string(std::string& out, std::string_view text);
+
+}  // namespace ib

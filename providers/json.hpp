@@ -1,0 +1,87 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace ib::providers::json {
+
+// Checked accessors over RapidJSON values: RapidJSON's `GetString()` on a number asserts (or reads
+// garbage in release), so every read of untrusted JSON goes through these.
+
+inline const rapidjson::Value* member(const rapidjson::Value& obj, std::string_view key) noexcept {
+  if (!obj.IsObject()) {
+    return nullptr;
+  }
+  auto it = obj.FindMember(rapidjson::Value(rapidjson::StringRef(key.data(), key.size())));
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+inline std::optional<std::string_view> get_string(const rapidjson::Value& obj,
+                                                  std::string_view key) noexcept {
+  auto* v = member(obj, key);
+  if (v == nullptr || !v->IsString()) {
+    return std::nullopt;
+  }
+  return std::string_view(v->GetString(), v->GetStringLength());
+}
+
+inline std::optional<std::int64_t> get_int(const rapidjson::Value& obj,
+                                           std::string_view key) noexcept {
+  auto* v = member(obj, key);
+  if (v == nullptr || !v->IsInt64()) {
+    return std::nullopt;
+  }
+  return v->GetInt64();
+}
+
+inline std::optional<double> get_number(const rapidjson::Value& obj,
+                                        std::string_view key) noexcept {
+  auto* v = member(obj, key);
+  if (v == nullptr || !v->IsNumber()) {
+    return std::nullopt;
+  }
+  return v->GetDouble();
+}
+
+inline std::optional<bool> get_bool(const rapidjson::Value& obj, std::string_view key) noexcept {
+  auto* v = member(obj, key);
+  if (v == nullptr || !v->IsBool()) {
+    return std::nullopt;
+  }
+  return v->GetBool();
+}
+
+inline const rapidjson::Value* get_array(const rapidjson::Value& obj,
+                                         std::string_view key) noexcept {
+  auto* v = member(obj, key);
+  return v != nullptr && v->IsArray() ? v : nullptr;
+}
+
+inline const rapidjson::Value* get_object(const rapidjson::Value& obj,
+                                          std::string_view key) noexcept {
+  auto* v = member(obj, key);
+  return v != nullptr && v->IsObject() ? v : nullptr;
+}
+
+inline std::string_view view(const rapidjson::Value& v) noexcept {
+  return v.IsString() ? std::string_view(v.GetString(), v.GetStringLength()) : std::string_view{};
+}
+
+/// Serialises `v` compactly.
+inline std::string dump(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+/// Flags for parsing untrusted JSON: iterative (no recursion), full-precision numbers.
+constexpr unsigned parse_flags = rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag;
+
+}  // namespace ib::providers::json
