@@ -12,9 +12,9 @@ template <class T>
 class [[nodiscard]] result {
  public:
   result(T value) : data_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
-  result(error err) : data_(std::in_place_index<1>, std::move(err)) {}  // NOLINT
+  result(ib::error err) : data_(std::in_place_index<1>, std::move(err)) {}  // NOLINT
   result(errc code, std::string message = {})
-      : data_(std::in_place_index<1>, error{code, std::move(message)}) {}
+      : data_(std::in_place_index<1>, ib::error{code, std::move(message)}) {}
 
   bool has_value() const noexcept { return data_.index() == 0; }
   explicit operator bool() const noexcept { return has_value(); }
@@ -40,7 +40,7 @@ template <>
 class [[nodiscard]] result<void> {
  public:
   result() = default;
-  result(error err) : err_(std::move(err)) {}  // NOLINT
+  result(ib::error err) : err_(std::move(err)) {}  // NOLINT
   result(errc code, std::string message = {}) : err_{code, std::move(message)} {}
 
   bool has_value() const noexcept { return err_.code == errc::none; }

@@ -1,0 +1,188 @@
+#include "actors/health_supervisor.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/log.hpp"
+#include "actors/messages.hpp"
+#include "actors/provider_actor.hpp"
+#include "metrics/registry.hpp"
+
+namespace ib::actors {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+using cooldown_map = std::unordered_map<std::string, steady_time>;
+
+struct supervisor_state {
+  supervisor_options opts;
+  std::shared_ptr<health_slot> slot;
+  breaker b;
+  cooldown_table cooldowns;
+  caf::actor provider;
+  std::uint64_t restarts = 0;
+  breaker_state published_state = breaker_state::closed;
+  std::shared_ptr<const cooldown_map> published_cooldowns = std::make_shared<const cooldown_map>();
+  bool cooldowns_dirty = false;
+
+  static inline const char* name = "health_supervisor";
+};
+
+using supervisor_actor = caf::stateful_actor<supervisor_state>;
+
+void publish(supervisor_actor* self) {
+  auto& st = self->state;
+  auto now = steady::now();
+  auto snap = std::make_shared<health_snapshot>();
+  snap->state = st.b.state(now);
+  snap->retry_at = st.b.retry_at();
+  snap->provider = st.provider;
+  snap->restarts = st.restarts;
+  if (st.cooldowns_dirty) {
+    st.published_cooldowns = std::make_shared<const cooldown_map>(st.cooldowns.entries());
+    st.cooldowns_dirty = false;
+  }
+  snap->cooldowns = st.published_cooldowns;
+  st.published_state = snap->state;
+  st.slot->snapshot.store(std::move(snap), std::memory_order_release);
+  if (st.opts.metrics) {
+    st.opts.metrics->set_circuit_state(st.opts.provider->name, st.published_state);
+  }
+}
+
+void log_transition(supervisor_actor* self, const breaker_transition& t, std::string_view why) {
+  auto& st = self->state;
+  std::string line = "breaker ";
+  line += st.opts.provider->name;
+  line += ": ";
+  line += to_string(t.from);
+  line += " -> ";
+  line += to_string(t.to);
+  if (t.to == breaker_state::open) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(st.b.retry_at() - steady::now());
+    line += " (probe in ";
+    line += std::to_string(std::max<std::int64_t>(0, ms.count()));
+    line += " ms)";
+  }
+  if (!why.empty()) {
+    line += " after ";
+    line += why;
+  }
+  log_line(line);
+}
+
+void spawn_provider(supervisor_actor* self) {
+  auto& st = self->state;
+  st.provider = self->spawn<caf::monitored>(provider_actor, st.opts.provider, io_handle{st.opts.io},
+                                            st.opts.max_upstream_body);
+}
+
+caf::behavior supervisor(supervisor_actor* self, supervisor_options opts,
+                         std::shared_ptr<health_slot> slot, caf::actor first_provider) {
+  auto& st = self->state;
+  st.opts = std::move(opts);
+  st.slot = std::move(slot);
+  st.b = breaker{st.opts.breaker};
+  st.provider = std::move(first_provider);
+  self->monitor(st.provider);
+  publish(self);
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source != st.provider.address()) {
+      return;
+    }
+    ++st.restarts;
+    log_line("provider actor " + st.opts.provider->name + " died (" + caf::to_string(dm.reason)
+             + "); restarting");
+    spawn_provider(self);
+    publish(self);
+  });
+  self->set_exit_handler([self](const caf::exit_msg& em) {
+    // The provider is monitored, not linked: take it down with us.
+    self->send_exit(self->state.provider, em.reason);
+    self->quit(em.reason);
+  });
+  self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
+  return {
+      [self](admit_atom) -> bool {
+        auto& st = self->state;
+        auto now = steady::now();
+        auto before = st.b.state(now);
+        bool ok = st.b.admit(now);
+        auto after = st.b.state(now);
+        if (before != after || after != st.published_state) {
+          if (before != after) {
+            log_transition(self, {before, after}, {});
+          }
+          publish(self);
+        }
+        return ok;
+      },
+      [self](report_atom, std::shared_ptr<attempt_report>& r) {
+        auto& st = self->state;
+        auto now = steady::now();
+        bool changed = false;
+        if (r->result == outcome::rate_limited) {
+          auto parsed = parse_retry_after(r->retry_after, r->retry_after_ms,
+                                          std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+          auto d = r->long_cooldown ? st.opts.cooldown.max_cooldown
+                                    : cooldown_for(parsed, st.opts.cooldown);
+          st.cooldowns.start(r->user_id, d, now);
+          st.cooldowns_dirty = true;
+          changed = true;
+        }
+        // In half-open only the probe's verdict counts; late results of requests admitted
+        // before the trip must not close (or re-open) the breaker.
+        auto current = st.b.state(now);
+        if (current != breaker_state::half_open || r->probe) {
+          auto before_failures = st.b.consecutive_failures();
+          if (auto t = st.b.record(r->result, now)) {
+            std::string why;
+            if (t->to == breaker_state::open && t->from == breaker_state::closed) {
+              why = std::to_string(before_failures + 1) + " consecutive failures or failure ratio";
+            } else if (t->to == breaker_state::open) {
+              why = "failed probe (" + std::string(reason_text(r->result)) + ")";
+            } else if (t->to == breaker_state::closed) {
+              why = "successful probe";
+            }
+            log_transition(self, *t, why);
+            changed = true;
+          }
+        }
+        if (changed || st.b.state(now) != st.published_state) {
+          publish(self);
+        }
+      },
+      [self](tick_atom) {
+        auto& st = self->state;
+        auto now = steady::now();
+        if (st.cooldowns.prune(now)) {
+          st.cooldowns_dirty = true;
+          publish(self);
+        } else if (st.b.state(now) != st.published_state) {
+          publish(self);  // open -> half-open by the clock: keep /readyz and metrics current
+        }
+        self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_health_supervisor(caf::actor_system& sys, supervisor_options opts,
+                                   std::shared_ptr<health_slot> slot) {
+  // The first provider actor and snapshot exist before this returns, so requests never see an
+  // empty slot; the supervisor monitors that actor and restarts it when it dies.
+  auto provider = sys.spawn(provider_actor, opts.provider, io_handle{opts.io}, opts.max_upstream_body);
+  auto first = std::make_shared<health_snapshot>();
+  first->provider = provider;
+  first->cooldowns = std::make_shared<const cooldown_map>();
+  slot->snapshot.store(std::move(first), std::memory_order_release);
+  auto sup = sys.spawn(supervisor, std::move(opts), slot, provider);
+  slot->supervisor = sup;
+  return sup;
+}
+
+}  // namespace ib::actors

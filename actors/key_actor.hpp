@@ -1,0 +1,36 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "core/result.hpp"
+
+namespace ib::storage {
+class key_store;
+class fernet_keyring;
+}  // namespace ib::storage
+
+namespace ib::actors {
+
+struct key_directory;
+struct key_snapshot;
+
+/// Builds the key snapshot from the store: every gateway key hash, user, and provider key
+/// decrypted with `keyring`. Fails (never sends garbage upstream) when provider keys are stored
+/// but the master keys decrypt none of them.
+result<std::shared_ptr<const key_snapshot>> load_key_snapshot(const storage::key_store& store,
+                                                              const storage::fernet_keyring& keyring);
+
+/// Spawns the key actor (detached: LMDB commits sync to disk, which must not block the
+/// scheduler). It is the only writer of users and keys and of `dir`'s snapshot. Messages:
+/// `(mkuser_atom, shared_ptr<create_user_cmd>)`, `(putkey_atom, shared_ptr<put_key_cmd>)`,
+/// `(delkey_atom, shared_ptr<delete_key_cmd>)`; each calls the command's `done` once the write is
+/// durable (or failed) and the snapshot is published.
+caf::actor spawn_key_actor(caf::actor_system& sys, std::shared_ptr<storage::key_store> store,
+                           std::shared_ptr<const storage::fernet_keyring> keyring,
+                           std::shared_ptr<key_directory> dir);
+
+}  // namespace ib::actors

@@ -1,0 +1,266 @@
+#pragma once
+
+// The actor protocol on one page: atoms, message payloads and shared snapshots.
+// Every payload crosses actors as a std::shared_ptr (local only: never serialised), which
+// CAF 0.17 accepts as an "unsafe" message type.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "config/config.hpp"
+#include "core/breaker.hpp"
+#include "core/error.hpp"
+#include "core/outcome.hpp"
+#include "core/request_record.hpp"
+#include "core/result.hpp"
+#include "http/client.hpp"
+#include "providers/adapter.hpp"
+#include "providers/chat_request.hpp"
+
+namespace ib::actors {
+
+using steady_time = std::chrono::steady_clock::time_point;
+
+// -- atoms (text <= 10 characters) ----------------------------------------------------------------
+
+using call_atom = caf::atom_constant<caf::atom("call")>;          ///< request -> provider
+using reply_atom = caf::atom_constant<caf::atom("reply")>;        ///< exchange -> request
+using chunk_atom = caf::atom_constant<caf::atom("chunk")>;        ///< exchange -> request
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;      ///< client gone -> request
+using admit_atom = caf::atom_constant<caf::atom("admit")>;        ///< request -> supervisor
+using report_atom = caf::atom_constant<caf::atom("report")>;      ///< request -> supervisor
+using mkuser_atom = caf::atom_constant<caf::atom("mkuser")>;      ///< api -> key actor
+using putkey_atom = caf::atom_constant<caf::atom("putkey")>;      ///< api -> key actor
+using delkey_atom = caf::atom_constant<caf::atom("delkey")>;      ///< api -> key actor
+using record_atom = caf::atom_constant<caf::atom("record")>;      ///< request -> metrics
+using listreq_atom = caf::atom_constant<caf::atom("listreq")>;    ///< api -> metrics
+using flush_atom = caf::atom_constant<caf::atom("flush")>;        ///< metrics timer
+using tick_atom = caf::atom_constant<caf::atom("tick")>;          ///< supervisor timer
+
+// -- errors ---------------------------------------------------------------------------------------
+
+/// An `ib::errc` as a caf::error (category "ib").
+inline caf::error make_caf_error(errc x, std::string msg = {}) {
+  return {static_cast<std::uint8_t>(x), caf::atom("ib"), caf::make_message(std::move(msg))};
+}
+
+// -- request <-> provider -------------------------------------------------------------------------
+
+/// A shared handle that lets the request actor cancel an exchange the provider side started.
+class call_control {
+ public:
+  /// Binds the exchange; cancels it at once if `cancel` came first.
+  void attach(std::shared_ptr<http::exchange_control> ex);
+  void cancel();
+  /// Resumes an exchange paused for back-pressure.
+  void resume();
+  bool cancelled() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<http::exchange_control> exchange_;
+  bool cancelled_ = false;
+};
+
+/// Back-pressure towards a slow client: the exchange pauses while the client's unwritten bytes
+/// exceed the high-water mark and resumes once they drain.
+struct stream_flow {
+  std::function<std::size_t()> pending;  ///< bytes queued towards the client
+  /// Calls the argument once the queue has drained (any thread).
+  std::function<void(std::function<void()>)> when_drained;
+  std::size_t high_water = 256 * 1024;
+};
+
+/// One upstream attempt, sent by a request actor to a provider actor.
+struct upstream_call {
+  std::uint32_t attempt = 0;
+  std::shared_ptr<const providers::chat_request> request;
+  std::string upstream_model;
+  std::string api_key;  ///< decrypted; lives only in memory, never logged
+  steady_time deadline;
+  caf::actor reply_to;
+  std::shared_ptr<call_control> control;
+  std::shared_ptr<stream_flow> flow;  ///< streams only
+};
+
+/// A piece of a streamed answer (after the upstream's 2xx head), in OpenAI chunk format.
+struct stream_piece {
+  std::uint32_t attempt = 0;
+  std::string bytes;
+  bool content = false;  ///< sticky commit-point flag (see providers::stream_output)
+};
+
+/// How an attempt ended. For streams this follows the last `stream_piece`.
+struct attempt_result {
+  std::uint32_t attempt = 0;
+  outcome result = outcome::bad_response;
+  int upstream_status = 0;  ///< 0 when no response head arrived
+  int client_status = 502;  ///< the status to answer with if this is final
+  std::string body;         ///< non-stream success: the chat.completion; failure: the envelope
+  std::string model;        ///< the upstream model that answered
+  std::optional<ib::usage> tokens;
+  std::string retry_after;     ///< raw header values, for 429 cooldowns
+  std::string retry_after_ms;
+  bool long_cooldown = false;
+  std::chrono::microseconds latency{0};
+  std::chrono::microseconds first_byte{0};  ///< when the first payload arrived, from the start
+  std::string message;  ///< unsupported: why the request could not be expressed
+};
+
+// -- request -> supervisor ------------------------------------------------------------------------
+
+struct attempt_report {
+  std::string user_id;
+  outcome result = outcome::success;
+  bool probe = false;
+  std::chrono::microseconds latency{0};
+  std::string retry_after;
+  std::string retry_after_ms;
+  bool long_cooldown = false;
+};
+
+/// What a provider's health supervisor publishes for lock-free reads (design §2).
+struct health_snapshot {
+  breaker_state state = breaker_state::closed;
+  steady_time retry_at{};  ///< open: when a probe may go
+  caf::actor provider;     ///< the current provider actor (changes when restarted)
+  /// (user id -> cooldown end) after 429s; expired entries may linger, compare with now.
+  std::shared_ptr<const std::unordered_map<std::string, steady_time>> cooldowns;
+  std::uint64_t restarts = 0;
+};
+
+/// One provider's slot on the health board: the supervisor is the only writer.
+struct health_slot {
+  std::string provider;
+  caf::actor supervisor;
+  std::atomic<std::shared_ptr<const health_snapshot>> snapshot;
+
+  std::shared_ptr<const health_snapshot> load() const {
+    return snapshot.load(std::memory_order_acquire);
+  }
+};
+
+/// Every configured provider's slot, fixed at start.
+struct health_board {
+  std::vector<std::shared_ptr<health_slot>> slots;
+
+  const health_slot* find(std::string_view provider) const noexcept {
+    for (const auto& s : slots) {
+      if (s->provider == provider) {
+        return s.get();
+      }
+    }
+    return nullptr;
+  }
+};
+
+// -- keys -----------------------------------------------------------------------------------------
+
+struct user_key {
+  std::string provider;
+  std::string secret;  ///< decrypted
+  std::string hint;
+  std::int64_t created = 0;
+};
+
+struct user_entry {
+  std::string id;
+  std::string email;
+  std::int64_t created = 0;
+  std::vector<user_key> keys;
+
+  const user_key* key_for(std::string_view provider) const noexcept {
+    for (const auto& k : keys) {
+      if (k.provider == provider) {
+        return &k;
+      }
+    }
+    return nullptr;
+  }
+};
+
+/// The key actor's published view: gateway key hash -> user, with decrypted provider keys.
+struct key_snapshot {
+  std::unordered_map<std::string, std::string> user_by_hash;  ///< 32-byte SHA-256 -> user id
+  std::unordered_map<std::string, std::shared_ptr<const user_entry>> users;
+
+  std::shared_ptr<const user_entry> find_by_hash(const std::string& hash) const {
+    auto it = user_by_hash.find(hash);
+    if (it == user_by_hash.end()) {
+      return nullptr;
+    }
+    auto u = users.find(it->second);
+    return u == users.end() ? nullptr : u->second;
+  }
+};
+
+/// The published key snapshot; the key actor is the only writer.
+struct key_directory {
+  std::atomic<std::shared_ptr<const key_snapshot>> snapshot{std::make_shared<const key_snapshot>()};
+
+  /// The user owning gateway key `token` (`ib_...`), or null.
+  std::shared_ptr<const user_entry> authenticate(std::string_view token) const;
+};
+
+struct created_user {
+  std::string id;
+  std::string email;
+  std::string api_key;  ///< shown once
+  std::int64_t created = 0;
+};
+
+struct key_info {
+  std::string provider;
+  std::string hint;
+  std::int64_t created = 0;
+  bool replaced = false;
+};
+
+struct create_user_cmd {
+  std::string email;
+  std::function<void(result<created_user>)> done;
+};
+
+struct put_key_cmd {
+  std::string user_id;
+  std::string provider;
+  std::string api_key;
+  std::function<void(result<key_info>)> done;
+};
+
+struct delete_key_cmd {
+  std::string user_id;
+  std::string provider;
+  std::function<void(result<bool>)> done;
+};
+
+// -- metrics / request log ------------------------------------------------------------------------
+
+struct list_requests_cmd {
+  std::string user_id;
+  std::size_t limit = 20;
+  std::string before;
+  std::function<void(result<std::string>)> done;  ///< the JSON list body
+};
+
+}  // namespace ib::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::upstream_call>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::stream_piece>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::attempt_result>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::attempt_report>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::create_user_cmd>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::put_key_cmd>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::delete_key_cmd>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::list_requests_cmd>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::request_record>)

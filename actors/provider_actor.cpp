@@ -1,0 +1,206 @@
+#include "actors/provider_actor.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/messages.hpp"
+#include "core/error.hpp"
+#include "http/client.hpp"
+#include "providers/adapter.hpp"
+
+namespace ib::actors {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+std::string failure_envelope(const config::provider_config& cfg, outcome o, int status) {
+  std::string msg = cfg.name;
+  msg += ": ";
+  if (status != 0) {
+    msg += "upstream answered HTTP ";
+    msg += std::to_string(status);
+  } else {
+    msg += reason_text(o);
+  }
+  return to_envelope(error{errc::bad_gateway, std::move(msg)});
+}
+
+/// Receives one exchange's events on an I/O thread, translates them with the provider's adapter
+/// and reports to the request actor.
+class call_handler final : public http::exchange_handler {
+ public:
+  call_handler(std::shared_ptr<const config::provider_config> cfg,
+               std::shared_ptr<upstream_call> call)
+      : cfg_(std::move(cfg)), call_(std::move(call)), start_(steady::now()) {}
+
+  void on_head(const http::response_head&) override {
+    translator_ = providers::make_stream_translator(*cfg_, *call_->request, call_->upstream_model);
+  }
+
+  http::body_action on_body(std::string_view bytes) override {
+    http::body_action action;
+    if (!translator_ || out_.failure || out_.done) {
+      return action;
+    }
+    out_.client_bytes.clear();
+    out_.payload = false;
+    translator_->feed(bytes, out_);
+    action.payload = out_.payload;
+    if (out_.payload && first_byte_.count() == 0) {
+      first_byte_ = elapsed();
+    }
+    if (!out_.client_bytes.empty()) {
+      auto piece = std::make_shared<stream_piece>();
+      piece->attempt = call_->attempt;
+      piece->bytes = std::move(out_.client_bytes);
+      piece->content = out_.content;
+      caf::anon_send(call_->reply_to, chunk_atom::value, std::move(piece));
+      out_.client_bytes = std::string{};
+    }
+    if (out_.failure) {
+      action.stop = true;  // an in-band error: nothing more worth reading
+      return action;
+    }
+    if (call_->flow && call_->flow->pending && call_->flow->pending() > call_->flow->high_water) {
+      action.pause = true;
+      auto control = call_->control;
+      call_->flow->when_drained([control] { control->resume(); });
+    }
+    return action;
+  }
+
+  void on_complete(http::exchange_result r) override {
+    auto res = std::make_shared<attempt_result>();
+    res->attempt = call_->attempt;
+    res->upstream_status = r.head.status;
+    res->retry_after = std::move(r.head.retry_after);
+    res->retry_after_ms = std::move(r.head.retry_after_ms);
+    if (r.failure == outcome::success && translator_) {
+      finish_stream(*res);
+    } else if (r.failure == outcome::success) {
+      providers::upstream_response up{r.head.status, r.head.content_type, r.body};
+      auto d = providers::decode_response(*cfg_, *call_->request, call_->upstream_model, up);
+      res->result = d.result;
+      res->client_status = d.status;
+      res->body = std::move(d.body);
+      res->model = std::move(d.model);
+      res->tokens = d.tokens;
+      res->long_cooldown = d.long_cooldown;
+    } else if (translator_ && out_.failure) {
+      // The exchange was stopped on an in-band error: that error is the verdict.
+      fill_failure(*res, *out_.failure);
+    } else {
+      res->result = r.failure;
+      res->client_status = r.failure == outcome::deadline ? 504 : 502;
+      res->body = failure_envelope(*cfg_, r.failure, 0);
+    }
+    res->latency = elapsed();
+    res->first_byte = first_byte_.count() != 0 ? first_byte_ : res->latency;
+    caf::anon_send(call_->reply_to, reply_atom::value, std::move(res));
+  }
+
+  void on_error_before_start(std::string message) {
+    auto res = std::make_shared<attempt_result>();
+    res->attempt = call_->attempt;
+    res->result = outcome::unsupported;
+    res->client_status = 400;
+    res->message = std::move(message);
+    caf::anon_send(call_->reply_to, reply_atom::value, std::move(res));
+  }
+
+ private:
+  std::chrono::microseconds elapsed() const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - start_);
+  }
+
+  void finish_stream(attempt_result& res) {
+    if (!out_.failure && !out_.done) {
+      out_.client_bytes.clear();
+      translator_->finish(out_);
+      if (!out_.client_bytes.empty()) {
+        auto piece = std::make_shared<stream_piece>();
+        piece->attempt = call_->attempt;
+        piece->bytes = std::move(out_.client_bytes);
+        piece->content = out_.content;
+        caf::anon_send(call_->reply_to, chunk_atom::value, std::move(piece));
+      }
+    }
+    if (out_.failure) {
+      fill_failure(res, *out_.failure);
+      return;
+    }
+    res.result = outcome::success;
+    res.client_status = 200;
+    res.model = out_.model.empty() ? call_->upstream_model : out_.model;
+    res.tokens = out_.tokens;
+  }
+
+  void fill_failure(attempt_result& res, const providers::stream_failure& f) {
+    res.result = f.result;
+    res.client_status = f.status;
+    res.body = f.envelope;
+    res.model = out_.model;
+    res.tokens = out_.tokens;
+  }
+
+  std::shared_ptr<const config::provider_config> cfg_;
+  std::shared_ptr<upstream_call> call_;
+  steady::time_point start_;
+  std::chrono::microseconds first_byte_{0};
+  std::unique_ptr<providers::stream_translator> translator_;
+  providers::stream_output out_;
+};
+
+http::client_options client_options_for(const config::provider_config& cfg,
+                                        std::size_t max_body) {
+  http::client_options o;
+  o.endpoint.tls = cfg.endpoint.tls;
+  o.endpoint.host = cfg.endpoint.host;
+  o.endpoint.port = cfg.endpoint.port;
+  o.connect_timeout = cfg.timeouts_ms.connect;
+  o.first_byte_timeout = cfg.timeouts_ms.first_byte;
+  o.total_timeout = cfg.timeouts_ms.total;
+  o.pool_size = static_cast<std::size_t>(cfg.pool_size);
+  o.max_body_bytes = max_body;
+  if (const char* ca = std::getenv("IB_EXTRA_CA_FILE")) {
+    o.ca_file = ca;  // tests with a self-signed upstream; the system store is still used
+  }
+  return o;
+}
+
+}  // namespace
+
+caf::behavior provider_actor(caf::event_based_actor* self,
+                             std::shared_ptr<const config::provider_config> cfg,
+                             io_handle io, std::size_t max_upstream_body) {
+  auto pool = std::make_shared<http::upstream_pool>(*io.ctx, client_options_for(*cfg, max_upstream_body));
+  // However the actor ends, in-flight exchanges end with provider_down and report it.
+  self->attach_functor([pool](const caf::error&) { pool->shutdown(); });
+  return {
+      [=](call_atom, std::shared_ptr<upstream_call>& call) -> caf::result<void> {
+        auto handler = std::make_shared<call_handler>(cfg, call);
+        try {
+          auto up = providers::encode_request(*cfg, *call->request, call->upstream_model,
+                                              call->api_key);
+          if (!up) {
+            handler->on_error_before_start(up.error().message);
+            return caf::delegated<void>{};
+          }
+          http::outgoing_request req;
+          req.target = std::move(up->target);
+          req.headers = std::move(up->headers);
+          req.body = std::move(up->body);
+          req.stream = call->request->stream;
+          req.deadline = call->deadline;
+          auto control = pool->start(std::move(req), handler);
+          call->control->attach(std::move(control));
+        } catch (const std::exception& e) {
+          // Caught at the handler boundary: an exception must not kill the provider actor.
+          handler->on_complete(http::exchange_result{outcome::bad_response, {}, {}, false});
+        }
+        return caf::delegated<void>{};
+      },
+  };
+}
+
+}  // namespace ib::actors

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+
+#include "config/config.hpp"
+#include "http/server.hpp"
+#include "providers/chat_request.hpp"
+
+namespace ib::metrics {
+class registry;
+}
+
+namespace ib::actors {
+
+struct health_board;
+struct user_entry;
+
+/// What every request actor shares: configuration, the health board, the metrics actor.
+struct gateway_deps {
+  std::shared_ptr<const config::config> cfg;
+  std::shared_ptr<const health_board> board;
+  caf::actor metrics;
+  std::shared_ptr<metrics::registry> registry;
+};
+
+/// One chat request, authenticated and parsed, ready to be routed.
+struct request_context {
+  std::string id;  ///< x-request-id
+  std::chrono::steady_clock::time_point start;
+  std::int64_t start_unix_us = 0;
+  std::chrono::steady_clock::time_point deadline;
+  std::shared_ptr<const providers::chat_request> request;
+  std::shared_ptr<const user_entry> user;
+  std::string tier;                       ///< tier name; empty for a direct `provider/model`
+  std::vector<config::tier_entry> plan;   ///< providers to try, in order
+  http::responder responder;
+  std::shared_ptr<const gateway_deps> deps;
+};
+
+/// Spawns the request actor for one chat request (design §2, §4): it walks the plan, skipping
+/// providers without a key, with an open breaker or in a 429 cooldown; calls each provider actor
+/// in turn; falls back on the triggers of design §4; relays a stream from its commit point;
+/// answers exactly once; reports every attempt to the provider's supervisor and the finished
+/// request to the metrics actor; and cancels the upstream call if the client goes away.
+void spawn_request_actor(caf::actor_system& sys, std::shared_ptr<request_context> ctx);
+
+/// Chat requests whose request actor has not finished yet.
+std::size_t inflight_requests() noexcept;
+
+/// Blocks until no chat request is in flight or `limit` passes (for a graceful shutdown).
+void await_inflight_requests(std::chrono::milliseconds limit);
+
+}  // namespace ib::actors

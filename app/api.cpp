@@ -1,0 +1,495 @@
+#include "app/api.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <random>
+
+#include <caf/all.hpp>
+#include <openssl/crypto.h>
+#include <rapidjson/document.h>
+
+#include "actors/messages.hpp"
+#include "core/error.hpp"
+#include "metrics/registry.hpp"
+#include "http/router.hpp"
+#include "providers/json.hpp"
+
+namespace ib::app {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+using responder_ptr = std::shared_ptr<http::responder>;
+
+// -- small helpers --------------------------------------------------------------------------------
+
+http::response json_response(int status, std::string body) {
+  http::response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+void send_error(http::responder& res, const error& err, http::header_list extra = {}) {
+  auto r = json_response(http_status(err.code), to_envelope(err));
+  r.headers = std::move(extra);
+  res.send(std::move(r));
+}
+
+/// A unique request id: `req_` + 16 hex of per-process randomness + 8 hex of a counter.
+std::string new_request_id() {
+  static const std::uint64_t prefix = [] {
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  }();
+  static std::atomic<std::uint32_t> counter{0};
+  auto n = counter.fetch_add(1, std::memory_order_relaxed);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string id = "req_";
+  id.resize(4 + 24);
+  for (int i = 0; i < 16; ++i) {
+    id[4 + i] = hex[(prefix >> (60 - 4 * i)) & 0xf];
+  }
+  for (int i = 0; i < 8; ++i) {
+    id[20 + i] = hex[(n >> (28 - 4 * i)) & 0xf];
+  }
+  return id;
+}
+
+std::string_view bearer_token(std::string_view header) {
+  constexpr std::string_view scheme = "Bearer ";
+  if (header.size() <= scheme.size()) {
+    return {};
+  }
+  for (std::size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i]))
+        != std::tolower(static_cast<unsigned char>(scheme[i]))) {
+      return {};
+    }
+  }
+  auto token = header.substr(scheme.size());
+  while (!token.empty() && token.front() == ' ') {
+    token.remove_prefix(1);
+  }
+  while (!token.empty() && token.back() == ' ') {
+    token.remove_suffix(1);
+  }
+  return token;
+}
+
+/// The user of the request's gateway key, or a 401 sent and null returned.
+std::shared_ptr<const actors::user_entry> authenticate(const api_context& api,
+                                                       const http::request& req,
+                                                       http::responder& res) {
+  auto token = bearer_token(req.authorization);
+  if (token.empty()) {
+    send_error(res, error{errc::unauthorized,
+                          "You didn't provide an API key. Send your InferBridge key (ib_...) in "
+                          "the Authorization header as 'Bearer ib_...'.",
+                          {}, "invalid_api_key"});
+    return nullptr;
+  }
+  auto user = api.keys->authenticate(token);
+  if (!user) {
+    send_error(res, error{errc::unauthorized, "Incorrect API key provided.", {},
+                          "invalid_api_key"});
+  }
+  return user;
+}
+
+/// Parses a small JSON object body (iterative, depth-bounded).
+bool parse_object(const api_context& api, const std::string& body, rapidjson::Document& doc,
+                  http::responder& res) {
+  if (providers::exceeds_depth(body, api.cfg->limits_.max_json_depth)) {
+    send_error(res, error{errc::invalid_request, "JSON nesting is too deep"});
+    return false;
+  }
+  doc.Parse<providers::json::parse_flags>(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    send_error(res, error{errc::invalid_request,
+                          "We could not parse the JSON body of your request: expected a JSON "
+                          "object."});
+    return false;
+  }
+  return true;
+}
+
+bool is_safe_secret(std::string_view s) {
+  return std::none_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+std::string key_json(std::string_view provider, std::string_view hint, std::int64_t created) {
+  std::string out = R"({"provider":)";
+  append_json_string(out, provider);
+  out += R"(,"key_hint":)";
+  append_json_string(out, hint);
+  out += R"(,"created":)";
+  out += std::to_string(created);
+  out += "}";
+  return out;
+}
+
+// -- endpoints ------------------------------------------------------------------------------------
+
+void create_user(const std::shared_ptr<const api_context>& api, http::request& req,
+                 http::responder& res) {
+  if (api->cfg->signup == config::signup_mode::admin) {
+    auto token = bearer_token(req.authorization);
+    const auto& admin = api->cfg->admin_token;
+    if (token.size() != admin.size() || admin.empty()
+        || CRYPTO_memcmp(token.data(), admin.data(), admin.size()) != 0) {
+      return send_error(res, error{errc::unauthorized,
+                                   "Sign-up is restricted: send the admin token as 'Bearer "
+                                   "<IB_ADMIN_TOKEN>'.",
+                                   {}, "invalid_admin_token"});
+    }
+  }
+  rapidjson::Document doc;
+  if (!parse_object(*api, req.body, doc, res)) {
+    return;
+  }
+  auto email = providers::json::get_string(doc, "email");
+  if (!email || !is_plausible_email(*email)) {
+    return send_error(res, error{errc::invalid_request,
+                                 "'email' must be a valid email address", "email",
+                                 "invalid_email"});
+  }
+  auto cmd = std::make_shared<actors::create_user_cmd>();
+  cmd->email.assign(email->data(), email->size());
+  auto shared = std::make_shared<http::responder>(std::move(res));
+  cmd->done = [shared](result<actors::created_user> r) {
+    if (!r) {
+      auto err = r.error();
+      http::header_list extra;
+      if (err.code == errc::conflict) {
+        err.param = "email";
+        err.detail_code = "email_taken";
+        extra.emplace_back("x-should-retry", "false");
+      }
+      return send_error(*shared, err, std::move(extra));
+    }
+    std::string body = R"({"id":)";
+    append_json_string(body, r->id);
+    body += R"(,"email":)";
+    append_json_string(body, r->email);
+    body += R"(,"api_key":)";
+    append_json_string(body, r->api_key);
+    body += R"(,"created":)";
+    body += std::to_string(r->created);
+    body += "}";
+    shared->send(json_response(201, std::move(body)));
+  };
+  caf::anon_send(api->key_actor, actors::mkuser_atom::value, std::move(cmd));
+}
+
+void create_key(const std::shared_ptr<const api_context>& api, http::request& req,
+                http::responder& res) {
+  auto user = authenticate(*api, req, res);
+  if (!user) {
+    return;
+  }
+  rapidjson::Document doc;
+  if (!parse_object(*api, req.body, doc, res)) {
+    return;
+  }
+  auto provider = providers::json::get_string(doc, "provider");
+  if (!provider || api->cfg->find_provider(*provider) == nullptr) {
+    return send_error(res, error{errc::invalid_request,
+                                 "'provider' must be one of: " + api->provider_list, "provider",
+                                 "unknown_provider"});
+  }
+  auto key = providers::json::get_string(doc, "api_key");
+  if (!key || key->empty() || key->size() > 4096 || !is_safe_secret(*key)) {
+    return send_error(res, error{errc::invalid_request,
+                                 "'api_key' must be a non-empty string of at most 4096 printable "
+                                 "characters",
+                                 "api_key", "invalid_api_key_value"});
+  }
+  auto cmd = std::make_shared<actors::put_key_cmd>();
+  cmd->user_id = user->id;
+  cmd->provider.assign(provider->data(), provider->size());
+  cmd->api_key.assign(key->data(), key->size());
+  auto shared = std::make_shared<http::responder>(std::move(res));
+  cmd->done = [shared](result<actors::key_info> r) {
+    if (!r) {
+      return send_error(*shared, r.error());
+    }
+    shared->send(json_response(r->replaced ? 200 : 201, key_json(r->provider, r->hint, r->created)));
+  };
+  caf::anon_send(api->key_actor, actors::putkey_atom::value, std::move(cmd));
+}
+
+void list_keys(const std::shared_ptr<const api_context>& api, http::request& req,
+               http::responder& res) {
+  auto user = authenticate(*api, req, res);
+  if (!user) {
+    return;
+  }
+  std::vector<const actors::user_key*> keys;
+  for (const auto& k : user->keys) {
+    keys.push_back(&k);
+  }
+  std::sort(keys.begin(), keys.end(),
+            [](const auto* a, const auto* b) { return a->provider < b->provider; });
+  std::string body = R"({"object":"list","data":[)";
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (i != 0) {
+      body.push_back(',');
+    }
+    body += key_json(keys[i]->provider, keys[i]->hint, keys[i]->created);
+  }
+  body += "]}";
+  res.send(json_response(200, std::move(body)));
+}
+
+void delete_key(const std::shared_ptr<const api_context>& api, http::request& req,
+                std::string_view provider, http::responder& res) {
+  auto user = authenticate(*api, req, res);
+  if (!user) {
+    return;
+  }
+  auto cmd = std::make_shared<actors::delete_key_cmd>();
+  cmd->user_id = user->id;
+  cmd->provider.assign(provider.data(), provider.size());
+  auto shared = std::make_shared<http::responder>(std::move(res));
+  cmd->done = [shared, name = cmd->provider](result<bool> r) {
+    if (!r) {
+      return send_error(*shared, r.error());
+    }
+    if (!*r) {
+      return send_error(*shared, error{errc::not_found, "You have no key for provider '" + name
+                                                            + "'.",
+                                       "provider", "key_not_found"});
+    }
+    http::response ok;
+    ok.status = 204;
+    ok.content_type.clear();
+    shared->send(std::move(ok));
+  };
+  caf::anon_send(api->key_actor, actors::delkey_atom::value, std::move(cmd));
+}
+
+void chat_completions(const std::shared_ptr<const api_context>& api, http::request& req,
+                      http::responder& res) {
+  auto start = steady::now();
+  auto user = authenticate(*api, req, res);
+  if (!user) {
+    return;
+  }
+  const auto& cfg = *api->cfg;
+  auto parsed = providers::parse_chat_request(std::move(req.body),
+                                              {.max_depth = cfg.limits_.max_json_depth});
+  if (!parsed) {
+    return send_error(res, parsed.error());
+  }
+  auto ctx = std::make_shared<actors::request_context>();
+  const auto& model = parsed->model;
+  if (const auto* tier = cfg.find_tier(model)) {
+    ctx->tier = tier->name;
+    ctx->plan = tier->entries;
+  } else if (auto slash = model.find('/'); slash != std::string::npos
+                                           && cfg.find_provider(model.substr(0, slash)) != nullptr
+                                           && slash + 1 < model.size()) {
+    ctx->plan.push_back(config::tier_entry{model.substr(0, slash), model.substr(slash + 1)});
+  } else {
+    std::string tiers;
+    for (const auto& t : cfg.tiers) {
+      if (!tiers.empty()) {
+        tiers += ", ";
+      }
+      tiers += t.name;
+    }
+    return send_error(res, error{errc::not_found,
+                                 "The model '" + model + "' does not exist. Use a tier (" + tiers
+                                     + ") or provider/model with one of: " + api->provider_list
+                                     + ".",
+                                 "model", "model_not_found"});
+  }
+  auto timeout = cfg.limits_.request_timeout;
+  if (!req.timeout_ms.empty()) {
+    std::int64_t ms = 0;
+    auto [end, ec] = std::from_chars(req.timeout_ms.data(),
+                                     req.timeout_ms.data() + req.timeout_ms.size(), ms);
+    if (ec != std::errc{} || end != req.timeout_ms.data() + req.timeout_ms.size() || ms <= 0) {
+      return send_error(res, error{errc::invalid_request,
+                                   "x-inferbridge-timeout-ms must be a positive integer",
+                                   "x-inferbridge-timeout-ms"});
+    }
+    timeout = std::min(timeout, std::chrono::milliseconds(ms));
+  }
+  ctx->id = new_request_id();
+  ctx->start = start;
+  ctx->start_unix_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+  ctx->deadline = start + timeout;
+  ctx->request = std::make_shared<const providers::chat_request>(std::move(*parsed));
+  ctx->user = std::move(user);
+  ctx->responder = std::move(res);
+  ctx->deps = api->deps;
+  actors::spawn_request_actor(*api->sys, std::move(ctx));
+}
+
+void list_requests(const std::shared_ptr<const api_context>& api, http::request& req,
+                   http::responder& res) {
+  auto user = authenticate(*api, req, res);
+  if (!user) {
+    return;
+  }
+  std::size_t limit = 20;
+  if (auto v = http::query_param(req.query(), "limit"); !v.empty()) {
+    unsigned n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc{} || end != v.data() + v.size() || n == 0 || n > 100) {
+      return send_error(res, error{errc::invalid_request,
+                                   "'limit' must be an integer from 1 to 100", "limit"});
+    }
+    limit = n;
+  }
+  auto cmd = std::make_shared<actors::list_requests_cmd>();
+  cmd->user_id = user->id;
+  cmd->limit = limit;
+  cmd->before = std::string(http::query_param(req.query(), "before"));
+  auto shared = std::make_shared<http::responder>(std::move(res));
+  cmd->done = [shared](result<std::string> r) {
+    if (!r) {
+      return send_error(*shared, r.error());
+    }
+    shared->send(json_response(200, std::move(*r)));
+  };
+  caf::anon_send(api->metrics_actor, actors::listreq_atom::value, std::move(cmd));
+}
+
+void readiness(const std::shared_ptr<const api_context>& api, http::responder& res) {
+  auto now = steady::now();
+  bool any_usable = false;
+  std::string providers = "{";
+  for (const auto& slot : api->deps->board->slots) {
+    auto snap = slot->load();
+    auto state = snap->state;
+    if (state == breaker_state::open && now >= snap->retry_at) {
+      state = breaker_state::half_open;
+    }
+    any_usable = any_usable || state != breaker_state::open;
+    if (providers.size() > 1) {
+      providers.push_back(',');
+    }
+    append_json_string(providers, slot->provider);
+    providers.push_back(':');
+    append_json_string(providers, to_string(state));
+  }
+  providers.push_back('}');
+  std::string body = R"({"status":)";
+  body += any_usable ? R"("ready")" : R"("unavailable")";
+  body += R"(,"store":"open","providers":)";
+  body += providers;
+  body += "}";
+  res.send(json_response(any_usable ? 200 : 503, std::move(body)));
+}
+
+}  // namespace
+
+std::string render_models(const config::config& cfg, std::int64_t created) {
+  std::string out = R"({"object":"list","data":[)";
+  bool first = true;
+  auto add = [&](std::string_view id, std::string_view owner) {
+    if (!first) {
+      out.push_back(',');
+    }
+    first = false;
+    out += R"({"id":)";
+    append_json_string(out, id);
+    out += R"(,"object":"model","created":)";
+    out += std::to_string(created);
+    out += R"(,"owned_by":)";
+    append_json_string(out, owner);
+    out += "}";
+  };
+  for (const auto& t : cfg.tiers) {
+    add(t.name, "inferbridge");
+  }
+  for (const auto& p : cfg.providers) {
+    for (const auto& m : p.models) {
+      add(p.name + "/" + m, p.name);
+    }
+  }
+  out += "]}";
+  return out;
+}
+
+bool is_plausible_email(std::string_view email) noexcept {
+  if (email.size() < 3 || email.size() > 254) {
+    return false;
+  }
+  auto at = email.find('@');
+  if (at == 0 || at == std::string_view::npos || email.find('@', at + 1) != std::string_view::npos) {
+    return false;
+  }
+  auto domain = email.substr(at + 1);
+  if (domain.empty() || domain.find('.') == std::string_view::npos || domain.front() == '.'
+      || domain.back() == '.') {
+    return false;
+  }
+  return std::none_of(email.begin(), email.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u <= 0x20 || u == 0x7f || c == '"' || c == '\\' || c == '<' || c == '>';
+  });
+}
+
+void handle(const std::shared_ptr<const api_context>& api, http::request&& req,
+            http::responder&& res) {
+  auto m = http::match_route(req.method, req.path());
+  switch (m.route) {
+    case http::route::none: {
+      if (m.error == errc::method_not_allowed) {
+        return send_error(res,
+                          error{errc::method_not_allowed,
+                                std::string("Method ") + std::string(http::to_string(req.method))
+                                    + " is not allowed on " + std::string(req.path()) + "."},
+                          {{"allow", std::string(m.allow)}});
+      }
+      return send_error(res, error{errc::not_found, "Unknown path " + std::string(req.path())
+                                                        + ". See the OpenAI-compatible endpoints "
+                                                          "under /v1."});
+    }
+    case http::route::create_user:
+      return create_user(api, req, res);
+    case http::route::create_key:
+      return create_key(api, req, res);
+    case http::route::list_keys:
+      return list_keys(api, req, res);
+    case http::route::delete_key:
+      return delete_key(api, req, m.param, res);
+    case http::route::chat_completions:
+      return chat_completions(api, req, res);
+    case http::route::list_models: {
+      if (!authenticate(*api, req, res)) {
+        return;
+      }
+      return res.send(json_response(200, api->models_body));
+    }
+    case http::route::list_requests:
+      return list_requests(api, req, res);
+    case http::route::metrics: {
+      if (!req.from_loopback && !api->cfg->metrics_public) {
+        return send_error(res, error{errc::forbidden,
+                                     "/metrics is served to loopback clients only (set "
+                                     "metrics.public to change this)"});
+      }
+      http::response r;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = api->deps->registry->serialize();
+      return res.send(std::move(r));
+    }
+    case http::route::healthz:
+      return res.send(json_response(200, R"({"status":"ok"})"));
+    case http::route::readyz:
+      return readiness(api, res);
+  }
+}
+
+}  // namespace ib::app

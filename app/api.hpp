@@ -1,0 +1,41 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "actors/request_actor.hpp"
+#include "http/server.hpp"
+
+namespace ib::actors {
+struct key_directory;
+}
+
+namespace ib::app {
+
+/// Everything the endpoint functions need; built once by the gateway.
+struct api_context {
+  caf::actor_system* sys = nullptr;
+  std::shared_ptr<const config::config> cfg;
+  std::shared_ptr<actors::key_directory> keys;
+  caf::actor key_actor;
+  caf::actor metrics_actor;
+  std::shared_ptr<const actors::gateway_deps> deps;
+  std::string models_body;  ///< GET /v1/models, rendered once
+  std::string provider_list;  ///< "openai, anthropic, ..." for error messages
+};
+
+/// Renders the body of GET /v1/models: the tiers, then each provider's models as provider/model.
+std::string render_models(const config::config& cfg, std::int64_t created);
+
+/// A valid-looking email address (length, one `@`, a dot in the domain, no spaces or controls).
+bool is_plausible_email(std::string_view email) noexcept;
+
+/// The HTTP handler: routes one request to its endpoint. Runs on an I/O thread; never blocks:
+/// writes go to the key actor, chat requests to a new request actor, reads come from snapshots.
+void handle(const std::shared_ptr<const api_context>& api, http::request&& req,
+            http::responder&& res);
+
+}  // namespace ib::app

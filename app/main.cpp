@@ -1,0 +1,80 @@
+// inferbridge: argv/env -> config::load -> run. The only code no test links.
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "app/gateway.hpp"
+#include "config/load.hpp"
+
+namespace {
+
+constexpr const char* usage =
+    "usage: inferbridge [--config PATH] [--check-config]\n"
+    "       inferbridge rotate-master-key [--config PATH]\n"
+    "\n"
+    "Runs the InferBridge gateway. Without --config (or IB_CONFIG) the embedded default\n"
+    "configuration is used. Environment: IB_LISTEN, IB_DATA_DIR, IB_MASTER_KEY, IB_ADMIN_TOKEN,\n"
+    "IB_<PROVIDER>_BASE_URL.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check = false;
+  bool rotate = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      config_path = arg.substr(9);
+    } else if (arg == "--check-config") {
+      check = true;
+    } else if (arg == "rotate-master-key") {
+      rotate = true;
+    } else if (arg == "--help" || arg == "-h") {
+      std::fputs(usage, stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "inferbridge: unknown argument '%s'\n%s", arg.c_str(), usage);
+      return 2;
+    }
+  }
+  auto env = ib::config::process_env();
+  if (config_path.empty()) {
+    if (auto it = env.find("IB_CONFIG"); it != env.end()) {
+      config_path = it->second;
+    }
+  }
+  ib::result<ib::config::config> cfg = ib::errc::internal;
+  if (config_path.empty()) {
+    cfg = ib::config::load_default(env);
+  } else {
+    std::ifstream in(config_path, std::ios::binary);
+    if (!in) {
+      std::fprintf(stderr, "inferbridge: cannot read config file %s: %s\n", config_path.c_str(),
+                   std::strerror(errno));
+      return 2;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    cfg = ib::config::load(text.str(), env);
+  }
+  if (!cfg) {
+    std::fprintf(stderr, "inferbridge: invalid configuration%s%s: %s\n",
+                 config_path.empty() ? "" : " in ", config_path.c_str(),
+                 cfg.error().message.c_str());
+    return 2;
+  }
+  if (check) {
+    std::fputs(ib::config::describe(*cfg).c_str(), stdout);
+    std::fputs("configuration OK\n", stdout);
+    return 0;
+  }
+  if (rotate) {
+    return ib::app::rotate_master_key(*cfg);
+  }
+  return ib::app::run_gateway(*cfg);
+}

@@ -1,0 +1,590 @@
+#include "http/client.hpp"
+
+#include <array>
+#include <charconv>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <openssl/ssl.h>
+
+namespace ib::http {
+
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+using steady = std::chrono::steady_clock;
+using error_code = boost::system::error_code;
+using strand_t = net::strand<net::io_context::executor_type>;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+/// One keep-alive connection: plain TCP or TLS over TCP.
+struct connection {
+  std::optional<tcp::socket> plain;
+  std::optional<ssl::stream<tcp::socket>> tls;
+  beast::flat_buffer buffer;
+  steady::time_point idle_since{};
+
+  tcp::socket& socket() { return tls ? tls->next_layer() : *plain; }
+};
+
+bool is_blank(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+bool is_disconnect(const error_code& ec) {
+  return ec == net::error::eof || ec == net::error::connection_reset
+         || ec == net::error::broken_pipe || ec == bhttp::error::end_of_stream
+         || ec == ssl::error::stream_truncated || ec == net::error::connection_aborted;
+}
+
+}  // namespace
+
+// -- pool state -----------------------------------------------------------------------------------
+
+class exchange;
+
+struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
+  impl(net::io_context& io, client_options o) : io(io), opts(std::move(o)), tls(ssl::context::tls_client) {
+    if (opts.endpoint.tls) {
+      tls.set_default_verify_paths();
+      if (!opts.ca_file.empty()) {
+        error_code ec;
+        tls.load_verify_file(opts.ca_file, ec);
+      }
+      tls.set_verify_mode(ssl::verify_peer);
+    }
+    host_header = opts.endpoint.host;
+    bool default_port = (opts.endpoint.tls && opts.endpoint.port == 443)
+                        || (!opts.endpoint.tls && opts.endpoint.port == 80);
+    if (host_header.find(':') != std::string::npos) {
+      host_header = "[" + host_header + "]";  // an IPv6 literal
+    }
+    if (!default_port) {
+      host_header += ":" + std::to_string(opts.endpoint.port);
+    }
+  }
+
+  std::unique_ptr<connection> take_idle() {
+    std::lock_guard lock{mutex};
+    auto now = steady::now();
+    while (!idle.empty()) {
+      auto c = std::move(idle.back());
+      idle.pop_back();
+      if (now - c->idle_since < opts.max_idle) {
+        ++reuses;
+        return c;
+      }
+    }
+    return nullptr;
+  }
+
+  void give_back(std::unique_ptr<connection> c) {
+    c->idle_since = steady::now();
+    std::lock_guard lock{mutex};
+    if (closed || idle.size() >= opts.pool_size) {
+      return;  // closed by its destructor, outside nothing else references it
+    }
+    idle.push_back(std::move(c));
+  }
+
+  net::io_context& io;
+  client_options opts;
+  ssl::context tls;
+  std::string host_header;
+
+  mutable std::mutex mutex;
+  std::vector<std::unique_ptr<connection>> idle;
+  std::unordered_map<std::uint64_t, std::weak_ptr<exchange>> in_flight;
+  std::uint64_t next_id = 1;
+  std::uint64_t connects = 0;
+  std::uint64_t reuses = 0;
+  bool closed = false;
+};
+
+// -- one exchange ---------------------------------------------------------------------------------
+
+class exchange : public exchange_control, public std::enable_shared_from_this<exchange> {
+ public:
+  exchange(std::shared_ptr<upstream_pool::impl> pool, outgoing_request req,
+           std::shared_ptr<exchange_handler> handler)
+      : pool_(std::move(pool)),
+        strand_(net::make_strand(pool_->io)),
+        timer_(strand_),
+        pause_timer_(strand_),
+        req_(std::move(req)),
+        handler_(std::move(handler)) {}
+
+  ~exchange() override {
+    if (!completed_ && handler_) {
+      exchange_result r;
+      r.failure = outcome::provider_down;
+      handler_->on_complete(std::move(r));
+    }
+  }
+
+  void launch(std::uint64_t id) {
+    id_ = id;
+    start_ = steady::now();
+    auto total = start_ + pool_->opts.total_timeout;
+    deadline_is_request_ = req_.deadline <= total;
+    total_deadline_ = std::min(total, req_.deadline);
+    net::co_spawn(strand_, run(), [self = shared_from_this()](std::exception_ptr e) {
+      if (e) {
+        self->abandon_connection();
+        self->complete(outcome::bad_response);
+      }
+      self->unregister();
+    });
+  }
+
+  void cancel() override { abort(outcome::cancelled); }
+
+  void abort(outcome why) {
+    net::post(strand_, [self = shared_from_this(), why] {
+      if (self->completed_) {
+        return;
+      }
+      self->forced_ = why;
+      self->close_socket();
+      self->timer_.cancel();
+      self->pause_timer_.cancel();
+    });
+  }
+
+  void resume() override {
+    net::post(strand_, [self = shared_from_this()] {
+      self->resume_requested_ = true;
+      self->pause_timer_.cancel();
+    });
+  }
+
+ private:
+  enum class stage : std::uint8_t { connecting, waiting, receiving };
+
+  // -- deadline watchdog --------------------------------------------------------------------------
+  void arm(steady::time_point t) {
+    deadline_ = std::min(t, total_deadline_);
+    if (!watching_) {
+      watching_ = true;
+      timer_.expires_at(deadline_);
+      watch();
+    } else if (deadline_ < timer_.expiry()) {
+      timer_.expires_at(deadline_);
+    }
+  }
+
+  void watch() {
+    timer_.async_wait([self = shared_from_this()](error_code) {
+      if (self->completed_ || self->forced_ != outcome::success) {
+        self->watching_ = false;
+        return;
+      }
+      auto now = steady::now();
+      if (self->deadline_ <= now) {
+        self->watching_ = false;
+        self->timed_out_ = self->timeout_kind(now);
+        self->close_socket();
+        self->pause_timer_.cancel();
+        return;
+      }
+      self->timer_.expires_at(self->deadline_);
+      self->watch();
+    });
+  }
+
+  outcome timeout_kind(steady::time_point now) const {
+    if (deadline_is_request_ && now >= req_.deadline) {
+      return outcome::deadline;
+    }
+    if (now >= total_deadline_) {
+      return outcome::total_timeout;
+    }
+    switch (stage_) {
+      case stage::connecting:
+        return outcome::connect_timeout;
+      case stage::waiting:
+        return outcome::first_byte_timeout;
+      case stage::receiving:
+        break;
+    }
+    return payload_seen_ ? outcome::total_timeout : outcome::first_byte_timeout;
+  }
+
+  void close_socket() {
+    if (conn_) {
+      error_code ec;
+      conn_->socket().close(ec);
+    }
+    if (resolver_) {
+      resolver_->cancel();
+    }
+  }
+
+  /// The failure to report for an I/O error `ec`, taking timeouts and aborts into account.
+  outcome failure_for(const error_code& ec, outcome io_default) const {
+    if (forced_ != outcome::success) {
+      return forced_;
+    }
+    if (timed_out_ != outcome::success) {
+      return timed_out_;
+    }
+    (void)ec;
+    return io_default;
+  }
+
+  // -- the exchange -------------------------------------------------------------------------------
+  net::awaitable<void> run() {
+    if (forced_ != outcome::success) {
+      complete(forced_);
+      co_return;
+    }
+    conn_ = pool_->take_idle();
+    bool reused = conn_ != nullptr;
+    for (int attempt = 0;; ++attempt) {
+      if (!conn_) {
+        reused = false;
+        if (!co_await connect()) {
+          co_return;
+        }
+      }
+      bool retry = false;
+      if (conn_->tls) {
+        retry = !co_await exchange_on(*conn_->tls, reused && attempt == 0);
+      } else {
+        retry = !co_await exchange_on(*conn_->plain, reused && attempt == 0);
+      }
+      if (!retry) {
+        co_return;
+      }
+      // A pooled connection the server had already closed: one retry on a fresh one.
+      abandon_connection();
+    }
+  }
+
+  net::awaitable<bool> connect() {
+    stage_ = stage::connecting;
+    arm(steady::now() + pool_->opts.connect_timeout);
+    const auto& ep = pool_->opts.endpoint;
+    resolver_.emplace(strand_);
+    auto [rec, results] =
+        co_await resolver_->async_resolve(ep.host, std::to_string(ep.port), use_tuple);
+    resolver_.reset();
+    if (rec || results.empty()) {
+      complete(failure_for(rec, outcome::connect_error));
+      co_return false;
+    }
+    conn_ = std::make_unique<connection>();
+    if (ep.tls) {
+      conn_->tls.emplace(tcp::socket(strand_), pool_->tls);
+    } else {
+      conn_->plain.emplace(strand_);
+    }
+    auto [cec, endpoint] = co_await net::async_connect(conn_->socket(), results, use_tuple);
+    (void)endpoint;
+    if (cec) {
+      abandon_connection();
+      complete(failure_for(cec, outcome::connect_error));
+      co_return false;
+    }
+    error_code ignored;
+    conn_->socket().set_option(tcp::no_delay(true), ignored);
+    if (ep.tls) {
+      auto* native = conn_->tls->native_handle();
+      if (!SSL_set_tlsext_host_name(native, ep.host.c_str())) {
+        abandon_connection();
+        complete(outcome::connect_error);
+        co_return false;
+      }
+      conn_->tls->set_verify_callback(ssl::host_name_verification(ep.host));
+      auto [hec] = co_await conn_->tls->async_handshake(ssl::stream_base::client, use_tuple);
+      if (hec) {
+        abandon_connection();
+        complete(failure_for(hec, outcome::connect_error));
+        co_return false;
+      }
+    }
+    {
+      std::lock_guard lock{pool_->mutex};
+      ++pool_->connects;
+    }
+    co_return true;
+  }
+
+  std::string render_head() const {
+    std::string out;
+    out.reserve(256 + req_.target.size());
+    out += "POST ";
+    out += req_.target;
+    out += " HTTP/1.1\r\nhost: ";
+    out += pool_->host_header;
+    out += "\r\nuser-agent: inferbridge\r\ncontent-length: ";
+    char num[24];
+    auto [end, ec] = std::to_chars(num, num + sizeof num, req_.body.size());
+    (void)ec;
+    out.append(num, end);
+    out += "\r\n";
+    for (const auto& [name, value] : req_.headers) {
+      out += name;
+      out += ": ";
+      out += value;
+      out += "\r\n";
+    }
+    out += "\r\n";
+    return out;
+  }
+
+  /// Runs the exchange on an open connection. Returns false when the caller should retry on a
+  /// fresh connection (a reused one turned out dead before any response byte).
+  template <class Stream>
+  net::awaitable<bool> exchange_on(Stream& stream, bool may_retry) {
+    stage_ = stage::waiting;
+    sent_at_ = steady::now();
+    arm(sent_at_ + pool_->opts.first_byte_timeout);
+    std::string head = render_head();
+    std::array<net::const_buffer, 2> bufs{net::buffer(head), net::buffer(req_.body)};
+    auto [wec, wn] = co_await net::async_write(stream, bufs, use_tuple);
+    (void)wn;
+    if (wec) {
+      if (may_retry && forced_ == outcome::success && timed_out_ == outcome::success) {
+        co_return false;
+      }
+      abandon_connection();
+      complete(failure_for(wec, outcome::reset));
+      co_return true;
+    }
+
+    bhttp::response_parser<bhttp::buffer_body> parser;
+    parser.body_limit(boost::none);
+    parser.header_limit(64 * 1024);
+    auto [hec, hn] = co_await bhttp::async_read_header(stream, conn_->buffer, parser, use_tuple);
+    (void)hn;
+    if (hec) {
+      if (may_retry && is_disconnect(hec) && forced_ == outcome::success
+          && timed_out_ == outcome::success) {
+        co_return false;
+      }
+      abandon_connection();
+      complete(failure_for(hec, is_disconnect(hec) ? outcome::reset : outcome::bad_response));
+      co_return true;
+    }
+    result_.reused_connection = may_retry;
+    stage_ = stage::receiving;
+    auto& msg = parser.get();
+    result_.head.status = static_cast<int>(msg.result_int());
+    if (auto it = msg.find(bhttp::field::content_type); it != msg.end()) {
+      result_.head.content_type.assign(it->value().data(), it->value().size());
+    }
+    if (auto it = msg.find(bhttp::field::retry_after); it != msg.end()) {
+      result_.head.retry_after.assign(it->value().data(), it->value().size());
+    }
+    if (auto it = msg.find("retry-after-ms"); it != msg.end()) {
+      result_.head.retry_after_ms.assign(it->value().data(), it->value().size());
+    }
+    bool keep_alive = msg.keep_alive();
+    int status = result_.head.status;
+    bool streaming = req_.stream && status >= 200 && status < 300;
+    if (status >= 100 && status < 200) {
+      // Interim responses are not expected for our requests; treat as a broken upstream.
+      abandon_connection();
+      complete(outcome::bad_response);
+      co_return true;
+    }
+    if (streaming) {
+      handler_->on_head(result_.head);
+    }
+
+    std::array<char, 16384> chunk;
+    bool stopped = false;
+    while (!parser.is_done()) {
+      msg.body().data = chunk.data();
+      msg.body().size = chunk.size();
+      auto [rec, rn] = co_await bhttp::async_read_some(stream, conn_->buffer, parser, use_tuple);
+      (void)rn;
+      std::size_t got = chunk.size() - msg.body().size;
+      if (rec == bhttp::error::need_buffer) {
+        rec = {};
+      }
+      if (got > 0) {
+        std::string_view piece(chunk.data(), got);
+        if (streaming) {
+          auto action = handler_->on_body(piece);
+          if (action.payload) {
+            payload_seen_ = true;
+            arm(steady::now() + pool_->opts.first_byte_timeout);
+          }
+          if (action.stop) {
+            stopped = true;
+            break;
+          }
+          if (action.pause) {
+            co_await wait_resume();
+            if (forced_ != outcome::success || timed_out_ != outcome::success) {
+              abandon_connection();
+              complete(failure_for({}, outcome::cancelled));
+              co_return true;
+            }
+          }
+        } else {
+          if (!payload_seen_) {
+            for (char c : piece) {
+              if (!is_blank(c)) {
+                payload_seen_ = true;
+                arm(total_deadline_);
+                break;
+              }
+            }
+          }
+          if (result_.body.size() + piece.size() > pool_->opts.max_body_bytes) {
+            abandon_connection();
+            complete(outcome::bad_response);
+            co_return true;
+          }
+          result_.body.append(piece);
+        }
+      }
+      if (rec) {
+        abandon_connection();
+        complete(failure_for(rec, is_disconnect(rec) || rec == bhttp::error::partial_message
+                                      ? outcome::reset
+                                      : outcome::bad_response));
+        co_return true;
+      }
+    }
+    if (stopped || !keep_alive || forced_ != outcome::success
+        || timed_out_ != outcome::success || conn_->buffer.size() != 0) {
+      abandon_connection();
+    } else {
+      pool_->give_back(std::move(conn_));
+    }
+    complete(outcome::success);
+    co_return true;
+  }
+
+  net::awaitable<void> wait_resume() {
+    // While paused for a slow client, only the total deadline applies.
+    auto saved = deadline_;
+    deadline_ = total_deadline_;
+    while (!resume_requested_ && forced_ == outcome::success && timed_out_ == outcome::success) {
+      pause_timer_.expires_at(steady::time_point::max());
+      co_await pause_timer_.async_wait(use_tuple);
+    }
+    resume_requested_ = false;
+    deadline_ = std::max(saved, steady::now() + pool_->opts.first_byte_timeout);
+    deadline_ = std::min(deadline_, total_deadline_);
+    if (timer_.expiry() > deadline_) {
+      timer_.expires_at(deadline_);
+    }
+  }
+
+  void abandon_connection() {
+    if (conn_) {
+      error_code ec;
+      conn_->socket().close(ec);
+      conn_.reset();
+    }
+  }
+
+  void complete(outcome why) {
+    if (completed_) {
+      return;
+    }
+    completed_ = true;
+    timer_.cancel();
+    result_.failure = why;
+    auto h = std::move(handler_);
+    h->on_complete(std::move(result_));
+  }
+
+  void unregister() {
+    std::lock_guard lock{pool_->mutex};
+    pool_->in_flight.erase(id_);
+  }
+
+  std::shared_ptr<upstream_pool::impl> pool_;
+  strand_t strand_;
+  net::steady_timer timer_;
+  net::steady_timer pause_timer_;
+  std::optional<tcp::resolver> resolver_;
+  outgoing_request req_;
+  std::shared_ptr<exchange_handler> handler_;
+  std::unique_ptr<connection> conn_;
+  exchange_result result_;
+  std::uint64_t id_ = 0;
+  steady::time_point start_{};
+  steady::time_point sent_at_{};
+  steady::time_point total_deadline_{};
+  steady::time_point deadline_{};
+  bool deadline_is_request_ = false;
+  bool watching_ = false;
+  bool completed_ = false;
+  bool payload_seen_ = false;
+  bool resume_requested_ = false;
+  stage stage_ = stage::connecting;
+  outcome forced_ = outcome::success;
+  outcome timed_out_ = outcome::success;
+
+  friend class ib::http::upstream_pool;
+};
+
+// -- pool -----------------------------------------------------------------------------------------
+
+upstream_pool::upstream_pool(net::io_context& io, client_options opts)
+    : impl_(std::make_shared<impl>(io, std::move(opts))) {}
+
+upstream_pool::~upstream_pool() { shutdown(); }
+
+std::shared_ptr<exchange_control> upstream_pool::start(outgoing_request req,
+                                                       std::shared_ptr<exchange_handler> handler) {
+  auto ex = std::make_shared<exchange>(impl_, std::move(req), std::move(handler));
+  std::uint64_t id = 0;
+  bool closed = false;
+  {
+    std::lock_guard lock{impl_->mutex};
+    closed = impl_->closed;
+    id = impl_->next_id++;
+    if (!closed) {
+      impl_->in_flight.emplace(id, ex);
+    }
+  }
+  if (closed) {
+    ex->abort(outcome::provider_down);
+  }
+  ex->launch(id);
+  return ex;
+}
+
+void upstream_pool::shutdown() {
+  std::vector<std::shared_ptr<exchange>> live;
+  std::vector<std::unique_ptr<connection>> idle;
+  {
+    std::lock_guard lock{impl_->mutex};
+    impl_->closed = true;
+    for (auto& [id, weak] : impl_->in_flight) {
+      if (auto ex = weak.lock()) {
+        live.push_back(std::move(ex));
+      }
+    }
+    idle.swap(impl_->idle);
+  }
+  for (auto& ex : live) {
+    ex->abort(outcome::provider_down);
+  }
+  // Idle connections are closed by their destructors here; no I/O is pending on them.
+}
+
+upstream_pool::counters upstream_pool::stats() const {
+  std::lock_guard lock{impl_->mutex};
+  return {impl_->connects, impl_->reuses, impl_->idle.size(), impl_->in_flight.size()};
+}
+
+}  // namespace ib::http
