@@ -138,7 +138,7 @@ caf::behavior supervisor(supervisor_actor* self, supervisor_options opts,
         auto current = st.b.state(now);
         if (current != breaker_state::half_open || r->probe) {
           auto before_failures = st.b.consecutive_failures();
-          if (auto t = st.b.record(r->result, now)) {
+          if (auto t = st.b.record(r->result, now, r->admitted_at)) {
             std::string why;
             if (t->to == breaker_state::open && t->from == breaker_state::closed) {
               why = std::to_string(before_failures + 1) + " consecutive failures or failure ratio";

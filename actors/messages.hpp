@@ -123,6 +123,7 @@ struct attempt_report {
   std::string user_id;
   outcome result = outcome::success;
   bool probe = false;
+  steady_time admitted_at{};  ///< when the attempt was admitted (started)
   std::chrono::microseconds latency{0};
   std::string retry_after;
   std::string retry_after_ms;

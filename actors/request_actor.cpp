@@ -226,6 +226,7 @@ void report(request_actor_t* self, const attempt_result& r) {
   rep->user_id = st.ctx->user->id;
   rep->result = r.result;
   rep->probe = st.probe;
+  rep->admitted_at = st.attempt_start;
   rep->latency = r.latency;
   rep->retry_after = r.retry_after;
   rep->retry_after_ms = r.retry_after_ms;

@@ -38,13 +38,23 @@ struct timeouts {
 /// A parsed `base_url`: `https://api.openai.com/v1` -> {true, "api.openai.com", 443, "/v1"}.
 struct url {
   bool tls = true;
-  std::string host;
+  std::string host;  ///< lower-cased; an IPv6 literal without its brackets
   std::uint16_t port = 443;
   std::string path;  ///< without a trailing slash; may be empty
 };
 
 /// Parses an absolute http(s) URL (no query, no fragment, no userinfo).
 result<url> parse_url(std::string_view text);
+
+/// A parsed `listen` address.
+struct host_port {
+  std::string host;  ///< a host name or IPv4 literal, or an IPv6 literal without its brackets
+  std::uint16_t port = 0;
+};
+
+/// Parses `HOST:PORT` or `[IPv6]:PORT` (port 0..65535; 0 = ephemeral). The error message says
+/// what was expected; the caller prefixes the field name.
+result<host_port> parse_host_port(std::string_view text);
 
 struct provider_config {
   std::string name;  ///< `openai`, `anthropic`, `groq`, `deepseek`, `together`, `sarvam` or custom
@@ -53,8 +63,8 @@ struct provider_config {
   url endpoint;  ///< `base_url`, parsed
   auth_style auth = auth_style::bearer;
   timeouts timeouts_ms;
-  int pool_size = 64;               ///< idle keep-alive connections kept per provider
-  std::vector<std::string> models;  ///< listed by GET /v1/models as `provider/model`
+  int pool_size = 64;                            ///< idle keep-alive connections kept per provider
+  std::vector<std::string> models;               ///< listed by GET /v1/models as `provider/model`
   std::string anthropic_version = "2023-06-01";  ///< sent as `anthropic-version` (anthropic only)
   std::string dialect;  ///< quirks table to use (providers.md §3); defaults to `name`
 };
@@ -99,7 +109,7 @@ struct config {
   server_config server;
   std::string data_dir = "./data";
   signup_mode signup = signup_mode::open;
-  std::string admin_token;              ///< from IB_ADMIN_TOKEN; required when signup is admin
+  std::string admin_token;               ///< from IB_ADMIN_TOKEN; required when signup is admin
   std::vector<std::string> master_keys;  ///< from IB_MASTER_KEY (comma-separated); may be empty
   limits limits_;
   std::vector<provider_config> providers;  ///< in config order

@@ -9,10 +9,13 @@
 namespace ib::config {
 
 /// Parses a JSON config (comments and trailing commas allowed), applies `env` overrides
-/// (IB_LISTEN, IB_DATA_DIR, IB_MASTER_KEY, IB_ADMIN_TOKEN, IB_<PROVIDER>_BASE_URL) and validates it.
-/// A field missing from `json_text` keeps the default of config.hpp; `providers` and `tiers`,
-/// when present, replace the defaults entirely. Errors name the field path, e.g.
-/// `providers.openai.timeouts_ms.connect: expected a positive integer`.
+/// (IB_LISTEN, IB_DATA_DIR, IB_MASTER_KEY, IB_ADMIN_TOKEN, IB_<PROVIDER>_BASE_URL) and validates
+/// it. A field missing from `json_text` keeps the default of config.hpp; `providers` and `tiers`,
+/// when present, replace the shipped defaults entirely, and when absent come from
+/// `default_json()` (if only `providers` is given, the default tiers keep just the entries whose
+/// provider it defines). Unknown fields are refused. Errors name the field path (or the
+/// environment variable), e.g. `providers.openai.timeouts_ms.connect: expected a positive
+/// integer`; the path is also in `error::param`. An empty environment variable counts as unset.
 result<config> load(std::string_view json_text, const env_map& env);
 
 /// Loads the shipped default with `env` applied.

@@ -16,12 +16,12 @@ using steady_time = std::chrono::steady_clock::time_point;
 
 /// Breaker settings (design §5); the initialisers are the documented defaults.
 struct breaker_config {
-  int consecutive_failures = 5;                    ///< trip after this many failures in a row
-  int window = 20;                                 ///< rolling window: at most this many outcomes
-  std::chrono::milliseconds window_span{30'000};   ///< ... no older than this
-  double failure_ratio = 0.5;                      ///< trip when failures/outcomes >= this
-  int min_requests = 10;                           ///< ratio rule needs this many outcomes
-  std::chrono::milliseconds cooldown{30'000};      ///< first open period
+  int consecutive_failures = 5;                     ///< trip after this many failures in a row
+  int window = 20;                                  ///< rolling window: at most this many outcomes
+  std::chrono::milliseconds window_span{30'000};    ///< ... no older than this
+  double failure_ratio = 0.5;                       ///< trip when failures/outcomes >= this
+  int min_requests = 10;                            ///< ratio rule needs this many outcomes
+  std::chrono::milliseconds cooldown{30'000};       ///< first open period
   std::chrono::milliseconds max_cooldown{300'000};  ///< cap of the doubling open period
   /// A half-open probe that reports nothing within this time is presumed lost (the request
   /// died without telling): another probe may then go. Set it above the provider's total timeout.
@@ -49,14 +49,21 @@ class breaker {
 
   /// Asks to send one request now. Closed: true. Open before the cooldown ends: false. Open after
   /// the cooldown (or half-open with no probe out): moves to half-open, marks the probe as taken
-  /// and returns true. Half-open with a probe out: false.
+  /// and returns true. Half-open with a probe out: false, unless that probe has been out for
+  /// `probe_timeout` (presumed lost: this request becomes the probe and true is returned).
   bool admit(steady_time now);
 
   /// Reports the outcome of an admitted request. Only `counts_against_breaker` outcomes count as
-  /// failures; `success` counts as a success; any other outcome (429, 401, cancelled...) is neutral:
-  /// it does not enter the window, and if it was the half-open probe, the probe slot is released
-  /// so that another request may probe. Returns the transition, if one happened.
+  /// failures; `success` counts as a success; any other outcome (429, 401, cancelled...) is
+  /// neutral: it does not enter the window, and if it was the half-open probe, the probe slot is
+  /// released so that another request may probe. Returns the transition, if one happened.
   std::optional<breaker_transition> record(outcome o, steady_time now);
+
+  /// As `record(o, now)`, for a request admitted at `admitted_at`: a result of a request admitted
+  /// before the current regime began (before the last trip or close, or before the probe that is
+  /// now out) is ignored, so that slow stragglers can neither re-open a freshly closed breaker
+  /// nor be taken for the probe's answer.
+  std::optional<breaker_transition> record(outcome o, steady_time now, steady_time admitted_at);
 
   /// The state as of `now` (an open breaker whose cooldown has passed reads as half-open).
   breaker_state state(steady_time now) const;
@@ -73,6 +80,7 @@ class breaker {
 
  private:
   void trip(steady_time now);
+  void close();
   void prune(steady_time now);
 
   breaker_config cfg_;
@@ -83,6 +91,8 @@ class breaker {
     bool failure;
   };
   std::deque<sample> window_;
+  int window_failures_ = 0;                        ///< failures among `window_`
+  steady_time regime_start_ = steady_time::min();  ///< the last trip or close
   steady_time open_until_{};
   std::chrono::milliseconds cooldown_;
   bool probe_out_ = false;
@@ -96,8 +106,10 @@ struct cooldown_config {
 };
 
 /// Parses `retry-after-ms` (milliseconds, may be fractional) or else `retry-after` (delta seconds,
-/// possibly fractional, or an IMF-fixdate HTTP date, RFC 9110 §10.2.3). `now_unix_ms` is the wall
-/// clock for HTTP dates. Returns nullopt when both are absent or unparseable.
+/// possibly fractional, or an IMF-fixdate HTTP date, RFC 9110 §10.2.3; the obsolete RFC 850 and
+/// asctime forms are accepted too). `now_unix_ms` is the wall clock for HTTP dates; a date in the
+/// past gives 0 ms. An unusable `retry-after-ms` falls through to `retry-after`. Returns nullopt
+/// when both are absent, negative or unparseable.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view retry_after,
                                                            std::string_view retry_after_ms,
                                                            std::int64_t now_unix_ms);

@@ -13,6 +13,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 namespace ib::http {
 
@@ -74,18 +77,27 @@ struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
     }
   }
 
+  /// An idle connection that still looks open, or null. A connection the server has closed
+  /// (EOF or unexpected bytes waiting) or that idled too long is dropped, so that a request is
+  /// never sent on a dead connection and then retried (an LLM call is not idempotent).
   std::unique_ptr<connection> take_idle() {
     std::lock_guard lock{mutex};
     auto now = steady::now();
     while (!idle.empty()) {
       auto c = std::move(idle.back());
       idle.pop_back();
-      if (now - c->idle_since < opts.max_idle) {
+      if (now - c->idle_since < opts.max_idle && looks_open(*c)) {
         ++reuses;
         return c;
       }
     }
     return nullptr;
+  }
+
+  static bool looks_open(connection& c) {
+    char probe;
+    auto n = ::recv(c.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
   void give_back(std::unique_ptr<connection> c) {
@@ -369,10 +381,6 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     auto [hec, hn] = co_await bhttp::async_read_header(stream, conn_->buffer, parser, use_tuple);
     (void)hn;
     if (hec) {
-      if (may_retry && is_disconnect(hec) && forced_ == outcome::success
-          && timed_out_ == outcome::success) {
-        co_return false;
-      }
       abandon_connection();
       complete(failure_for(hec, is_disconnect(hec) ? outcome::reset : outcome::bad_response));
       co_return true;

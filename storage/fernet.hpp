@@ -46,6 +46,7 @@ result<std::string> fernet_decrypt(const fernet_key& key, std::string_view token
 /// Master keys for rotation: encrypt with the first, decrypt with any.
 class fernet_keyring {
  public:
+  /// Throws std::invalid_argument when `keys` is empty (a start-up error, not a data-plane one).
   explicit fernet_keyring(std::vector<fernet_key> keys);
   std::string encrypt(std::string_view plain) const;
   result<std::string> decrypt(std::string_view token) const;

@@ -29,8 +29,12 @@ struct provider_key_record {
 };
 
 /// The LMDB environment under the data dir, with the named databases of design §6:
-/// users, emails, api_keys, provider_keys, requests. Thread-safe (MDB_NOTLS); every write
-/// transaction is committed and synced before the call returns.
+/// users, emails, api_keys, provider_keys, requests (plus requests_by_time, an index for
+/// retention by age). Thread-safe: every call runs in its own transaction, read transactions
+/// are not bound to a thread (MDB_NOTLS), and LMDB runs one write transaction at a time
+/// (others wait). Every write transaction is committed and synced before the call returns.
+/// Every LMDB failure (MDB_MAP_FULL included) comes back as errc::storage. One key_store per
+/// directory per process: a second open of the same directory is refused.
 class key_store {
  public:
   /// Opens (creating if needed) the environment in `dir` (created with mode 0700 if missing),
@@ -43,8 +47,10 @@ class key_store {
 
   // -- users and gateway keys -----------------------------------------------------------------
 
-  /// Creates a user with a fresh id; `email` is stored as given and indexed lower-cased.
-  /// errc::conflict when the email is taken. `api_key_hash` is SHA-256 of the gateway key.
+  /// Creates a user with a fresh id; `email` is stored as given and indexed lower-cased (ASCII).
+  /// The check and the inserts share one write transaction. errc::conflict when the email is
+  /// taken, errc::invalid_request when it is empty, over 320 bytes or holds a NUL.
+  /// `api_key_hash` is SHA-256 of the gateway key.
   result<user_record> create_user(std::string_view email, const sha256_digest& api_key_hash,
                                   std::int64_t now_unix);
   result<std::optional<user_record>> find_user(std::string_view user_id) const;
@@ -53,7 +59,8 @@ class key_store {
 
   // -- provider keys ----------------------------------------------------------------------------
 
-  /// Stores (or replaces) `user_id`'s key for `provider`. Returns true when it replaced one.
+  /// Stores (or replaces) `user_id`'s key for `rec.provider`. Returns true when it replaced one;
+  /// errc::not_found when the user does not exist.
   result<bool> put_provider_key(std::string_view user_id, const provider_key_record& rec);
   result<std::vector<provider_key_record>> list_provider_keys(std::string_view user_id) const;
   /// Returns false when there was no such key.
@@ -73,12 +80,15 @@ class key_store {
   // -- request log ------------------------------------------------------------------------------
 
   /// Appends records in one transaction, then enforces retention (`max_records_per_user` for
-  /// each user touched, and drops records older than `now - max_age`).
-  result<void> append_requests(const std::vector<request_record>& records,
-                               int max_records_per_user, std::int64_t max_age_s,
-                               std::int64_t now_unix);
+  /// each user touched, and drops records older than `now - max_age` for every user; a limit
+  /// <= 0 is off). At most 10,000 records are dropped per call; later calls finish the job.
+  /// errc::invalid_request (and nothing written) when a record's user id or id is empty, over
+  /// 200 bytes, or holds a NUL.
+  result<void> append_requests(const std::vector<request_record>& records, int max_records_per_user,
+                               std::int64_t max_age_s, std::int64_t now_unix);
   /// `user_id`'s records, newest first, at most `limit`; with `before` (a request id), only
   /// records older than that one. `has_more` tells whether more exist past the page.
+  /// errc::invalid_request when `before` names no record of this user.
   struct page {
     std::vector<std::string> records_json;  ///< each as `to_json(request_record)`
     bool has_more = false;

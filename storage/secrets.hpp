@@ -3,12 +3,21 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
 namespace ib::storage {
 
 using sha256_digest = std::array<std::uint8_t, 32>;
+
+/// Fills `out` from OpenSSL's CSPRNG (RAND_bytes). A CSPRNG failure cannot be worked around
+/// safely, so it prints a message (without data) and aborts the process.
+void fill_random(std::span<std::uint8_t> out) noexcept;
+
+/// Prints `<what> failed` to stderr and aborts: for OpenSSL failures that leave no safe way on
+/// (the CSPRNG, a digest or cipher context that cannot be allocated). Never pass data in `what`.
+[[noreturn]] void crypto_fatal(const char* what) noexcept;
 
 /// `n` characters of [0-9A-Za-z] from the CSPRNG (RAND_bytes, rejection-sampled: no modulo bias).
 std::string random_base62(std::size_t n);

@@ -1,0 +1,155 @@
+// The system under test: the real `inferbridge` binary and the mock provider from bench/, both on
+// loopback ephemeral ports, with a fresh data directory. Only the external providers are mocked.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+
+import { buildDir, startMock, startProcess, stopProcess } from './procs.mjs';
+
+export const PROVIDERS = ['openai', 'anthropic', 'groq', 'deepseek', 'together', 'sarvam'];
+
+const PREFIX = {
+  openai: '/openai/v1',
+  anthropic: '/anthropic/v1',
+  groq: '/groq/openai/v1',
+  deepseek: '/deepseek/v1',
+  together: '/together/v1',
+  sarvam: '/sarvam/v1',
+};
+
+/// Environment pointing every provider's base URL at the mock.
+export function mockProviderEnv(mock) {
+  const env = {};
+  for (const p of PROVIDERS) {
+    env[`IB_${p.toUpperCase()}_BASE_URL`] = `${mock.url}${PREFIX[p]}`;
+  }
+  return env;
+}
+
+export function tempDir(prefix = 'ib-e2e-') {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/// Starts the gateway. `config` (an object) is written to a file and passed with --config.
+export async function startGateway({ env = {}, config, dataDir } = {}) {
+  const dir = dataDir ?? path.join(tempDir(), 'data');
+  const args = [];
+  if (config) {
+    const file = path.join(path.dirname(dir), 'config.json');
+    fs.writeFileSync(file, JSON.stringify(config, null, 2));
+    args.push('--config', file);
+  }
+  const gw = await startProcess(path.join(buildDir, 'inferbridge'), args, {
+    env: { IB_LISTEN: '127.0.0.1:0', IB_DATA_DIR: dir, ...env },
+  });
+  gw.dataDir = dir;
+  gw.args = args;
+  gw.env = env;
+  return gw;
+}
+
+/// Mock + gateway wired together.
+export async function startStack({ env = {}, config, mockArgs = [] } = {}) {
+  const mock = await startMock(mockArgs);
+  const gw = await startGateway({ env: { ...mockProviderEnv(mock), ...env }, config });
+  return {
+    mock,
+    gw,
+    async stop() {
+      await stopProcess(gw);
+      await stopProcess(mock);
+    },
+  };
+}
+
+/// Restarts a stopped (or killed) gateway with the same data dir, config and environment.
+export async function restartGateway(gw) {
+  const dir = gw.dataDir;
+  const g = await startProcess(path.join(buildDir, 'inferbridge'), gw.args, {
+    env: { IB_LISTEN: '127.0.0.1:0', IB_DATA_DIR: dir, ...gw.env },
+  });
+  g.dataDir = dir;
+  g.args = gw.args;
+  g.env = gw.env;
+  return g;
+}
+
+// -- HTTP helpers ----------------------------------------------------------------------------------
+
+export async function api(gw, method, pathname, { key, body, headers = {}, raw } = {}) {
+  const h = { ...headers };
+  if (key) h.authorization = `Bearer ${key}`;
+  if (body !== undefined) h['content-type'] = 'application/json';
+  const res = await fetch(`${gw.url}${pathname}`, {
+    method,
+    headers: h,
+    body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+  });
+  const text = await res.text();
+  let json;
+  try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+let emailCounter = 0;
+
+/// Creates a user; returns {id, email, api_key}.
+export async function signup(gw, email) {
+  const e = email ?? `user${process.pid}-${++emailCounter}-${Date.now()}@example.com`;
+  const r = await api(gw, 'POST', '/v1/users', { body: { email: e } });
+  if (r.status !== 201) throw new Error(`signup failed: ${r.status} ${r.text}`);
+  return r.json;
+}
+
+export async function addKey(gw, gatewayKey, provider, providerKey) {
+  const r = await api(gw, 'POST', '/v1/keys', {
+    key: gatewayKey,
+    body: { provider, api_key: providerKey ?? `sk-test-${provider}-0123456789abcdef` },
+  });
+  if (r.status !== 201 && r.status !== 200) throw new Error(`add key failed: ${r.status} ${r.text}`);
+  return r.json;
+}
+
+/// A user with keys for `providers`.
+export async function userWithKeys(gw, providers) {
+  const u = await signup(gw);
+  for (const p of providers) await addKey(gw, u.api_key, p);
+  return u;
+}
+
+/// The official OpenAI SDK pointed at the gateway (no SDK retries unless asked).
+export function sdk(gw, apiKey, opts = {}) {
+  return new OpenAI({ apiKey, baseURL: `${gw.url}/v1`, maxRetries: 0, timeout: 20000, ...opts });
+}
+
+// -- mock control ----------------------------------------------------------------------------------
+
+export async function mockScript(mock, provider, steps) {
+  const r = await fetch(`${mock.url}/__mock/script`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ provider, steps }),
+  });
+  if (!r.ok) throw new Error(`mock script failed: ${r.status} ${await r.text()}`);
+}
+
+export async function mockRequests(mock) {
+  return (await fetch(`${mock.url}/__mock/requests`)).json();
+}
+
+export async function mockStats(mock) {
+  return (await fetch(`${mock.url}/__mock/stats`)).json();
+}
+
+export async function mockReset(mock) {
+  await fetch(`${mock.url}/__mock/reset`, { method: 'POST' });
+}
+
+/// Requests the mock received for `provider` (optionally only chat calls).
+export async function callsTo(mock, provider) {
+  const all = await mockRequests(mock);
+  return all.filter((r) => r.provider === provider && r.method === 'POST');
+}
+
+export const userMessage = (text = 'Hello there') => [{ role: 'user', content: text }];
