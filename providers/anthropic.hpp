@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,5 +25,15 @@ decoded_response decode(const chat_request& req, std::string_view upstream_model
 /// Translates the Anthropic event stream into OpenAI chunks (providers.md §2.3).
 std::unique_ptr<stream_translator> make_translator(const chat_request& req,
                                                    std::string_view upstream_model);
+
+/// As `decode`, with the `created` time (Unix seconds) given rather than read from the clock.
+decoded_response decode(const chat_request& req, std::string_view upstream_model,
+                        const upstream_response& res, std::int64_t created);
+
+/// As `make_translator`, with the chunks' `created` time (Unix seconds) given rather than read
+/// from the clock.
+std::unique_ptr<stream_translator> make_translator(const chat_request& req,
+                                                   std::string_view upstream_model,
+                                                   std::int64_t created);
 
 }  // namespace ib::providers::anthropic

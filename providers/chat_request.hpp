@@ -27,7 +27,7 @@ struct chat_request {
   std::string body;  ///< the client's JSON, exactly as received
   std::string model;
   bool stream = false;
-  bool include_usage = false;  ///< `stream_options.include_usage` was true
+  bool include_usage = false;        ///< `stream_options.include_usage` was true
   std::vector<member_span> members;  ///< top-level members in document order
 
   // -- facts for adapters, gathered in the same pass ---------------------------------------------
@@ -53,11 +53,18 @@ struct parse_limits {
   int max_depth = 64;
 };
 
+/// The text of a raw (still escaped) JSON key such as `chat_request::key()` returns: `raw` itself
+/// when it holds no escape, else the decoded text, written to `scratch`. Malformed escapes
+/// (impossible in a body `parse_chat_request` accepted) decode as U+FFFD.
+std::string_view unescape_key(std::string_view raw, std::string& scratch);
+
 /// Validates and indexes a chat-completions body in one pass, without recursion (nesting deeper
 /// than `max_depth` is refused before any recursion could happen). Errors (errc::invalid_request,
 /// with `param` set where a field is at fault): not JSON; not an object; depth exceeded;
 /// `model` missing or not a non-empty string; `messages` missing or not a non-empty array of
-/// objects each with a string `role`; `stream` not a boolean; `stream_options` not an object.
+/// objects each with a string `role`; `stream` not a boolean; `stream_options` not an object;
+/// `stream_options.include_usage` not a boolean (for the optional fields, null counts as absent).
+/// A body of 4 GiB or more is errc::payload_too_large.
 result<chat_request> parse_chat_request(std::string body, const parse_limits& limits = {});
 
 /// True when `text` nests arrays/objects deeper than `max_depth` (strings are skipped correctly;

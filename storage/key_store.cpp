@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <limits>
 #include <mutex>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -304,6 +305,7 @@ struct key_store::impl {
   MDB_dbi provider_keys = 0;
   MDB_dbi requests = 0;
   MDB_dbi requests_by_time = 0;
+  MDB_dbi request_counts = 0;  ///< user prefix -> number of request records (8 bytes, BE)
 
   impl(std::string d, std::string canon, lmdb::env e)
       : dir(std::move(d)), canonical_dir(std::move(canon)), env(std::move(e)) {}
@@ -348,32 +350,70 @@ struct key_store::impl {
     return {};
   }
 
-  /// Drops `user_id`'s records beyond the newest `max_records`.
-  result<std::size_t> trim_user(lmdb::txn& t, std::string_view user_id, std::size_t max_records,
-                                std::size_t budget) const {
+  /// The number of `user_id`'s request records: from request_counts, or (for a store written
+  /// before the counts existed) counted once.
+  result<std::uint64_t> request_count(lmdb::txn& t, std::string_view user_id) const {
+    const std::string prefix = user_prefix(user_id);
+    auto v = t.get(request_counts, prefix);
+    if (!v) {
+      return v.error();
+    }
+    if (*v && (*v)->size() == 8) {
+      return read_be64(**v);
+    }
+    auto c = lmdb::cursor::open(t, requests);
+    if (!c) {
+      return c.error();
+    }
+    std::uint64_t n = 0;
+    for (auto e = c->get(MDB_SET_RANGE, prefix); e && *e && (*e)->first.starts_with(prefix);
+         e = c->get(MDB_NEXT)) {
+      ++n;
+    }
+    return n;
+  }
+
+  result<void> store_count(lmdb::txn& t, std::string_view user_id, std::uint64_t n) const {
+    std::string v;
+    append_be64(v, n);
+    if (auto r = t.put(request_counts, user_prefix(user_id), v); !r) {
+      return r.error();
+    }
+    return {};
+  }
+
+  /// Drops `user_id`'s oldest records beyond the newest `max_records` (at most `budget`), given
+  /// that `added` records were just appended. O(records dropped), not O(records kept).
+  result<std::size_t> trim_user(lmdb::txn& t, std::string_view user_id, std::uint64_t added,
+                                std::size_t max_records, std::size_t budget) const {
+    auto count = request_count(t, user_id);
+    if (!count) {
+      return count.error();
+    }
+    // A count read from the table predates this batch; a freshly counted one includes it.
+    auto stored = t.get(request_counts, user_prefix(user_id));
+    std::uint64_t n = *count + (stored && *stored ? added : 0);
     std::vector<std::string> doomed;
-    {
+    if (n > max_records) {
       auto c = lmdb::cursor::open(t, requests);
       if (!c) {
         return c.error();
       }
-      auto e = newest_request(*c, user_id);
       const std::string prefix = user_prefix(user_id);
-      std::size_t seen = 0;
-      while (e && *e && (*e)->first.starts_with(prefix) && doomed.size() < budget) {
-        if (++seen > max_records) {
-          doomed.emplace_back((*e)->first);
-        }
-        e = c->get(MDB_PREV);
-      }
-      if (!e) {
-        return e.error();
+      auto want = std::min<std::uint64_t>(n - max_records, budget);
+      for (auto e = c->get(MDB_SET_RANGE, prefix);
+           e && *e && (*e)->first.starts_with(prefix) && doomed.size() < want;
+           e = c->get(MDB_NEXT)) {
+        doomed.emplace_back((*e)->first);
       }
     }
     for (const auto& k : doomed) {
       if (auto r = delete_request(t, k); !r) {
         return r.error();
       }
+    }
+    if (auto r = store_count(t, user_id, n - doomed.size()); !r) {
+      return r.error();
     }
     return doomed.size();
   }
@@ -396,11 +436,26 @@ struct key_store::impl {
         return e.error();
       }
     }
+    std::map<std::string, std::uint64_t, std::less<>> dropped;
     for (const auto& tk : doomed) {
-      if (auto r = t.del(requests, request_key_of_time_key(tk)); !r) {
+      const std::string rk = request_key_of_time_key(tk);
+      if (auto r = t.del(requests, rk); !r) {
         return r.error();
       }
       if (auto r = t.del(requests_by_time, tk); !r) {
+        return r.error();
+      }
+      ++dropped[rk.substr(0, rk.find(sep))];
+    }
+    for (const auto& [user, n] : dropped) {
+      auto count = request_count(t, user);
+      if (!count) {
+        return count.error();
+      }
+      auto stored = t.get(request_counts, user_prefix(user));
+      // A count computed by scanning already reflects the deletions.
+      std::uint64_t left = (stored && *stored) ? (*count > n ? *count - n : 0) : *count;
+      if (auto r = store_count(t, user, left); !r) {
         return r.error();
       }
     }
@@ -456,7 +511,8 @@ result<std::unique_ptr<key_store>> key_store::open(const std::string& dir_in,
   for (const named& n :
        {named{"users", &p->users}, named{"emails", &p->emails}, named{"api_keys", &p->api_keys},
         named{"provider_keys", &p->provider_keys}, named{"requests", &p->requests},
-        named{"requests_by_time", &p->requests_by_time}}) {
+        named{"requests_by_time", &p->requests_by_time},
+        named{"request_counts", &p->request_counts}}) {
     auto dbi = t->open_dbi(n.name, MDB_CREATE);
     if (!dbi) {
       return dbi.error();
@@ -755,7 +811,7 @@ result<void> key_store::append_requests(const std::vector<request_record>& recor
   if (!t) {
     return t.error();
   }
-  std::set<std::string_view> users;
+  std::map<std::string_view, std::uint64_t> users;
   for (const auto& r : records) {
     const std::string rk = request_key(r.user_id, r.created_us, r.id);
     if (auto put = t->put(impl_->requests, rk, to_json(r)); !put) {
@@ -764,17 +820,20 @@ result<void> key_store::append_requests(const std::vector<request_record>& recor
     if (auto put = t->put(impl_->requests_by_time, time_key_of(rk), {}); !put) {
       return put.error();
     }
-    users.insert(r.user_id);
+    ++users[r.user_id];
   }
   std::size_t budget = retention_batch;
-  if (max_records_per_user > 0) {
-    for (std::string_view user : users) {
-      auto n = impl_->trim_user(*t, user, static_cast<std::size_t>(max_records_per_user), budget);
-      if (!n) {
-        return n.error();
-      }
-      budget -= *n;
+  // Counts are kept up to date even when the count limit is off, so that turning it on later
+  // finds them right.
+  const std::size_t max_records = max_records_per_user > 0
+                                      ? static_cast<std::size_t>(max_records_per_user)
+                                      : std::numeric_limits<std::size_t>::max();
+  for (const auto& [user, added] : users) {
+    auto n = impl_->trim_user(*t, user, added, max_records, budget);
+    if (!n) {
+      return n.error();
     }
+    budget -= *n;
   }
   if (max_age_s > 0 && budget > 0) {
     // cutoff = (now - max_age) in microseconds, saturating instead of overflowing.

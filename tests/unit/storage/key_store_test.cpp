@@ -436,6 +436,28 @@ TEST_F(KeyStoreTest, RetentionByAgeCoversEveryUser) {
   EXPECT_EQ(all_ids("usr_a"), strings{"req_n3"});
 }
 
+TEST_F(KeyStoreTest, RetentionCountsStayExactAcrossManyBatchesAndAgeTrims) {
+  // Many small batches: the per-user count drives the trim (no scan of the kept records).
+  int n = 0;
+  for (int batch = 0; batch < 40; ++batch) {
+    std::vector<request_record> recs;
+    for (int i = 0; i < 3; ++i) {
+      ++n;
+      recs.push_back(req("usr_c", "req_c" + std::to_string(1000 + n), t0 + n));
+    }
+    ASSERT_TRUE(store_->append_requests(recs, 5, 0, t0));
+    ASSERT_EQ(all_ids("usr_c").size(), std::min(5, n)) << "after batch " << batch;
+  }
+  EXPECT_EQ(all_ids("usr_c").front(), "req_c1120");
+  // An age trim drops some; the count follows, so the next count trim keeps exactly 5 again.
+  ASSERT_TRUE(store_->append_requests({}, 5, 2, t0 + 119));  // keeps records at >= t0 + 117
+  EXPECT_EQ(all_ids("usr_c").size(), 4u);
+  ASSERT_TRUE(store_->append_requests({req("usr_c", "req_c2000", t0 + 200)}, 5, 0, t0));
+  EXPECT_EQ(all_ids("usr_c").size(), 5u);
+  ASSERT_TRUE(store_->append_requests({req("usr_c", "req_c2001", t0 + 201)}, 5, 0, t0));
+  EXPECT_EQ(all_ids("usr_c").size(), 5u);
+}
+
 TEST_F(KeyStoreTest, InvalidRequestRecordsRejectTheBatch) {
   auto r = store_->append_requests({req("usr_a", "req_1", t0), req("", "req_2", t0)}, 0, 0, t0);
   ASSERT_FALSE(r);

@@ -1,0 +1,1109 @@
+#include "providers/anthropic.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <ctime>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "core/error.hpp"
+#include "core/outcome.hpp"
+#include "providers/anthropic_detail.hpp"
+#include "providers/error_map.hpp"
+#include "providers/json.hpp"
+
+namespace ib::providers::anthropic {
+
+// -- shared helpers -------------------------------------------------------------------------------
+
+namespace detail {
+
+std::string_view finish_reason(std::string_view stop_reason) noexcept {
+  if (stop_reason == "max_tokens" || stop_reason == "model_context_window_exceeded") {
+    return "length";
+  }
+  if (stop_reason == "tool_use") {
+    return "tool_calls";
+  }
+  if (stop_reason == "refusal") {
+    return "content_filter";
+  }
+  // end_turn, stop_sequence, pause_turn and anything new.
+  return "stop";
+}
+
+bool exceeds_depth(std::string_view text, int max_depth) noexcept {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char ch : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (ch == '\\') {
+        escaped = true;
+      } else if (ch == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (ch == '"') {
+      in_string = true;
+    } else if (ch == '[' || ch == '{') {
+      if (++depth > max_depth) {
+        return true;
+      }
+    } else if ((ch == ']' || ch == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+namespace {
+
+// Large enough for any real count, small enough that sums never overflow.
+constexpr std::int64_t max_tokens_count = std::int64_t{1} << 40;
+
+void read_count(const rapidjson::Value& usage, std::string_view key, std::int64_t& into) noexcept {
+  auto* v = json::member(usage, key);
+  if (v == nullptr) {
+    return;
+  }
+  into = 0;
+  if (v->IsInt64() && v->GetInt64() >= 0 && v->GetInt64() < max_tokens_count) {
+    into = v->GetInt64();
+  }
+}
+
+}  // namespace
+
+void token_tally::read(const rapidjson::Value& usage) noexcept {
+  if (!usage.IsObject()) {
+    return;
+  }
+  read_count(usage, "input_tokens", input);
+  read_count(usage, "output_tokens", output);
+  read_count(usage, "cache_read_input_tokens", cache_read);
+  read_count(usage, "cache_creation_input_tokens", cache_creation);
+}
+
+ib::usage token_tally::to_usage() const noexcept {
+  ib::usage u;
+  u.prompt_tokens = input + cache_read + cache_creation;
+  u.completion_tokens = output;
+  u.total_tokens = u.prompt_tokens + u.completion_tokens;
+  u.cached_tokens = cache_read;
+  return u;
+}
+
+void token_tally::append_json(std::string& out) const {
+  auto u = to_usage();
+  out += R"({"prompt_tokens":)";
+  out += std::to_string(u.prompt_tokens);
+  out += R"(,"completion_tokens":)";
+  out += std::to_string(u.completion_tokens);
+  out += R"(,"total_tokens":)";
+  out += std::to_string(u.total_tokens);
+  out += R"(,"prompt_tokens_details":{"cached_tokens":)";
+  out += std::to_string(u.cached_tokens);
+  out += "}}";
+}
+
+std::int64_t now_unix() noexcept {
+  return static_cast<std::int64_t>(std::time(nullptr));
+}
+
+}  // namespace detail
+
+namespace {
+
+using rapidjson::Value;
+using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+/// Nesting allowed in JSON we re-serialise (RapidJSON's `Accept` recurses). The client body was
+/// already depth-checked against the configured limit; this only guards the stack.
+constexpr int max_json_depth = 256;
+
+void put(json_writer& w, std::string_view s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+void key(json_writer& w, std::string_view s) {
+  w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+bool is_blank(std::string_view s) noexcept {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  });
+}
+
+bool starts_with_icase(std::string_view s, std::string_view prefix) noexcept {
+  if (s.size() < prefix.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+    if (c != prefix[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/// The member `key` of `obj` unless it is absent or `null` (clients send `null` for "unset").
+const Value* present(const Value& obj, std::string_view key) noexcept {
+  auto* v = json::member(obj, key);
+  return v != nullptr && !v->IsNull() ? v : nullptr;
+}
+
+ib::error invalid(std::string param, std::string_view what) {
+  ib::error e{errc::invalid_request, param + ": " + std::string(what)};
+  e.param = std::move(param);
+  return e;
+}
+
+std::string index_path(std::string_view base, std::size_t i) {
+  std::string p(base);
+  p += '[';
+  p += std::to_string(i);
+  p += ']';
+  return p;
+}
+
+/// Anthropic ids must match `^[a-zA-Z0-9_-]+$`; ids minted by other providers may not. The same
+/// rewrite is applied to `tool_use.id` and `tool_result.tool_use_id`, so pairs still match.
+std::string tool_id(std::string_view id) {
+  std::string out(id);
+  for (char& c : out) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
+              || c == '-';
+    if (!ok) {
+      c = '_';
+    }
+  }
+  return out;
+}
+
+// -- request: OpenAI chat completion -> Anthropic Messages ----------------------------------------
+
+/// One content block of a turn. Text stays text until written (the final assistant turn may
+/// still be trimmed); other blocks are serialised when converted.
+struct block {
+  enum class kind : std::uint8_t { text, tool_result, other };
+  kind type = kind::text;
+  std::string text;  ///< kind::text: the text; otherwise the block's JSON
+};
+
+struct turn {
+  std::string_view role;  ///< "user" or "assistant"
+  std::vector<block> blocks;
+};
+
+struct data_url {
+  std::string_view media_type;
+  std::string_view data;
+};
+
+/// Parses `data:<media type>[;param]*;base64,<data>`.
+result<data_url> parse_data_url(std::string_view url, const std::string& path) {
+  auto rest = url.substr(5);  // after "data:"
+  auto comma = rest.find(',');
+  if (comma == std::string_view::npos) {
+    return invalid(path, "malformed data: URL");
+  }
+  auto meta = rest.substr(0, comma);
+  data_url out;
+  out.data = rest.substr(comma + 1);
+  auto semi = meta.find(';');
+  out.media_type = meta.substr(0, semi);
+  bool base64 = false;
+  while (semi != std::string_view::npos) {
+    meta.remove_prefix(semi + 1);
+    semi = meta.find(';');
+    auto param = meta.substr(0, semi);
+    if (param.size() == 6 && starts_with_icase(param, "base64")) {
+      base64 = true;
+    }
+  }
+  if (out.media_type.empty() || !base64) {
+    return invalid(path, "anthropic needs a base64 data: URL with a media type");
+  }
+  return out;
+}
+
+std::string base64_source_block(std::string_view type, const data_url& d) {
+  rapidjson::StringBuffer buf;
+  json_writer w(buf);
+  w.StartObject();
+  key(w, "type");
+  put(w, type);
+  key(w, "source");
+  w.StartObject();
+  key(w, "type");
+  put(w, "base64");
+  key(w, "media_type");
+  put(w, d.media_type);
+  key(w, "data");
+  put(w, d.data);
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+/// An `image_url` part -> an `image` block.
+result<std::string> image_block(const Value& part, const std::string& path) {
+  std::string_view url;
+  bool found = false;
+  if (auto* iu = json::member(part, "image_url"); iu != nullptr) {
+    if (iu->IsString()) {
+      url = json::view(*iu);
+      found = true;
+    } else if (auto u = json::get_string(*iu, "url")) {
+      url = *u;
+      found = true;
+    }
+  }
+  if (!found) {
+    return invalid(path + ".image_url.url", "expected a string");
+  }
+  if (starts_with_icase(url, "data:")) {
+    auto d = parse_data_url(url, path + ".image_url.url");
+    if (!d) {
+      return d.error();
+    }
+    return base64_source_block("image", *d);
+  }
+  if (!starts_with_icase(url, "https://") && !starts_with_icase(url, "http://")) {
+    return invalid(path + ".image_url.url", "expected an http(s) or data: URL");
+  }
+  rapidjson::StringBuffer buf;
+  json_writer w(buf);
+  w.StartObject();
+  key(w, "type");
+  put(w, "image");
+  key(w, "source");
+  w.StartObject();
+  key(w, "type");
+  put(w, "url");
+  key(w, "url");
+  put(w, url);
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+/// A `file` part -> a `document` block (inline PDFs only).
+result<std::string> document_block(const Value& part, const std::string& path) {
+  auto* file = json::get_object(part, "file");
+  auto data = file != nullptr ? json::get_string(*file, "file_data") : std::nullopt;
+  if (!data || !starts_with_icase(*data, "data:")) {
+    return invalid(path + ".file", "anthropic supports only inline file_data (a base64 PDF)");
+  }
+  auto d = parse_data_url(*data, path + ".file.file_data");
+  if (!d) {
+    return d.error();
+  }
+  if (d->media_type != "application/pdf") {
+    return invalid(path + ".file.file_data", "anthropic supports only application/pdf files");
+  }
+  return base64_source_block("document", *d);
+}
+
+enum class part_policy : std::uint8_t {
+  text_only,  ///< system messages
+  assistant,  ///< text and refusal
+  user,       ///< text, image_url, file
+  tool,       ///< text and image_url (inside tool_result)
+};
+
+/// Converts `content` (a string, null, or an array of parts) into blocks. Empty and
+/// whitespace-only text is skipped: Anthropic rejects such text blocks.
+result<std::vector<block>> convert_content(const Value* content, const std::string& path,
+                                           part_policy policy) {
+  std::vector<block> out;
+  if (content == nullptr || content->IsNull()) {
+    return out;
+  }
+  if (content->IsString()) {
+    if (!is_blank(json::view(*content))) {
+      out.push_back({block::kind::text, std::string(json::view(*content))});
+    }
+    return out;
+  }
+  if (!content->IsArray()) {
+    return invalid(path, "expected a string or an array of content parts");
+  }
+  for (rapidjson::SizeType j = 0; j < content->Size(); ++j) {
+    const Value& part = (*content)[j];
+    auto ppath = index_path(path, j);
+    auto type = json::get_string(part, "type");
+    if (!type) {
+      return invalid(ppath + ".type", "expected a string");
+    }
+    if (*type == "text" || (*type == "refusal" && policy == part_policy::assistant)) {
+      auto text = json::get_string(part, *type == "text" ? "text" : "refusal");
+      if (!text) {
+        return invalid(ppath + "." + std::string(*type), "expected a string");
+      }
+      if (!is_blank(*text)) {
+        out.push_back({block::kind::text, std::string(*text)});
+      }
+      continue;
+    }
+    if (*type == "image_url" && (policy == part_policy::user || policy == part_policy::tool)) {
+      auto b = image_block(part, ppath);
+      if (!b) {
+        return b.error();
+      }
+      out.push_back({block::kind::other, std::move(*b)});
+      continue;
+    }
+    if (*type == "file" && policy == part_policy::user) {
+      auto b = document_block(part, ppath);
+      if (!b) {
+        return b.error();
+      }
+      out.push_back({block::kind::other, std::move(*b)});
+      continue;
+    }
+    return invalid(ppath + ".type", "content part type not supported by anthropic here");
+  }
+  return out;
+}
+
+void write_block(json_writer& w, const block& b) {
+  if (b.type == block::kind::text) {
+    w.StartObject();
+    key(w, "type");
+    put(w, "text");
+    key(w, "text");
+    put(w, b.text);
+    w.EndObject();
+  } else {
+    w.RawValue(b.text.data(), b.text.size(), rapidjson::kObjectType);
+  }
+}
+
+class request_encoder {
+ public:
+  explicit request_encoder(const Value& root) : root_(root) {}
+
+  result<std::string> run(std::string_view upstream_model);
+
+ private:
+  result<void> check_unsupported() const;
+  result<void> convert_messages();
+  result<void> convert_system(const Value& m, const std::string& path);
+  result<void> convert_user(const Value& m, const std::string& path);
+  result<void> convert_assistant(const Value& m, const std::string& path);
+  result<void> convert_tool(const Value& m, const std::string& path);
+  result<std::string> convert_tool_use(const Value& call, const std::string& path);
+  result<std::optional<std::string>> convert_tools() const;
+  result<std::optional<std::string>> convert_tool_choice() const;
+  result<std::int64_t> max_tokens() const;
+  result<std::vector<std::string_view>> stop_sequences() const;
+  void add(std::string_view role, block b);
+  void trim_final_assistant();
+
+  const Value& root_;
+  std::vector<std::string> system_;
+  std::vector<turn> turns_;
+  bool has_tool_blocks_ = false;
+};
+
+void request_encoder::add(std::string_view role, block b) {
+  if (turns_.empty() || turns_.back().role != role) {
+    turns_.push_back({role, {}});
+  }
+  turns_.back().blocks.push_back(std::move(b));
+}
+
+result<void> request_encoder::check_unsupported() const {
+  if (auto* n = present(root_, "n"); n != nullptr && n->IsNumber() && n->GetDouble() > 1) {
+    return invalid("n", "anthropic does not support n > 1");
+  }
+  if (auto* lp = present(root_, "logprobs"); lp != nullptr && lp->IsBool() && lp->GetBool()) {
+    return invalid("logprobs", "anthropic does not support logprobs");
+  }
+  if (auto* tl = present(root_, "top_logprobs");
+      tl != nullptr && !(tl->IsNumber() && tl->GetDouble() == 0)) {
+    return invalid("top_logprobs", "anthropic does not support logprobs");
+  }
+  if (auto* rf = present(root_, "response_format"); rf != nullptr) {
+    auto type = json::get_string(*rf, "type");
+    if (type && *type == "json_schema") {
+      return invalid("response_format", "json_schema is not supported by anthropic");
+    }
+  }
+  return {};
+}
+
+result<void> request_encoder::convert_system(const Value& m, const std::string& path) {
+  auto blocks =
+      convert_content(json::member(m, "content"), path + ".content", part_policy::text_only);
+  if (!blocks) {
+    return blocks.error();
+  }
+  for (auto& b : *blocks) {
+    system_.push_back(std::move(b.text));
+  }
+  return {};
+}
+
+result<void> request_encoder::convert_user(const Value& m, const std::string& path) {
+  auto blocks = convert_content(json::member(m, "content"), path + ".content", part_policy::user);
+  if (!blocks) {
+    return blocks.error();
+  }
+  for (auto& b : *blocks) {
+    add("user", std::move(b));
+  }
+  return {};
+}
+
+result<std::string> request_encoder::convert_tool_use(const Value& call, const std::string& path) {
+  if (!call.IsObject()) {
+    return invalid(path, "expected an object");
+  }
+  if (auto type = json::get_string(call, "type"); type && *type != "function") {
+    return invalid(path + ".type", "only function tool calls are supported by anthropic");
+  }
+  auto id = json::get_string(call, "id");
+  if (!id || id->empty()) {
+    return invalid(path + ".id", "expected a non-empty string");
+  }
+  auto* fn = json::get_object(call, "function");
+  auto name = fn != nullptr ? json::get_string(*fn, "name") : std::nullopt;
+  if (!name || name->empty()) {
+    return invalid(path + ".function.name", "expected a non-empty string");
+  }
+  const std::string args_path = path + ".function.arguments";
+  rapidjson::Document args;
+  auto* raw = fn != nullptr ? present(*fn, "arguments") : nullptr;
+  if (raw == nullptr || (raw->IsString() && is_blank(json::view(*raw)))) {
+    args.SetObject();  // a call without arguments (a streamed empty input joins to "")
+  } else if (raw->IsString()) {
+    auto text = json::view(*raw);
+    if (detail::exceeds_depth(text, max_json_depth)) {
+      return invalid(args_path, "nested too deeply");
+    }
+    args.Parse<json::parse_flags>(text.data(), text.size());
+    if (args.HasParseError() || !args.IsObject()) {
+      return invalid(args_path, "expected a JSON object (as a string)");
+    }
+  } else if (raw->IsObject()) {
+    args.CopyFrom(*raw, args.GetAllocator());
+  } else {
+    return invalid(args_path, "expected a JSON object (as a string)");
+  }
+  rapidjson::StringBuffer buf;
+  json_writer w(buf);
+  w.StartObject();
+  key(w, "type");
+  put(w, "tool_use");
+  key(w, "id");
+  put(w, tool_id(*id));
+  key(w, "name");
+  put(w, *name);
+  key(w, "input");
+  args.Accept(w);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+result<void> request_encoder::convert_assistant(const Value& m, const std::string& path) {
+  auto blocks =
+      convert_content(json::member(m, "content"), path + ".content", part_policy::assistant);
+  if (!blocks) {
+    return blocks.error();
+  }
+  for (auto& b : *blocks) {
+    add("assistant", std::move(b));
+  }
+  auto* calls = present(m, "tool_calls");
+  if (calls == nullptr) {
+    return {};
+  }
+  if (!calls->IsArray()) {
+    return invalid(path + ".tool_calls", "expected an array");
+  }
+  for (rapidjson::SizeType j = 0; j < calls->Size(); ++j) {
+    auto b = convert_tool_use((*calls)[j], index_path(path + ".tool_calls", j));
+    if (!b) {
+      return b.error();
+    }
+    add("assistant", {block::kind::other, std::move(*b)});
+    has_tool_blocks_ = true;
+  }
+  return {};
+}
+
+result<void> request_encoder::convert_tool(const Value& m, const std::string& path) {
+  auto id = json::get_string(m, "tool_call_id");
+  if (!id || id->empty()) {
+    return invalid(path + ".tool_call_id", "expected a non-empty string");
+  }
+  auto* content = json::member(m, "content");
+  auto blocks = convert_content(content, path + ".content", part_policy::tool);
+  if (!blocks) {
+    return blocks.error();
+  }
+  rapidjson::StringBuffer buf;
+  json_writer w(buf);
+  w.StartObject();
+  key(w, "type");
+  put(w, "tool_result");
+  key(w, "tool_use_id");
+  put(w, tool_id(*id));
+  if (content != nullptr && content->IsString()) {
+    if (!is_blank(json::view(*content))) {
+      key(w, "content");
+      put(w, json::view(*content));
+    }
+  } else if (!blocks->empty()) {
+    key(w, "content");
+    w.StartArray();
+    for (const auto& b : *blocks) {
+      write_block(w, b);
+    }
+    w.EndArray();
+  }
+  w.EndObject();
+  add("user", {block::kind::tool_result, std::string(buf.GetString(), buf.GetSize())});
+  has_tool_blocks_ = true;
+  return {};
+}
+
+result<void> request_encoder::convert_messages() {
+  auto* messages = json::get_array(root_, "messages");
+  if (messages == nullptr) {
+    return invalid("messages", "expected an array");
+  }
+  for (rapidjson::SizeType i = 0; i < messages->Size(); ++i) {
+    const Value& m = (*messages)[i];
+    auto path = index_path("messages", i);
+    if (!m.IsObject()) {
+      return invalid(path, "expected an object");
+    }
+    auto role = json::get_string(m, "role");
+    if (!role) {
+      return invalid(path + ".role", "expected a string");
+    }
+    result<void> r;
+    if (*role == "system" || *role == "developer") {
+      r = convert_system(m, path);
+    } else if (*role == "user") {
+      r = convert_user(m, path);
+    } else if (*role == "assistant") {
+      r = convert_assistant(m, path);
+    } else if (*role == "tool") {
+      r = convert_tool(m, path);
+    } else {
+      r = invalid(path + ".role", "role not supported by anthropic");
+    }
+    if (!r) {
+      return r;
+    }
+  }
+  trim_final_assistant();
+  if (turns_.empty()) {
+    return invalid("messages", "anthropic needs at least one non-empty user or assistant message");
+  }
+  return {};
+}
+
+/// Anthropic rejects a final (prefill) assistant turn whose text ends in whitespace.
+void request_encoder::trim_final_assistant() {
+  if (turns_.empty() || turns_.back().role != "assistant") {
+    return;
+  }
+  auto& blocks = turns_.back().blocks;
+  if (blocks.back().type != block::kind::text) {
+    return;
+  }
+  auto& text = blocks.back().text;
+  while (!text.empty() && is_blank(std::string_view(text).substr(text.size() - 1))) {
+    text.pop_back();
+  }
+  if (text.empty()) {
+    blocks.pop_back();
+  }
+  if (blocks.empty()) {
+    turns_.pop_back();
+  }
+}
+
+result<std::optional<std::string>> request_encoder::convert_tools() const {
+  auto* tools = present(root_, "tools");
+  if (tools == nullptr) {
+    return std::optional<std::string>{};
+  }
+  if (!tools->IsArray()) {
+    return invalid("tools", "expected an array");
+  }
+  if (tools->Empty()) {
+    return std::optional<std::string>{};
+  }
+  rapidjson::StringBuffer buf;
+  json_writer w(buf);
+  w.StartArray();
+  for (rapidjson::SizeType i = 0; i < tools->Size(); ++i) {
+    const Value& t = (*tools)[i];
+    auto path = index_path("tools", i);
+    if (!t.IsObject()) {
+      return invalid(path, "expected an object");
+    }
+    if (auto type = json::get_string(t, "type"); type && *type != "function") {
+      return invalid(path + ".type", "only function tools are supported by anthropic");
+    }
+    auto* fn = json::get_object(t, "function");
+    auto name = fn != nullptr ? json::get_string(*fn, "name") : std::nullopt;
+    if (!name || name->empty()) {
+      return invalid(path + ".function.name", "expected a non-empty string");
+    }
+    w.StartObject();
+    key(w, "name");
+    put(w, *name);
+    if (auto desc = json::get_string(*fn, "description"); desc && !desc->empty()) {
+      key(w, "description");
+      put(w, *desc);
+    }
+    key(w, "input_schema");
+    if (auto* params = json::get_object(*fn, "parameters")) {
+      params->Accept(w);
+    } else {
+      w.StartObject();
+      key(w, "type");
+      put(w, "object");
+      key(w, "properties");
+      w.StartObject();
+      w.EndObject();
+      w.EndObject();
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  return std::optional<std::string>(std::string(buf.GetString(), buf.GetSize()));
+}
+
+result<std::optional<std::string>> request_encoder::convert_tool_choice() const {
+  std::string_view type;
+  std::string_view name;
+  if (auto* tc = present(root_, "tool_choice")) {
+    if (tc->IsString()) {
+      auto s = json::view(*tc);
+      if (s == "auto") {
+        type = "auto";
+      } else if (s == "required") {
+        type = "any";
+      } else if (s == "none") {
+        type = "none";
+      } else {
+        return invalid("tool_choice", "expected \"none\", \"auto\", \"required\" or a function");
+      }
+    } else {
+      auto* fn = json::get_object(*tc, "function");
+      auto n = fn != nullptr ? json::get_string(*fn, "name") : std::nullopt;
+      auto t = json::get_string(*tc, "type");
+      if (!n || n->empty() || (t && *t != "function")) {
+        return invalid("tool_choice", "expected \"none\", \"auto\", \"required\" or a function");
+      }
+      type = "tool";
+      name = *n;
+    }
+  }
+  bool no_parallel = false;
+  if (auto* p = present(root_, "parallel_tool_calls");
+      p != nullptr && p->IsBool() && !p->GetBool()) {
+    no_parallel = true;
+  }
+  if (type.empty() && no_parallel) {
+    type = "auto";
+  }
+  if (type.empty()) {
+    return std::optional<std::string>{};
+  }
+  rapidjson::StringBuffer buf;
+  json_writer w(buf);
+  w.StartObject();
+  key(w, "type");
+  put(w, type);
+  if (!name.empty()) {
+    key(w, "name");
+    put(w, name);
+  }
+  if (no_parallel && type != "none") {
+    key(w, "disable_parallel_tool_use");
+    w.Bool(true);
+  }
+  w.EndObject();
+  return std::optional<std::string>(std::string(buf.GetString(), buf.GetSize()));
+}
+
+result<std::int64_t> request_encoder::max_tokens() const {
+  for (std::string_view k : {"max_completion_tokens", "max_tokens"}) {
+    auto* v = present(root_, k);
+    if (v == nullptr) {
+      continue;
+    }
+    std::optional<std::int64_t> n;
+    if (v->IsInt64()) {
+      n = v->GetInt64();
+    } else if (v->IsDouble() && v->GetDouble() >= 1 && v->GetDouble() < 1e15
+               && v->GetDouble()
+                      == static_cast<double>(static_cast<std::int64_t>(v->GetDouble()))) {
+      n = static_cast<std::int64_t>(v->GetDouble());
+    }
+    if (!n || *n < 1) {
+      return invalid(std::string(k), "expected a positive integer");
+    }
+    return *n;
+  }
+  return std::int64_t{4096};
+}
+
+result<std::vector<std::string_view>> request_encoder::stop_sequences() const {
+  std::vector<std::string_view> out;
+  auto* stop = present(root_, "stop");
+  if (stop == nullptr) {
+    return out;
+  }
+  auto take = [&out](const Value& s) {
+    if (!s.IsString()) {
+      return false;
+    }
+    if (!is_blank(json::view(s))) {
+      out.push_back(json::view(s));
+    }
+    return true;
+  };
+  if (stop->IsArray()) {
+    for (const auto& s : stop->GetArray()) {
+      if (!take(s)) {
+        return invalid("stop", "expected a string or an array of strings");
+      }
+    }
+  } else if (!take(*stop)) {
+    return invalid("stop", "expected a string or an array of strings");
+  }
+  return out;
+}
+
+/// `user` values that look like an email address are personal data: never sent upstream.
+bool looks_like_email(std::string_view s) noexcept {
+  auto at = s.find('@');
+  return at != std::string_view::npos && s.find('.', at) != std::string_view::npos;
+}
+
+result<std::string> request_encoder::run(std::string_view upstream_model) {
+  if (auto r = check_unsupported(); !r) {
+    return r.error();
+  }
+  if (auto r = convert_messages(); !r) {
+    return r.error();
+  }
+  auto tokens = max_tokens();
+  if (!tokens) {
+    return tokens.error();
+  }
+  auto stops = stop_sequences();
+  if (!stops) {
+    return stops.error();
+  }
+  auto tools = convert_tools();
+  if (!tools) {
+    return tools.error();
+  }
+  std::optional<std::string> tool_choice;
+  if (tools->has_value()) {
+    auto tc = convert_tool_choice();
+    if (!tc) {
+      return tc.error();
+    }
+    tool_choice = std::move(*tc);
+  }
+  const Value* temperature = present(root_, "temperature");
+  if (temperature != nullptr && !temperature->IsNumber()) {
+    return invalid("temperature", "expected a number");
+  }
+  const Value* top_p = present(root_, "top_p");
+  if (top_p != nullptr && !top_p->IsNumber()) {
+    return invalid("top_p", "expected a number");
+  }
+
+  rapidjson::StringBuffer buf;
+  json_writer w(buf);
+  w.StartObject();
+  key(w, "model");
+  put(w, upstream_model);
+  if (!system_.empty()) {
+    key(w, "system");
+    w.StartArray();
+    for (const auto& s : system_) {
+      write_block(w, {block::kind::text, s});
+    }
+    w.EndArray();
+  }
+  key(w, "messages");
+  w.StartArray();
+  for (const auto& t : turns_) {
+    w.StartObject();
+    key(w, "role");
+    put(w, t.role);
+    key(w, "content");
+    w.StartArray();
+    // Tool results must open a user turn; anything else follows them, in order.
+    for (const auto& b : t.blocks) {
+      if (b.type == block::kind::tool_result) {
+        write_block(w, b);
+      }
+    }
+    for (const auto& b : t.blocks) {
+      if (b.type != block::kind::tool_result) {
+        write_block(w, b);
+      }
+    }
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+  key(w, "max_tokens");
+  w.Int64(*tokens);
+  if (auto user = json::get_string(root_, "user");
+      user && !user->empty() && !looks_like_email(*user)) {
+    key(w, "metadata");
+    w.StartObject();
+    key(w, "user_id");
+    put(w, *user);
+    w.EndObject();
+  }
+  if (!stops->empty()) {
+    key(w, "stop_sequences");
+    w.StartArray();
+    for (auto s : *stops) {
+      put(w, s);
+    }
+    w.EndArray();
+  }
+  if (auto stream = json::get_bool(root_, "stream")) {
+    key(w, "stream");
+    w.Bool(*stream);
+  }
+  if (temperature != nullptr) {
+    key(w, "temperature");
+    if (temperature->GetDouble() > 1) {
+      w.Double(1.0);  // Anthropic's range is 0-1; OpenAI's is 0-2
+    } else {
+      temperature->Accept(w);
+    }
+  }
+  if (top_p != nullptr) {
+    key(w, "top_p");
+    top_p->Accept(w);
+  }
+  if (tools->has_value()) {
+    key(w, "tools");
+    w.RawValue((*tools)->data(), (*tools)->size(), rapidjson::kArrayType);
+    if (tool_choice) {
+      key(w, "tool_choice");
+      w.RawValue(tool_choice->data(), tool_choice->size(), rapidjson::kObjectType);
+    }
+  } else if (has_tool_blocks_) {
+    // Anthropic rejects tool_use/tool_result blocks unless tools are declared; a placeholder
+    // tool that the model may not call keeps the history valid.
+    static constexpr std::string_view dummy =
+        R"([{"name":"dummy_tool","description":"Placeholder so that earlier tool calls are accepted; do not call it.","input_schema":{"type":"object","properties":{}}}])";
+    key(w, "tools");
+    w.RawValue(dummy.data(), dummy.size(), rapidjson::kArrayType);
+    key(w, "tool_choice");
+    static constexpr std::string_view none = R"({"type":"none"})";
+    w.RawValue(none.data(), none.size(), rapidjson::kObjectType);
+  }
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+// -- response: Anthropic message -> OpenAI chat completion ----------------------------------------
+
+decoded_response failure(outcome o, int status, std::string body) {
+  decoded_response d;
+  d.result = o;
+  d.status = status;
+  d.body = std::move(body);
+  return d;
+}
+
+decoded_response bad_message(std::string_view why) {
+  return failure(
+      outcome::bad_response, 502,
+      envelope(std::string("anthropic returned an invalid response: ") + std::string(why),
+               "upstream_error"));
+}
+
+decoded_response decode_message(std::string_view body, std::string_view upstream_model,
+                                std::int64_t created) {
+  if (detail::exceeds_depth(body, max_json_depth)) {
+    return bad_message("nested too deeply");
+  }
+  rapidjson::Document doc;
+  doc.Parse<json::parse_flags>(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return bad_message("not a JSON object");
+  }
+  if (auto* err = json::get_object(doc, "error")) {
+    // A 2xx carrying an error: a provider failure, reported with the upstream's words.
+    auto message = json::get_string(*err, "message");
+    auto type = json::get_string(*err, "type");
+    return failure(outcome::bad_response, 502,
+                   envelope(message ? *message : "anthropic returned an error",
+                            type ? *type : "upstream_error"));
+  }
+  auto type = json::get_string(doc, "type");
+  auto* content = json::get_array(doc, "content");
+  if ((type && *type != "message") || content == nullptr) {
+    return bad_message("not a message");
+  }
+  auto id = json::get_string(doc, "id").value_or("");
+  auto model = json::get_string(doc, "model").value_or(upstream_model);
+  if (model.empty()) {
+    model = upstream_model;
+  }
+
+  std::string text;
+  std::string reasoning;
+  bool has_text = false;
+  std::string calls;  // the tool_calls array's elements, comma-separated
+  for (const auto& b : content->GetArray()) {
+    auto btype = json::get_string(b, "type");
+    if (!btype) {
+      return bad_message("content block without a type");
+    }
+    if (*btype == "text") {
+      auto t = json::get_string(b, "text");
+      if (!t) {
+        return bad_message("text block without text");
+      }
+      text += *t;
+      has_text = true;
+    } else if (*btype == "tool_use") {
+      auto tid = json::get_string(b, "id");
+      auto name = json::get_string(b, "name");
+      if (!tid || !name) {
+        return bad_message("tool_use block without id or name");
+      }
+      auto* input = json::member(b, "input");
+      std::string args = input != nullptr && !input->IsNull() ? json::dump(*input) : "{}";
+      if (!calls.empty()) {
+        calls += ',';
+      }
+      calls += R"({"id":)";
+      append_json_string(calls, *tid);
+      calls += R"(,"type":"function","function":{"name":)";
+      append_json_string(calls, *name);
+      calls += R"(,"arguments":)";
+      append_json_string(calls, args);
+      calls += "}}";
+    } else if (*btype == "thinking") {
+      if (auto t = json::get_string(b, "thinking")) {
+        reasoning += *t;
+      }
+    }
+    // redacted_thinking, server tool blocks and future block types are dropped.
+  }
+  std::string_view stop = json::get_string(doc, "stop_reason").value_or("end_turn");
+
+  detail::token_tally tally;
+  auto* usage = json::get_object(doc, "usage");
+  if (usage != nullptr) {
+    tally.read(*usage);
+  }
+
+  std::string out = R"({"id":)";
+  append_json_string(out, id);
+  out += R"(,"object":"chat.completion","created":)";
+  out += std::to_string(created);
+  out += R"(,"model":)";
+  append_json_string(out, model);
+  out += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
+  if (has_text || calls.empty()) {
+    append_json_string(out, text);
+  } else {
+    out += "null";
+  }
+  if (!reasoning.empty()) {
+    out += R"(,"reasoning_content":)";
+    append_json_string(out, reasoning);
+  }
+  out += R"(,"refusal":null)";
+  if (!calls.empty()) {
+    out += R"(,"tool_calls":[)";
+    out += calls;
+    out += ']';
+  }
+  out += R"(},"logprobs":null,"finish_reason":)";
+  append_json_string(out, detail::finish_reason(stop));
+  out += "}]";
+  if (usage != nullptr) {
+    out += R"(,"usage":)";
+    tally.append_json(out);
+  }
+  out += '}';
+
+  decoded_response d;
+  d.result = outcome::success;
+  d.status = 200;
+  d.body = std::move(out);
+  d.model = std::string(model);
+  if (usage != nullptr) {
+    d.tokens = tally.to_usage();
+  }
+  return d;
+}
+
+}  // namespace
+
+result<std::string> encode_body(const chat_request& req, std::string_view upstream_model) {
+  if (detail::exceeds_depth(req.body, max_json_depth)) {
+    return error{errc::invalid_request, "request body nested too deeply"};
+  }
+  rapidjson::Document doc;
+  doc.Parse<json::parse_flags>(req.body.data(), req.body.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return error{errc::invalid_request, "request body must be a JSON object"};
+  }
+  return request_encoder(doc).run(upstream_model);
+}
+
+decoded_response decode(const chat_request& req, std::string_view upstream_model,
+                        const upstream_response& res) {
+  return decode(req, upstream_model, res, detail::now_unix());
+}
+
+decoded_response decode(const chat_request& /*req*/, std::string_view upstream_model,
+                        const upstream_response& res, std::int64_t created) {
+  if (res.status >= 200 && res.status < 300) {
+    auto d = decode_message(res.body, upstream_model, created);
+    if (d.result == outcome::success) {
+      d.status = res.status;
+    }
+    return d;
+  }
+  // Anthropic's `{"type":"error","error":{"type","message"}}`, or a generic message for
+  // non-JSON pages (Cloudflare 413/5xx HTML, empty bodies); 529 classifies as server_error.
+  return to_decoded(map_error("anthropic", res.status, res.content_type, res.body));
+}
+
+}  // namespace ib::providers::anthropic

@@ -1,0 +1,354 @@
+// Anthropic Messages event stream -> OpenAI `chat.completion.chunk` SSE (providers.md §2.3).
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <rapidjson/document.h>
+
+#include "core/error.hpp"
+#include "core/outcome.hpp"
+#include "providers/anthropic.hpp"
+#include "providers/anthropic_detail.hpp"
+#include "providers/error_map.hpp"
+#include "providers/json.hpp"
+#include "providers/sse.hpp"
+
+namespace ib::providers::anthropic {
+
+namespace {
+
+using rapidjson::Value;
+
+class translator final : public stream_translator {
+ public:
+  translator(bool include_usage, std::string_view upstream_model, std::int64_t created)
+      : include_usage_(include_usage), model_(upstream_model), created_(created) {}
+
+  void feed(std::string_view bytes, stream_output& out) override;
+  void finish(stream_output& out) override;
+
+ private:
+  bool stopped() const noexcept { return done_ || failed_; }
+  void on_event(const sse_event& ev, stream_output& out);
+  void on_message_start(const Value& data, stream_output& out);
+  void on_block_start(const Value& data, stream_output& out);
+  void on_block_delta(const Value& data, stream_output& out);
+  void on_message_delta(const Value& data, stream_output& out);
+  void on_message_stop(stream_output& out);
+  void on_error(const Value& data, stream_output& out);
+  void fail(stream_output& out, outcome o, int status, std::string envelope);
+  void fail_bad(stream_output& out, std::string_view why);
+  /// Appends one chunk with `delta` (a JSON object) and `finish_reason` (empty: null).
+  void emit(stream_output& out, std::string_view delta, std::string_view finish = {});
+  /// Copies the translator's sticky state into `out`.
+  void sync(stream_output& out) const;
+
+  bool include_usage_;
+  std::string model_;
+  std::int64_t created_;
+  sse_parser parser_;
+  std::string head_;  ///< `{"id":…,"object":…,"created":…,"model":…` once message_start came
+  bool started_ = false;
+  bool finished_ = false;  ///< a finish_reason was sent
+  bool content_ = false;
+  bool done_ = false;
+  bool failed_ = false;
+  bool have_usage_ = false;
+  detail::token_tally tally_;
+  int tool_count_ = 0;
+  std::vector<std::pair<std::int64_t, int>> tool_blocks_;  ///< Anthropic block index -> call index
+};
+
+void translator::feed(std::string_view bytes, stream_output& out) {
+  if (!stopped()) {
+    bool ok = parser_.feed(bytes, [&](const sse_event& ev) {
+      if (!stopped()) {
+        on_event(ev, out);
+      }
+    });
+    if (!ok && !stopped()) {
+      fail_bad(out, "stream event too large");
+    }
+  }
+  sync(out);
+}
+
+void translator::finish(stream_output& out) {
+  if (!stopped()) {
+    fail(out, outcome::bad_response, 502,
+         envelope("upstream stream ended before completion", "upstream_error"));
+  }
+  sync(out);
+}
+
+void translator::sync(stream_output& out) const {
+  out.content = out.content || content_;
+  out.done = done_;
+  if (started_) {
+    out.model = model_;
+  }
+  if (have_usage_) {
+    out.tokens = tally_.to_usage();
+  }
+}
+
+void translator::fail(stream_output& out, outcome o, int status, std::string envelope) {
+  failed_ = true;
+  out.failure = stream_failure{o, status, std::move(envelope)};
+}
+
+void translator::fail_bad(stream_output& out, std::string_view why) {
+  fail(out, outcome::bad_response, 502,
+       envelope("anthropic stream: " + std::string(why), "upstream_error"));
+}
+
+void translator::emit(stream_output& out, std::string_view delta, std::string_view finish) {
+  std::string chunk = head_;
+  chunk += R"(,"choices":[{"index":0,"delta":)";
+  chunk += delta;
+  chunk += R"(,"logprobs":null,"finish_reason":)";
+  if (finish.empty()) {
+    chunk += "null";
+  } else {
+    append_json_string(chunk, finish);
+  }
+  chunk += "}]";
+  if (include_usage_) {
+    chunk += R"(,"usage":null)";
+  }
+  chunk += '}';
+  append_sse_data(out.client_bytes, chunk);
+}
+
+void translator::on_event(const sse_event& ev, stream_output& out) {
+  if (ev.event == "ping") {
+    return;  // keep-alive: neither payload nor output
+  }
+  rapidjson::Document doc;
+  doc.Parse<json::parse_flags>(ev.data.data(), ev.data.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    out.payload = true;
+    fail_bad(out, "unparseable event data");
+    return;
+  }
+  std::string_view type = json::get_string(doc, "type").value_or(ev.event);
+  if (type == "ping") {
+    return;
+  }
+  out.payload = true;
+  if (ev.event == "error" || type == "error") {
+    on_error(doc, out);
+    return;
+  }
+  if (type == "message_start") {
+    on_message_start(doc, out);
+    return;
+  }
+  if (!started_) {
+    if (type == "content_block_start" || type == "content_block_delta"
+        || type == "content_block_stop" || type == "message_delta" || type == "message_stop") {
+      fail_bad(out, "event before message_start");
+    }
+    return;  // unknown events are ignored (forward compatible)
+  }
+  if (type == "content_block_start") {
+    on_block_start(doc, out);
+  } else if (type == "content_block_delta") {
+    on_block_delta(doc, out);
+  } else if (type == "message_delta") {
+    on_message_delta(doc, out);
+  } else if (type == "message_stop") {
+    on_message_stop(out);
+  }
+  // content_block_stop and unknown events: nothing.
+}
+
+void translator::on_message_start(const Value& data, stream_output& out) {
+  if (started_) {
+    return;
+  }
+  auto* message = json::get_object(data, "message");
+  auto id = message != nullptr ? json::get_string(*message, "id") : std::nullopt;
+  if (!id) {
+    fail_bad(out, "message_start without a message id");
+    return;
+  }
+  if (auto model = json::get_string(*message, "model"); model && !model->empty()) {
+    model_ = std::string(*model);
+  }
+  if (auto* usage = json::get_object(*message, "usage")) {
+    tally_.read(*usage);
+    have_usage_ = true;
+  }
+  started_ = true;
+  head_ = R"({"id":)";
+  append_json_string(head_, *id);
+  head_ += R"(,"object":"chat.completion.chunk","created":)";
+  head_ += std::to_string(created_);
+  head_ += R"(,"model":)";
+  append_json_string(head_, model_);
+  emit(out, R"({"role":"assistant","content":""})");
+}
+
+void translator::on_block_start(const Value& data, stream_output& out) {
+  auto* block = json::get_object(data, "content_block");
+  auto type = block != nullptr ? json::get_string(*block, "type") : std::nullopt;
+  if (!type) {
+    fail_bad(out, "content_block_start without a block type");
+    return;
+  }
+  if (*type == "text") {
+    // Anthropic opens text blocks empty; text here is kept should it ever not be.
+    if (auto text = json::get_string(*block, "text"); text && !text->empty()) {
+      std::string delta = R"({"content":)";
+      append_json_string(delta, *text);
+      delta += '}';
+      emit(out, delta);
+      content_ = true;
+    }
+    return;
+  }
+  if (*type != "tool_use") {
+    return;  // thinking, server tools, future block types
+  }
+  auto id = json::get_string(*block, "id");
+  auto name = json::get_string(*block, "name");
+  if (!id || id->empty() || !name || name->empty()) {
+    fail_bad(out, "tool_use block without id or name");
+    return;
+  }
+  int k = tool_count_++;
+  tool_blocks_.emplace_back(json::get_int(data, "index").value_or(-1), k);
+  std::string delta = R"({"tool_calls":[{"index":)";
+  delta += std::to_string(k);
+  delta += R"(,"id":)";
+  append_json_string(delta, *id);
+  delta += R"(,"type":"function","function":{"name":)";
+  append_json_string(delta, *name);
+  delta += R"(,"arguments":""}}]})";
+  emit(out, delta);
+  content_ = true;
+}
+
+void translator::on_block_delta(const Value& data, stream_output& out) {
+  auto* delta = json::get_object(data, "delta");
+  auto type = delta != nullptr ? json::get_string(*delta, "type") : std::nullopt;
+  if (!type) {
+    fail_bad(out, "content_block_delta without a delta type");
+    return;
+  }
+  if (*type == "text_delta") {
+    auto text = json::get_string(*delta, "text");
+    if (!text) {
+      fail_bad(out, "text_delta without text");
+      return;
+    }
+    if (text->empty()) {
+      return;
+    }
+    std::string d = R"({"content":)";
+    append_json_string(d, *text);
+    d += '}';
+    emit(out, d);
+    content_ = true;
+  } else if (*type == "input_json_delta") {
+    auto partial = json::get_string(*delta, "partial_json");
+    if (!partial) {
+      fail_bad(out, "input_json_delta without partial_json");
+      return;
+    }
+    auto index = json::get_int(data, "index").value_or(-1);
+    int k = -1;
+    for (const auto& [block_index, call_index] : tool_blocks_) {
+      if (block_index == index) {
+        k = call_index;
+      }
+    }
+    if (k < 0) {
+      return;  // input of a block we did not surface (e.g. a server tool)
+    }
+    std::string d = R"({"tool_calls":[{"index":)";
+    d += std::to_string(k);
+    d += R"(,"function":{"arguments":)";
+    append_json_string(d, *partial);
+    d += "}}]}";
+    emit(out, d);
+  } else if (*type == "thinking_delta") {
+    auto thinking = json::get_string(*delta, "thinking");
+    if (thinking && !thinking->empty()) {
+      std::string d = R"({"reasoning_content":)";
+      append_json_string(d, *thinking);
+      d += '}';
+      emit(out, d);
+    }
+  }
+  // signature_delta, citations_delta and future deltas: nothing.
+}
+
+void translator::on_message_delta(const Value& data, stream_output& out) {
+  if (auto* usage = json::get_object(data, "usage")) {
+    tally_.read(*usage);  // cumulative: the latest values win
+    have_usage_ = true;
+  }
+  auto* delta = json::get_object(data, "delta");
+  auto stop = delta != nullptr ? json::get_string(*delta, "stop_reason") : std::nullopt;
+  if (stop && !finished_) {
+    emit(out, "{}", detail::finish_reason(*stop));
+    finished_ = true;
+    content_ = true;
+  }
+}
+
+void translator::on_message_stop(stream_output& out) {
+  if (!finished_) {
+    // openai-node's stream helper throws if a choice never gets a finish_reason.
+    emit(out, "{}", "stop");
+    finished_ = true;
+    content_ = true;
+  }
+  if (include_usage_) {
+    std::string chunk = head_;
+    chunk += R"(,"choices":[],"usage":)";
+    tally_.append_json(chunk);
+    chunk += '}';
+    append_sse_data(out.client_bytes, chunk);
+  }
+  append_sse_data(out.client_bytes, "[DONE]");
+  done_ = true;
+}
+
+void translator::on_error(const Value& data, stream_output& out) {
+  auto fields = read_error_fields(data);
+  std::string message =
+      fields && !fields->message.empty() ? std::move(fields->message) : "anthropic stream error";
+  std::string type = fields && !fields->type.empty() ? std::move(fields->type) : "upstream_error";
+  // Overload and internal errors are the provider's trouble (fall back, count against the
+  // breaker, as their HTTP statuses 529 and 500 would); anything else is a bad response.
+  if (type == "overloaded_error") {
+    fail(out, outcome::server_error, 529, envelope(message, type));
+  } else if (type == "api_error") {
+    fail(out, outcome::server_error, 500, envelope(message, type));
+  } else {
+    fail(out, outcome::bad_response, 502, envelope(message, type));
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<stream_translator> make_translator(const chat_request& req,
+                                                   std::string_view upstream_model) {
+  return make_translator(req, upstream_model, detail::now_unix());
+}
+
+std::unique_ptr<stream_translator> make_translator(const chat_request& req,
+                                                   std::string_view upstream_model,
+                                                   std::int64_t created) {
+  return std::make_unique<translator>(req.include_usage, upstream_model, created);
+}
+
+}  // namespace ib::providers::anthropic
