@@ -395,9 +395,15 @@ void on_result(request_actor_t* self, attempt_result& r) {
     return next_attempt(self);
   }
   ++st.attempted;
+  // The status tells the story unless the upstream said 2xx and still failed (a timeout after the
+  // head, a truncated or malformed body): then the reason does.
+  bool ok_status = r.upstream_status >= 200 && r.upstream_status < 300;
+  int shown = (r.upstream_status == 0 || (ok_status && r.result != outcome::success))
+                  ? 0
+                  : r.upstream_status;
   st.attempts.push_back(attempt_record{
-      provider, r.upstream_status,
-      r.upstream_status == 0 ? std::string(reason_text(r.result)) : std::string{}, latency_ms});
+      provider, shown, shown == 0 ? std::string(reason_text(r.result)) : std::string{},
+      latency_ms});
   auto model = r.model.empty() ? st.current->model : r.model;
   if (st.ctx->request->stream && st.committed) {
     // After the commit point nothing can fall back: end the stream, with an error event if the
