@@ -98,6 +98,7 @@ struct stream_piece {
   std::uint32_t attempt = 0;
   std::string bytes;
   bool content = false;  ///< sticky commit-point flag (see providers::stream_output)
+  std::string model;     ///< the upstream model, once the stream has named it
 };
 
 /// How an attempt ended. For streams this follows the last `stream_piece`.

@@ -54,6 +54,10 @@ class call_handler final : public http::exchange_handler {
       piece->attempt = call_->attempt;
       piece->bytes = std::move(out_.client_bytes);
       piece->content = out_.content;
+      if (!model_sent_ && !out_.model.empty()) {
+        piece->model = out_.model;
+        model_sent_ = true;
+      }
       caf::anon_send(call_->reply_to, chunk_atom::value, std::move(piece));
       out_.client_bytes = std::string{};
     }
@@ -149,6 +153,7 @@ class call_handler final : public http::exchange_handler {
   std::chrono::microseconds first_byte_{0};
   std::unique_ptr<providers::stream_translator> translator_;
   providers::stream_output out_;
+  bool model_sent_ = false;
 };
 
 http::client_options client_options_for(const config::provider_config& cfg,

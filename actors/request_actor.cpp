@@ -60,6 +60,7 @@ struct request_state {
   // Streams.
   bool committed = false;
   std::string pending;  ///< held until the commit point
+  std::string stream_model;  ///< the upstream model the stream named
   std::optional<std::int64_t> ttfb_ms;
 
   bool finished = false;
@@ -372,7 +373,8 @@ void commit_stream(request_actor_t* self) {
   http::response head;
   head.status = 200;
   head.content_type = "text/event-stream; charset=utf-8";
-  head.headers = base_headers(self, st.current->provider, st.current->model);
+  head.headers = base_headers(self, st.current->provider,
+                              st.stream_model.empty() ? st.current->model : st.stream_model);
   st.attempts = std::move(attempts);
   head.body = std::move(st.pending);
   st.pending = std::string{};
@@ -455,6 +457,7 @@ void on_result(request_actor_t* self, attempt_result& r) {
     return finish(self, res.status, provider, model, std::nullopt);
   }
   st.pending.clear();
+  st.stream_model.clear();
   next_attempt(self);
 }
 
@@ -462,6 +465,9 @@ void on_piece(request_actor_t* self, stream_piece& p) {
   auto& st = self->state;
   if (st.finished || !st.in_flight || p.attempt != st.attempt) {
     return;
+  }
+  if (!p.model.empty()) {
+    st.stream_model = std::move(p.model);
   }
   if (st.committed) {
     st.ctx->responder.stream_write(std::move(p.bytes));

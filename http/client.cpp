@@ -265,17 +265,19 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     for (int attempt = 0;; ++attempt) {
       if (!conn_) {
         reused = false;
-        if (!co_await connect()) {
+        const bool connected = co_await connect();
+        if (!connected) {
           co_return;
         }
       }
-      bool retry = false;
+      const bool may_retry = reused && attempt == 0;
+      bool finished = false;
       if (conn_->tls) {
-        retry = !co_await exchange_on(*conn_->tls, reused && attempt == 0);
+        finished = co_await exchange_on(*conn_->tls, may_retry);
       } else {
-        retry = !co_await exchange_on(*conn_->plain, reused && attempt == 0);
+        finished = co_await exchange_on(*conn_->plain, may_retry);
       }
-      if (!retry) {
+      if (finished) {
         co_return;
       }
       // A pooled connection the server had already closed: one retry on a fresh one.
@@ -288,8 +290,10 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     arm(steady::now() + pool_->opts.connect_timeout);
     const auto& ep = pool_->opts.endpoint;
     resolver_.emplace(strand_);
-    auto [rec, results] =
-        co_await resolver_->async_resolve(ep.host, std::to_string(ep.port), use_tuple);
+    // GCC 12 miscompiles temporaries with destructors inside a co_await expression (double
+    // destruction): every co_await below takes only named arguments.
+    const std::string port = std::to_string(ep.port);
+    auto [rec, results] = co_await resolver_->async_resolve(ep.host, port, use_tuple);
     resolver_.reset();
     if (rec || results.empty()) {
       complete(failure_for(rec, outcome::connect_error));
