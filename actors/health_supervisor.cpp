@@ -107,13 +107,10 @@ caf::behavior supervisor(supervisor_actor* self, supervisor_options opts,
       [self](admit_atom) -> bool {
         auto& st = self->state;
         auto now = steady::now();
-        auto before = st.b.state(now);
         bool ok = st.b.admit(now);
         auto after = st.b.state(now);
-        if (before != after || after != st.published_state) {
-          if (before != after) {
-            log_transition(self, {before, after}, {});
-          }
+        if (after != st.published_state) {
+          log_transition(self, {st.published_state, after}, ok ? "cooldown (probe admitted)" : "");
           publish(self);
         }
         return ok;
@@ -141,13 +138,15 @@ caf::behavior supervisor(supervisor_actor* self, supervisor_options opts,
           if (auto t = st.b.record(r->result, now, r->admitted_at)) {
             std::string why;
             if (t->to == breaker_state::open && t->from == breaker_state::closed) {
-              why = std::to_string(before_failures + 1) + " consecutive failures or failure ratio";
+              why = before_failures + 1 >= st.opts.breaker.consecutive_failures
+                        ? std::to_string(before_failures + 1) + " consecutive failures"
+                        : "failure ratio over the window";
             } else if (t->to == breaker_state::open) {
               why = "failed probe (" + std::string(reason_text(r->result)) + ")";
             } else if (t->to == breaker_state::closed) {
               why = "successful probe";
             }
-            log_transition(self, *t, why);
+            log_transition(self, {st.published_state, t->to}, why);
             changed = true;
           }
         }
@@ -161,8 +160,10 @@ caf::behavior supervisor(supervisor_actor* self, supervisor_options opts,
         if (st.cooldowns.prune(now)) {
           st.cooldowns_dirty = true;
           publish(self);
-        } else if (st.b.state(now) != st.published_state) {
-          publish(self);  // open -> half-open by the clock: keep /readyz and metrics current
+        } else if (auto now_state = st.b.state(now); now_state != st.published_state) {
+          // open -> half-open by the clock: keep /readyz and metrics current.
+          log_transition(self, {st.published_state, now_state}, "cooldown");
+          publish(self);
         }
         self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
       },

@@ -15,9 +15,10 @@ class registry;
 
 namespace ib::actors {
 
-/// Spawns the metrics actor (detached: it commits the request log to LMDB). It feeds each
-/// finished request's record into the Prometheus registry and batches records into the request
-/// log (one synced transaction per ~100 ms or 256 records). Messages:
+/// Spawns the metrics actor and its request-log writer. The metrics actor (scheduled: a message
+/// per request stays cheap) feeds each finished request's record into the Prometheus registry and
+/// batches the records; the writer (detached: it fsyncs) commits each batch to the LMDB request
+/// log in one synced transaction (per ~100 ms or 256 records). Messages:
 /// `(record_atom, shared_ptr<request_record>)`, `(listreq_atom, shared_ptr<list_requests_cmd>)`
 /// (flushes the batch first, so a client sees its own finished requests).
 caf::actor spawn_metrics_actor(caf::actor_system& sys, std::shared_ptr<metrics::registry> reg,

@@ -8,6 +8,7 @@
 
 #include "actors/messages.hpp"
 #include "core/error.hpp"
+#include "core/tier_plan.hpp"
 #include "metrics/registry.hpp"
 
 namespace ib::actors {
@@ -47,14 +48,7 @@ struct request_state {
   std::shared_ptr<call_control> control;
   std::vector<attempt_record> attempts;
 
-  // What the walk has seen, for the final error.
-  int keyed = 0;            ///< providers the user has a key for
-  int attempted = 0;        ///< upstream calls made
-  int unsupported = 0;      ///< calls refused by the adapter before going upstream
-  int skipped_open = 0;
-  int skipped_cooldown = 0;
-  std::optional<steady::time_point> soonest_open;
-  std::optional<steady::time_point> soonest_cooldown;
+  walk_summary walk;  ///< what the walk has seen, for the final error
   std::string unsupported_message;
 
   // Streams.
@@ -71,47 +65,6 @@ using request_actor_t = caf::stateful_actor<request_state>;
 
 // -- headers and bodies ---------------------------------------------------------------------------
 
-std::string attempts_header(const std::vector<attempt_record>& attempts) {
-  std::string out;
-  for (const auto& a : attempts) {
-    if (!out.empty()) {
-      out.push_back(';');
-    }
-    out += a.provider;
-    out.push_back('=');
-    if (a.status != 0) {
-      out += std::to_string(a.status);
-    } else {
-      out += a.reason;
-    }
-  }
-  return out;
-}
-
-void append_attempts_json(std::string& out, const std::vector<attempt_record>& attempts) {
-  out.push_back('[');
-  bool first = true;
-  for (const auto& a : attempts) {
-    if (!first) {
-      out.push_back(',');
-    }
-    first = false;
-    out += R"({"provider":)";
-    append_json_string(out, a.provider);
-    if (a.status != 0) {
-      out += R"(,"status":)";
-      out += std::to_string(a.status);
-    } else {
-      out += R"(,"reason":)";
-      append_json_string(out, a.reason);
-    }
-    out += R"(,"latency_ms":)";
-    out += std::to_string(a.latency_ms);
-    out.push_back('}');
-  }
-  out.push_back(']');
-}
-
 /// The OpenAI envelope plus `inferbridge_attempts`.
 std::string gateway_error_body(const error& err, const std::vector<attempt_record>& attempts) {
   std::string env = to_envelope(err);
@@ -120,11 +73,6 @@ std::string gateway_error_body(const error& err, const std::vector<attempt_recor
   append_attempts_json(extra, attempts);
   env.insert(env.size() - 2, extra);
   return env;
-}
-
-std::string retry_after_seconds(steady::time_point when, steady::time_point now) {
-  auto ms = std::max<std::int64_t>(0, ms_between(now, when));
-  return std::to_string(std::max<std::int64_t>(1, (ms + 999) / 1000));
 }
 
 // -- the walk -------------------------------------------------------------------------------------
@@ -146,12 +94,8 @@ http::header_list base_headers(request_actor_t* self, const std::string& provide
   return h;
 }
 
-void record_skip(request_actor_t* self, const std::string& provider, outcome why) {
-  self->state.attempts.push_back(attempt_record{provider, 0, std::string(reason_text(why)), 0});
-}
-
 void answer_error(request_actor_t* self, const error& err, bool no_retry,
-                  const std::string& retry_after = {}) {
+                  std::optional<std::int64_t> retry_after_s = std::nullopt) {
   auto& st = self->state;
   http::response res;
   res.status = http_status(err.code);
@@ -159,63 +103,56 @@ void answer_error(request_actor_t* self, const error& err, bool no_retry,
   if (no_retry) {
     res.headers.emplace_back("x-should-retry", "false");
   }
-  if (!retry_after.empty()) {
-    res.headers.emplace_back("retry-after", retry_after);
+  if (retry_after_s) {
+    res.headers.emplace_back("retry-after", std::to_string(*retry_after_s));
   }
   res.body = gateway_error_body(err, st.attempts);
   st.ctx->responder.send(std::move(res));
   finish(self, res.status, {}, {}, std::nullopt);
 }
 
-/// Every provider was tried or skipped: the final answer of design §4.
+/// Every provider was tried or skipped: the final answer of design §4 (decided in core).
 void exhausted(request_actor_t* self) {
   auto& st = self->state;
-  auto now = steady::now();
+  auto answer = decide_exhausted(st.walk, steady::now());
   const std::string& route = st.ctx->tier.empty() ? st.ctx->request->model : st.ctx->tier;
-  if (st.keyed == 0) {
-    std::string names;
-    for (const auto& e : st.ctx->plan) {
-      if (names.find(e.provider) == std::string::npos) {
-        if (!names.empty()) {
-          names += ", ";
+  std::string message;
+  switch (answer.code) {
+    case errc::no_provider_key: {
+      std::string names;
+      for (const auto& e : st.ctx->plan) {
+        if (names.find(e.provider) == std::string::npos) {
+          names += names.empty() ? "" : ", ";
+          names += e.provider;
         }
-        names += e.provider;
       }
+      message = "You have no provider key for any provider of " + route
+                + ". Register one with POST /v1/keys for one of: " + names + ".";
+      break;
     }
-    error err{errc::no_provider_key,
-              "You have no provider key for any provider of " + route
-                  + ". Register one with POST /v1/keys for one of: " + names + ".",
-              "model", "no_provider_key"};
-    return answer_error(self, err, true);
+    case errc::rate_limited:
+      message = "Every provider of " + route
+                + " you have a key for is cooling down after rate limiting (429); retry after "
+                  "the time given in Retry-After.";
+      break;
+    case errc::unavailable:
+      message = "Every provider of " + route
+                + " you have a key for is unavailable (circuit open); retry after the time given "
+                  "in Retry-After.";
+      break;
+    case errc::invalid_request:
+      message = st.unsupported_message;
+      break;
+    case errc::gateway_timeout:
+      message = "the request deadline expired";
+      break;
+    default:
+      message = "All providers failed for " + route + ": " + attempts_header(st.attempts);
+      break;
   }
-  if (st.attempted == 0 && st.unsupported == 0) {
-    if (st.skipped_cooldown > 0 && st.skipped_open == 0) {
-      error err{errc::rate_limited,
-                "Every provider of " + route
-                    + " you have a key for is cooling down after rate limiting (429); retry "
-                      "after the time given in Retry-After.",
-                {}, "rate_limited"};
-      return answer_error(self, err, false, retry_after_seconds(*st.soonest_cooldown, now));
-    }
-    auto soonest = st.soonest_open.value_or(now + std::chrono::seconds(1));
-    if (st.soonest_cooldown) {
-      soonest = std::min(soonest, *st.soonest_cooldown);
-    }
-    error err{errc::unavailable,
-              "Every provider of " + route
-                  + " you have a key for is unavailable (circuit open); retry after the time "
-                    "given in Retry-After.",
-              {}, "circuit_open"};
-    return answer_error(self, err, true, retry_after_seconds(soonest, now));
-  }
-  if (st.attempted == 0 && st.unsupported > 0) {
-    error err{errc::invalid_request, st.unsupported_message, {}, "unsupported_by_provider"};
-    return answer_error(self, err, true);
-  }
-  error err{errc::bad_gateway,
-            "All providers failed for " + route + ": " + attempts_header(st.attempts),
-            {}, "all_providers_failed"};
-  answer_error(self, err, true);
+  error err{answer.code, std::move(message),
+            answer.code == errc::no_provider_key ? "model" : "", answer.detail_code};
+  answer_error(self, err, answer.no_retry, answer.retry_after_s);
 }
 
 void report(request_actor_t* self, const attempt_result& r) {
@@ -294,66 +231,59 @@ void next_attempt(request_actor_t* self) {
   while (st.next < plan.size()) {
     auto now = steady::now();
     if (now >= st.ctx->deadline) {
-      return answer_error(self,
-                          error{errc::gateway_timeout, "the request deadline expired", {},
-                                "deadline"},
-                          true);
+      st.walk.deadline = true;
+      break;
     }
     const auto& e = plan[st.next++];
     const auto* slot = st.ctx->deps->board->find(e.provider);
-    const auto* key = user.key_for(e.provider);
-    if (slot == nullptr || key == nullptr) {
-      record_skip(self, e.provider, outcome::skipped_no_key);
-      continue;
-    }
-    ++st.keyed;
-    auto snap = slot->load();
-    if (snap->cooldowns) {
-      auto it = snap->cooldowns->find(user.id);
-      if (it != snap->cooldowns->end() && it->second > now) {
-        record_skip(self, e.provider, outcome::skipped_cooldown);
-        ++st.skipped_cooldown;
-        st.soonest_cooldown = std::min(st.soonest_cooldown.value_or(it->second), it->second);
-        continue;
+    const auto* key = slot != nullptr ? user.key_for(e.provider) : nullptr;
+    provider_view view;
+    view.has_key = key != nullptr;
+    auto snap = slot != nullptr ? slot->load() : nullptr;
+    if (snap) {
+      view.state = snap->state;
+      view.retry_at = snap->retry_at;
+      if (snap->cooldowns) {
+        if (auto it = snap->cooldowns->find(user.id); it != snap->cooldowns->end()) {
+          view.cooldown_until = it->second;
+        }
       }
     }
-    if (snap->state == breaker_state::closed) {
-      return start_call(self, e, slot, snap->provider, *key, false);
-    }
-    if (snap->state == breaker_state::open && now < snap->retry_at) {
-      record_skip(self, e.provider, outcome::skipped_circuit_open);
-      ++st.skipped_open;
-      st.soonest_open = std::min(st.soonest_open.value_or(snap->retry_at), snap->retry_at);
+    auto next = next_step(view, now);
+    if (next.kind == step_kind::skip) {
+      st.walk.skipped(next);
+      st.attempts.push_back(
+          attempt_record{e.provider, 0, std::string(reason_text(next.skip_reason)), 0});
       continue;
     }
-    // The cooldown has passed (or the breaker is half-open): only the supervisor may hand out
-    // the single probe.
+    ++st.walk.keyed;
+    if (next.kind == step_kind::call) {
+      return start_call(self, e, slot, snap->provider, *key, false);
+    }
+    // The breaker's cooldown has passed: only the supervisor may hand out the single probe.
     auto retry_at = snap->retry_at;
+    auto refused = [self, &e](steady_time soon) {
+      auto& st = self->state;
+      ++st.walk.skipped_open;  // already counted as keyed
+      st.walk.soonest_open = st.walk.soonest_open ? std::min(*st.walk.soonest_open, soon) : soon;
+      st.attempts.push_back(attempt_record{e.provider, 0, "circuit_open", 0});
+      next_attempt(self);
+    };
     self->request(slot->supervisor, std::chrono::seconds(2), admit_atom::value)
         .then(
-            [self, &e, slot, key](bool ok) {
-              auto& st = self->state;
-              if (st.finished) {
+            [self, &e, slot, key, refused](bool ok) {
+              if (self->state.finished) {
                 return;
               }
               if (ok) {
                 return start_call(self, e, slot, slot->load()->provider, *key, true);
               }
-              record_skip(self, e.provider, outcome::skipped_circuit_open);
-              ++st.skipped_open;
-              auto soon = slot->load()->retry_at;
-              st.soonest_open = std::min(st.soonest_open.value_or(soon), soon);
-              next_attempt(self);
+              refused(slot->load()->retry_at);
             },
-            [self, &e, retry_at](caf::error&) {
-              auto& st = self->state;
-              if (st.finished) {
-                return;
+            [self, refused, retry_at](caf::error&) {
+              if (!self->state.finished) {
+                refused(retry_at);
               }
-              record_skip(self, e.provider, outcome::skipped_circuit_open);
-              ++st.skipped_open;
-              st.soonest_open = std::min(st.soonest_open.value_or(retry_at), retry_at);
-              next_attempt(self);
             });
     return;
   }
@@ -391,21 +321,13 @@ void on_result(request_actor_t* self, attempt_result& r) {
   const auto& provider = st.current->provider;
   auto latency_ms = duration_cast<milliseconds>(r.latency).count();
   if (r.result == outcome::unsupported) {
-    ++st.unsupported;
+    ++st.walk.unsupported;
     st.unsupported_message = provider + ": " + r.message;
     st.attempts.push_back(attempt_record{provider, 0, "unsupported", 0});
     return next_attempt(self);
   }
-  ++st.attempted;
-  // The status tells the story unless the upstream said 2xx and still failed (a timeout after the
-  // head, a truncated or malformed body): then the reason does.
-  bool ok_status = r.upstream_status >= 200 && r.upstream_status < 300;
-  int shown = (r.upstream_status == 0 || (ok_status && r.result != outcome::success))
-                  ? 0
-                  : r.upstream_status;
-  st.attempts.push_back(attempt_record{
-      provider, shown, shown == 0 ? std::string(reason_text(r.result)) : std::string{},
-      latency_ms});
+  ++st.walk.attempted;
+  st.attempts.push_back(attempt_of(provider, r.upstream_status, r.result, latency_ms));
   auto model = r.model.empty() ? st.current->model : r.model;
   if (st.ctx->request->stream && st.committed) {
     // After the commit point nothing can fall back: end the stream, with an error event if the
@@ -441,10 +363,8 @@ void on_result(request_actor_t* self, attempt_result& r) {
     return finish(self, 499, provider, model, std::nullopt);
   }
   if (r.result == outcome::deadline) {
-    return answer_error(self,
-                        error{errc::gateway_timeout, "the request deadline expired", {},
-                              "deadline"},
-                        true);
+    st.walk.deadline = true;
+    return exhausted(self);
   }
   if (!falls_back(r.result)) {
     // The request itself is at fault (400/404/413/422): the provider's error, same status.
