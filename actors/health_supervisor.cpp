@@ -59,7 +59,8 @@ void log_transition(supervisor_actor* self, const breaker_transition& t, std::st
   line += " -> ";
   line += to_string(t.to);
   if (t.to == breaker_state::open) {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(st.b.retry_at() - steady::now());
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(st.b.retry_at() - steady::now());
     line += " (probe in ";
     line += std::to_string(std::max<std::int64_t>(0, ms.count()));
     line += " ms)";
@@ -176,7 +177,8 @@ caf::actor spawn_health_supervisor(caf::actor_system& sys, supervisor_options op
                                    std::shared_ptr<health_slot> slot) {
   // The first provider actor and snapshot exist before this returns, so requests never see an
   // empty slot; the supervisor monitors that actor and restarts it when it dies.
-  auto provider = sys.spawn(provider_actor, opts.provider, io_handle{opts.io}, opts.max_upstream_body);
+  auto provider =
+      sys.spawn(provider_actor, opts.provider, io_handle{opts.io}, opts.max_upstream_body);
   auto first = std::make_shared<health_snapshot>();
   first->provider = provider;
   first->cooldowns = std::make_shared<const cooldown_map>();

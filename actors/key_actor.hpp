@@ -21,8 +21,8 @@ struct key_snapshot;
 /// Builds the key snapshot from the store: every gateway key hash, user, and provider key
 /// decrypted with `keyring`. Fails (never sends garbage upstream) when provider keys are stored
 /// but the master keys decrypt none of them.
-result<std::shared_ptr<const key_snapshot>> load_key_snapshot(const storage::key_store& store,
-                                                              const storage::fernet_keyring& keyring);
+result<std::shared_ptr<const key_snapshot>> load_key_snapshot(
+    const storage::key_store& store, const storage::fernet_keyring& keyring);
 
 /// Spawns the key actor (detached: LMDB commits sync to disk, which must not block the
 /// scheduler). It is the only writer of users and keys and of `dir`'s snapshot. Messages:

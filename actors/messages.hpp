@@ -33,19 +33,19 @@ using steady_time = std::chrono::steady_clock::time_point;
 
 // -- atoms (text <= 10 characters) ----------------------------------------------------------------
 
-using call_atom = caf::atom_constant<caf::atom("call")>;          ///< request -> provider
-using reply_atom = caf::atom_constant<caf::atom("reply")>;        ///< exchange -> request
-using chunk_atom = caf::atom_constant<caf::atom("chunk")>;        ///< exchange -> request
-using cancel_atom = caf::atom_constant<caf::atom("cancel")>;      ///< client gone -> request
-using admit_atom = caf::atom_constant<caf::atom("admit")>;        ///< request -> supervisor
-using report_atom = caf::atom_constant<caf::atom("report")>;      ///< request -> supervisor
-using mkuser_atom = caf::atom_constant<caf::atom("mkuser")>;      ///< api -> key actor
-using putkey_atom = caf::atom_constant<caf::atom("putkey")>;      ///< api -> key actor
-using delkey_atom = caf::atom_constant<caf::atom("delkey")>;      ///< api -> key actor
-using record_atom = caf::atom_constant<caf::atom("record")>;      ///< request -> metrics
-using listreq_atom = caf::atom_constant<caf::atom("listreq")>;    ///< api -> metrics
-using flush_atom = caf::atom_constant<caf::atom("flush")>;        ///< metrics timer
-using tick_atom = caf::atom_constant<caf::atom("tick")>;          ///< supervisor timer
+using call_atom = caf::atom_constant<caf::atom("call")>;        ///< request -> provider
+using reply_atom = caf::atom_constant<caf::atom("reply")>;      ///< exchange -> request
+using chunk_atom = caf::atom_constant<caf::atom("chunk")>;      ///< exchange -> request
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;    ///< client gone -> request
+using admit_atom = caf::atom_constant<caf::atom("admit")>;      ///< request -> supervisor
+using report_atom = caf::atom_constant<caf::atom("report")>;    ///< request -> supervisor
+using mkuser_atom = caf::atom_constant<caf::atom("mkuser")>;    ///< api -> key actor
+using putkey_atom = caf::atom_constant<caf::atom("putkey")>;    ///< api -> key actor
+using delkey_atom = caf::atom_constant<caf::atom("delkey")>;    ///< api -> key actor
+using record_atom = caf::atom_constant<caf::atom("record")>;    ///< request -> metrics
+using listreq_atom = caf::atom_constant<caf::atom("listreq")>;  ///< api -> metrics
+using flush_atom = caf::atom_constant<caf::atom("flush")>;      ///< metrics timer
+using tick_atom = caf::atom_constant<caf::atom("tick")>;        ///< supervisor timer
 
 // -- errors ---------------------------------------------------------------------------------------
 
@@ -110,12 +110,12 @@ struct attempt_result {
   std::string body;         ///< non-stream success: the chat.completion; failure: the envelope
   std::string model;        ///< the upstream model that answered
   std::optional<ib::usage> tokens;
-  std::string retry_after;     ///< raw header values, for 429 cooldowns
+  std::string retry_after;  ///< raw header values, for 429 cooldowns
   std::string retry_after_ms;
   bool long_cooldown = false;
   std::chrono::microseconds latency{0};
   std::chrono::microseconds first_byte{0};  ///< when the first payload arrived, from the start
-  std::string message;  ///< unsupported: why the request could not be expressed
+  std::string message;                      ///< unsupported: why the request could not be expressed
 };
 
 // -- request -> supervisor ------------------------------------------------------------------------

@@ -156,8 +156,7 @@ class call_handler final : public http::exchange_handler {
   bool model_sent_ = false;
 };
 
-http::client_options client_options_for(const config::provider_config& cfg,
-                                        std::size_t max_body) {
+http::client_options client_options_for(const config::provider_config& cfg, std::size_t max_body) {
   http::client_options o;
   o.endpoint.tls = cfg.endpoint.tls;
   o.endpoint.host = cfg.endpoint.host;
@@ -176,17 +175,18 @@ http::client_options client_options_for(const config::provider_config& cfg,
 }  // namespace
 
 caf::behavior provider_actor(caf::event_based_actor* self,
-                             std::shared_ptr<const config::provider_config> cfg,
-                             io_handle io, std::size_t max_upstream_body) {
-  auto pool = std::make_shared<http::upstream_pool>(*io.ctx, client_options_for(*cfg, max_upstream_body));
+                             std::shared_ptr<const config::provider_config> cfg, io_handle io,
+                             std::size_t max_upstream_body) {
+  auto pool =
+      std::make_shared<http::upstream_pool>(*io.ctx, client_options_for(*cfg, max_upstream_body));
   // However the actor ends, in-flight exchanges end with provider_down and report it.
   self->attach_functor([pool](const caf::error&) { pool->shutdown(); });
   return {
       [=](call_atom, std::shared_ptr<upstream_call>& call) -> caf::result<void> {
         auto handler = std::make_shared<call_handler>(cfg, call);
         try {
-          auto up = providers::encode_request(*cfg, *call->request, call->upstream_model,
-                                              call->api_key);
+          auto up =
+              providers::encode_request(*cfg, *call->request, call->upstream_model, call->api_key);
           if (!up) {
             handler->on_error_before_start(up.error().message);
             return caf::delegated<void>{};

@@ -24,7 +24,7 @@ struct io_handle {
 /// `attempt_result` straight to the caller. When the actor dies, every in-flight exchange ends
 /// with `provider_down`.
 caf::behavior provider_actor(caf::event_based_actor* self,
-                             std::shared_ptr<const config::provider_config> cfg,
-                             io_handle io, std::size_t max_upstream_body);
+                             std::shared_ptr<const config::provider_config> cfg, io_handle io,
+                             std::size_t max_upstream_body);
 
 }  // namespace ib::actors

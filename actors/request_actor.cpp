@@ -38,8 +38,8 @@ std::int64_t ms_between(steady::time_point a, steady::time_point b) {
 
 struct request_state {
   std::shared_ptr<request_context> ctx;
-  std::size_t next = 0;           ///< index of the next plan entry to consider
-  std::uint32_t attempt = 0;      ///< the attempt in flight (0 before the first)
+  std::size_t next = 0;       ///< index of the next plan entry to consider
+  std::uint32_t attempt = 0;  ///< the attempt in flight (0 before the first)
   const config::tier_entry* current = nullptr;
   const health_slot* slot = nullptr;
   bool probe = false;
@@ -53,7 +53,7 @@ struct request_state {
 
   // Streams.
   bool committed = false;
-  std::string pending;  ///< held until the commit point
+  std::string pending;       ///< held until the commit point
   std::string stream_model;  ///< the upstream model the stream named
   std::optional<std::int64_t> ttfb_ms;
 
@@ -150,8 +150,8 @@ void exhausted(request_actor_t* self) {
       message = "All providers failed for " + route + ": " + attempts_header(st.attempts);
       break;
   }
-  error err{answer.code, std::move(message),
-            answer.code == errc::no_provider_key ? "model" : "", answer.detail_code};
+  error err{answer.code, std::move(message), answer.code == errc::no_provider_key ? "model" : "",
+            answer.detail_code};
   answer_error(self, err, answer.no_retry, answer.retry_after_s);
 }
 
@@ -298,8 +298,8 @@ void commit_stream(request_actor_t* self) {
   st.ttfb_ms = ms_between(st.ctx->start, steady::now());
   // The attempt serving the stream shows as 200 in the headers sent now.
   auto attempts = st.attempts;
-  st.attempts.push_back(attempt_record{st.current->provider, 200, {},
-                                       ms_between(st.attempt_start, steady::now())});
+  st.attempts.push_back(
+      attempt_record{st.current->provider, 200, {}, ms_between(st.attempt_start, steady::now())});
   http::response head;
   head.status = 200;
   head.content_type = "text/event-stream; charset=utf-8";

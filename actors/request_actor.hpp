@@ -37,8 +37,8 @@ struct request_context {
   std::chrono::steady_clock::time_point deadline;
   std::shared_ptr<const providers::chat_request> request;
   std::shared_ptr<const user_entry> user;
-  std::string tier;                       ///< tier name; empty for a direct `provider/model`
-  std::vector<config::tier_entry> plan;   ///< providers to try, in order
+  std::string tier;                      ///< tier name; empty for a direct `provider/model`
+  std::vector<config::tier_entry> plan;  ///< providers to try, in order
   http::responder responder;
   std::shared_ptr<const gateway_deps> deps;
 };

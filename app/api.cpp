@@ -11,8 +11,8 @@
 
 #include "actors/messages.hpp"
 #include "core/error.hpp"
-#include "metrics/registry.hpp"
 #include "http/router.hpp"
+#include "metrics/registry.hpp"
 #include "providers/json.hpp"
 
 namespace ib::app {
@@ -87,13 +87,14 @@ std::shared_ptr<const actors::user_entry> authenticate(const api_context& api,
     send_error(res, error{errc::unauthorized,
                           "You didn't provide an API key. Send your InferBridge key (ib_...) in "
                           "the Authorization header as 'Bearer ib_...'.",
-                          {}, "invalid_api_key"});
+                          {},
+                          "invalid_api_key"});
     return nullptr;
   }
   auto user = api.keys->authenticate(token);
   if (!user) {
-    send_error(res, error{errc::unauthorized, "Incorrect API key provided.", {},
-                          "invalid_api_key"});
+    send_error(res,
+               error{errc::unauthorized, "Incorrect API key provided.", {}, "invalid_api_key"});
   }
   return user;
 }
@@ -145,7 +146,8 @@ void create_user(const std::shared_ptr<const api_context>& api, http::request& r
       return send_error(res, error{errc::unauthorized,
                                    "Sign-up is restricted: send the admin token as 'Bearer "
                                    "<IB_ADMIN_TOKEN>'.",
-                                   {}, "invalid_admin_token"});
+                                   {},
+                                   "invalid_admin_token"});
     }
   }
   rapidjson::Document doc;
@@ -154,9 +156,8 @@ void create_user(const std::shared_ptr<const api_context>& api, http::request& r
   }
   auto email = providers::json::get_string(doc, "email");
   if (!email || !is_plausible_email(*email)) {
-    return send_error(res, error{errc::invalid_request,
-                                 "'email' must be a valid email address", "email",
-                                 "invalid_email"});
+    return send_error(res, error{errc::invalid_request, "'email' must be a valid email address",
+                                 "email", "invalid_email"});
   }
   auto cmd = std::make_shared<actors::create_user_cmd>();
   cmd->email.assign(email->data(), email->size());
@@ -198,9 +199,9 @@ void create_key(const std::shared_ptr<const api_context>& api, http::request& re
   }
   auto provider = providers::json::get_string(doc, "provider");
   if (!provider || api->cfg->find_provider(*provider) == nullptr) {
-    return send_error(res, error{errc::invalid_request,
-                                 "'provider' must be one of: " + api->provider_list, "provider",
-                                 "unknown_provider"});
+    return send_error(
+        res, error{errc::invalid_request, "'provider' must be one of: " + api->provider_list,
+                   "provider", "unknown_provider"});
   }
   auto key = providers::json::get_string(doc, "api_key");
   if (!key || key->empty() || key->size() > 4096 || !is_safe_secret(*key)) {
@@ -218,7 +219,8 @@ void create_key(const std::shared_ptr<const api_context>& api, http::request& re
     if (!r) {
       return send_error(*shared, r.error());
     }
-    shared->send(json_response(r->replaced ? 200 : 201, key_json(r->provider, r->hint, r->created)));
+    shared->send(
+        json_response(r->replaced ? 200 : 201, key_json(r->provider, r->hint, r->created)));
   };
   caf::anon_send(api->key_actor, actors::putkey_atom::value, std::move(cmd));
 }
@@ -261,9 +263,9 @@ void delete_key(const std::shared_ptr<const api_context>& api, http::request& re
       return send_error(*shared, r.error());
     }
     if (!*r) {
-      return send_error(*shared, error{errc::not_found, "You have no key for provider '" + name
-                                                            + "'.",
-                                       "provider", "key_not_found"});
+      return send_error(*shared,
+                        error{errc::not_found, "You have no key for provider '" + name + "'.",
+                              "provider", "key_not_found"});
     }
     http::response ok;
     ok.status = 204;
@@ -281,8 +283,8 @@ void chat_completions(const std::shared_ptr<const api_context>& api, http::reque
     return;
   }
   const auto& cfg = *api->cfg;
-  auto parsed = providers::parse_chat_request(std::move(req.body),
-                                              {.max_depth = cfg.limits_.max_json_depth});
+  auto parsed =
+      providers::parse_chat_request(std::move(req.body), {.max_depth = cfg.limits_.max_json_depth});
   if (!parsed) {
     return send_error(res, parsed.error());
   }
@@ -303,21 +305,21 @@ void chat_completions(const std::shared_ptr<const api_context>& api, http::reque
       }
       tiers += t.name;
     }
-    return send_error(res, error{errc::not_found,
-                                 "The model '" + model + "' does not exist. Use a tier (" + tiers
-                                     + ") or provider/model with one of: " + api->provider_list
-                                     + ".",
-                                 "model", "model_not_found"});
+    return send_error(res,
+                      error{errc::not_found,
+                            "The model '" + model + "' does not exist. Use a tier (" + tiers
+                                + ") or provider/model with one of: " + api->provider_list + ".",
+                            "model", "model_not_found"});
   }
   auto timeout = cfg.limits_.request_timeout;
   if (!req.timeout_ms.empty()) {
     std::int64_t ms = 0;
-    auto [end, ec] = std::from_chars(req.timeout_ms.data(),
-                                     req.timeout_ms.data() + req.timeout_ms.size(), ms);
+    auto [end, ec] =
+        std::from_chars(req.timeout_ms.data(), req.timeout_ms.data() + req.timeout_ms.size(), ms);
     if (ec != std::errc{} || end != req.timeout_ms.data() + req.timeout_ms.size() || ms <= 0) {
-      return send_error(res, error{errc::invalid_request,
-                                   "x-inferbridge-timeout-ms must be a positive integer",
-                                   "x-inferbridge-timeout-ms"});
+      return send_error(
+          res, error{errc::invalid_request, "x-inferbridge-timeout-ms must be a positive integer",
+                     "x-inferbridge-timeout-ms"});
     }
     timeout = std::min(timeout, std::chrono::milliseconds(ms));
   }
@@ -345,8 +347,8 @@ void list_requests(const std::shared_ptr<const api_context>& api, http::request&
     unsigned n = 0;
     auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
     if (ec != std::errc{} || end != v.data() + v.size() || n == 0 || n > 100) {
-      return send_error(res, error{errc::invalid_request,
-                                   "'limit' must be an integer from 1 to 100", "limit"});
+      return send_error(
+          res, error{errc::invalid_request, "'limit' must be an integer from 1 to 100", "limit"});
     }
     limit = n;
   }
@@ -426,7 +428,8 @@ bool is_plausible_email(std::string_view email) noexcept {
     return false;
   }
   auto at = email.find('@');
-  if (at == 0 || at == std::string_view::npos || email.find('@', at + 1) != std::string_view::npos) {
+  if (at == 0 || at == std::string_view::npos
+      || email.find('@', at + 1) != std::string_view::npos) {
     return false;
   }
   auto domain = email.substr(at + 1);

@@ -23,7 +23,7 @@ struct api_context {
   caf::actor key_actor;
   caf::actor metrics_actor;
   std::shared_ptr<const actors::gateway_deps> deps;
-  std::string models_body;  ///< GET /v1/models, rendered once
+  std::string models_body;    ///< GET /v1/models, rendered once
   std::string provider_list;  ///< "openai, anthropic, ..." for error messages
 };
 

@@ -141,6 +141,15 @@ int run_gateway(const config::config& cfg_in) {
   http::server server{io, sopts, [api_ro](http::request&& req, http::responder&& res) {
                         handle(api_ro, std::move(req), std::move(res));
                       }};
+  // Signals are caught from here on, before anyone can learn the port and send one.
+  std::promise<int> stop;
+  auto stopped = stop.get_future();
+  net::signal_set signals{io, SIGINT, SIGTERM};
+  signals.async_wait([&stop](const boost::system::error_code& ec, int sig) {
+    if (!ec) {
+      stop.set_value(sig);
+    }
+  });
   int code = 0;
   if (auto rc = server.listen(); !rc) {
     std::fprintf(stderr, "inferbridge: %s\n", rc.error().message.c_str());
@@ -154,18 +163,10 @@ int run_gateway(const config::config& cfg_in) {
     std::printf("listening on %s:%u\n", host.c_str(), static_cast<unsigned>(server.port()));
     std::fflush(stdout);
     log_line("inferbridge started: " + std::to_string(io_threads) + " I/O threads, "
-             + std::to_string(actor_threads) + " actor threads, " + std::to_string(cfg->providers.size())
-             + " providers, " + std::to_string(cfg->tiers.size()) + " tiers, data dir "
-             + cfg->data_dir);
+             + std::to_string(actor_threads) + " actor threads, "
+             + std::to_string(cfg->providers.size()) + " providers, "
+             + std::to_string(cfg->tiers.size()) + " tiers, data dir " + cfg->data_dir);
 
-    std::promise<int> stop;
-    auto stopped = stop.get_future();
-    net::signal_set signals{io, SIGINT, SIGTERM};
-    signals.async_wait([&stop](const boost::system::error_code& ec, int sig) {
-      if (!ec) {
-        stop.set_value(sig);
-      }
-    });
     int sig = stopped.get();
     log_line(std::string("shutting down on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
     server.close();

@@ -45,7 +45,9 @@ constexpr bool falls_back(outcome o) noexcept {
 }
 
 /// True for the three skip outcomes (no upstream call was made).
-constexpr bool is_skip(outcome o) noexcept { return o >= outcome::skipped_no_key; }
+constexpr bool is_skip(outcome o) noexcept {
+  return o >= outcome::skipped_no_key;
+}
 
 /// Classifies an upstream HTTP status with the generic rules of design §4. Provider adapters
 /// refine this for their own statuses (e.g. Groq 498) before the request actor sees it.

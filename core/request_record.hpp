@@ -18,15 +18,15 @@ struct usage {
 /// One attempt (or skip) of a request against one provider.
 struct attempt_record {
   std::string provider;
-  int status = 0;          ///< upstream HTTP status, 0 when there was none
-  std::string reason;      ///< `connect_error`, `no_key`, ... when status is 0
+  int status = 0;      ///< upstream HTTP status, 0 when there was none
+  std::string reason;  ///< `connect_error`, `no_key`, ... when status is 0
   std::int64_t latency_ms = 0;
 };
 
 /// Metadata of one chat request (design §6). Never prompts, completions or keys.
 struct request_record {
-  std::string id;       ///< x-request-id, e.g. `req_...`
-  std::string user_id;  ///< owner; part of the storage key, not of the JSON
+  std::string id;               ///< x-request-id, e.g. `req_...`
+  std::string user_id;          ///< owner; part of the storage key, not of the JSON
   std::int64_t created_us = 0;  ///< unix time in microseconds
   std::string tier;             ///< tier name, or empty for a direct `provider/model` route
   std::string model;            ///< as requested

@@ -11,7 +11,7 @@ namespace ib {
 template <class T>
 class [[nodiscard]] result {
  public:
-  result(T value) : data_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
+  result(T value) : data_(std::in_place_index<0>, std::move(value)) {}      // NOLINT
   result(ib::error err) : data_(std::in_place_index<1>, std::move(err)) {}  // NOLINT
   result(errc code, std::string message = {})
       : data_(std::in_place_index<1>, ib::error{code, std::move(message)}) {}

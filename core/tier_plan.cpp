@@ -122,9 +122,8 @@ void append_attempts_json(std::string& out, const std::vector<attempt_record>& a
 attempt_record attempt_of(std::string_view provider, int upstream_status, outcome result,
                           std::int64_t latency_ms) {
   bool ok_status = upstream_status >= 200 && upstream_status < 300;
-  int shown = (upstream_status == 0 || (ok_status && result != outcome::success))
-                  ? 0
-                  : upstream_status;
+  int shown =
+      (upstream_status == 0 || (ok_status && result != outcome::success)) ? 0 : upstream_status;
   return attempt_record{std::string(provider), shown,
                         shown == 0 ? std::string(reason_text(result)) : std::string{}, latency_ms};
 }

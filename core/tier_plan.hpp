@@ -19,7 +19,7 @@ namespace ib {
 struct provider_view {
   bool has_key = false;
   breaker_state state = breaker_state::closed;
-  steady_time retry_at{};                    ///< open: when a probe may go
+  steady_time retry_at{};                     ///< open: when a probe may go
   std::optional<steady_time> cooldown_until;  ///< the user's cooldown end, if any
 };
 
@@ -32,8 +32,9 @@ enum class step_kind : std::uint8_t {
 
 struct step {
   step_kind kind = step_kind::call;
-  outcome skip_reason = outcome::success;  ///< skipped_no_key, skipped_cooldown, skipped_circuit_open
-  steady_time until{};                     ///< for skips: when the provider may be usable again
+  outcome skip_reason =
+      outcome::success;  ///< skipped_no_key, skipped_cooldown, skipped_circuit_open
+  steady_time until{};   ///< for skips: when the provider may be usable again
 };
 
 /// Decides the next step for one provider (pure). Order: no key, then the user's cooldown, then
@@ -57,9 +58,9 @@ struct walk_summary {
 
 /// The answer when every provider of the plan was tried or skipped (design §4).
 struct exhausted_answer {
-  errc code = errc::bad_gateway;  ///< 424, 429, 503, 400 (unsupported only), 504 or 502
-  std::string detail_code;        ///< the envelope's `code`
-  bool no_retry = true;           ///< send `x-should-retry: false`
+  errc code = errc::bad_gateway;              ///< 424, 429, 503, 400 (unsupported only), 504 or 502
+  std::string detail_code;                    ///< the envelope's `code`
+  bool no_retry = true;                       ///< send `x-should-retry: false`
   std::optional<std::int64_t> retry_after_s;  ///< send `Retry-After` (whole seconds, >= 1)
 };
 

@@ -1,6 +1,7 @@
 #include "http/client.hpp"
 
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <mutex>
 #include <optional>
@@ -14,8 +15,6 @@
 #include <boost/beast/http.hpp>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
-
-#include <cerrno>
 
 namespace ib::http {
 
@@ -42,7 +41,9 @@ struct connection {
   tcp::socket& socket() { return tls ? tls->next_layer() : *plain; }
 };
 
-bool is_blank(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+bool is_blank(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
 
 bool is_disconnect(const error_code& ec) {
   return ec == net::error::eof || ec == net::error::connection_reset
@@ -57,7 +58,8 @@ bool is_disconnect(const error_code& ec) {
 class exchange;
 
 struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
-  impl(net::io_context& io, client_options o) : io(io), opts(std::move(o)), tls(ssl::context::tls_client) {
+  impl(net::io_context& io, client_options o)
+      : io(io), opts(std::move(o)), tls(ssl::context::tls_client) {
     if (opts.endpoint.tls) {
       tls.set_default_verify_paths();
       if (!opts.ca_file.empty()) {
@@ -137,6 +139,12 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
         handler_(std::move(handler)) {}
 
   ~exchange() override {
+    if (conn_) {
+      // The last reference may be dropped on an actor thread: sockets are only ever touched on
+      // the I/O threads (asio's reactor does not tolerate a close racing its event loop).
+      auto doomed = std::make_shared<std::unique_ptr<connection>>(std::move(conn_));
+      net::post(pool_->io, [doomed] { doomed->reset(); });
+    }
     if (!completed_ && handler_) {
       exchange_result r;
       r.failure = outcome::provider_down;
@@ -472,8 +480,8 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
         co_return true;
       }
     }
-    if (stopped || !keep_alive || forced_ != outcome::success
-        || timed_out_ != outcome::success || conn_->buffer.size() != 0) {
+    if (stopped || !keep_alive || forced_ != outcome::success || timed_out_ != outcome::success
+        || conn_->buffer.size() != 0) {
       abandon_connection();
     } else {
       pool_->give_back(std::move(conn_));
@@ -553,7 +561,9 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
 upstream_pool::upstream_pool(net::io_context& io, client_options opts)
     : impl_(std::make_shared<impl>(io, std::move(opts))) {}
 
-upstream_pool::~upstream_pool() { shutdown(); }
+upstream_pool::~upstream_pool() {
+  shutdown();
+}
 
 std::shared_ptr<exchange_control> upstream_pool::start(outgoing_request req,
                                                        std::shared_ptr<exchange_handler> handler) {
@@ -591,7 +601,11 @@ void upstream_pool::shutdown() {
   for (auto& ex : live) {
     ex->abort(outcome::provider_down);
   }
-  // Idle connections are closed by their destructors here; no I/O is pending on them.
+  // Sockets are only ever touched on the I/O threads: close the idle ones there.
+  if (!idle.empty()) {
+    auto doomed = std::make_shared<std::vector<std::unique_ptr<connection>>>(std::move(idle));
+    net::post(impl_->io, [doomed] { doomed->clear(); });
+  }
 }
 
 upstream_pool::counters upstream_pool::stats() const {

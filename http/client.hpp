@@ -31,7 +31,7 @@ struct client_options {
   /// handler reports as payload); after it, the longest silence between payload pieces.
   std::chrono::milliseconds first_byte_timeout{30'000};
   std::chrono::milliseconds total_timeout{120'000};
-  std::size_t pool_size = 64;  ///< idle keep-alive connections kept
+  std::size_t pool_size = 64;                  ///< idle keep-alive connections kept
   std::chrono::milliseconds max_idle{20'000};  ///< idle connections older than this are not reused
   std::size_t max_body_bytes = 32 * 1024 * 1024;  ///< non-streamed bodies
   std::string ca_file;  ///< extra CA bundle (tests); the system store is always used
@@ -59,8 +59,8 @@ struct exchange_result {
   outcome failure = outcome::success;  ///< success, or connect_error, connect_timeout, reset,
                                        ///< first_byte_timeout, total_timeout, deadline,
                                        ///< bad_response, cancelled, provider_down
-  response_head head;  ///< status 0 when no response head arrived
-  std::string body;    ///< the whole body when it was buffered (non-stream, or a non-2xx status)
+  response_head head;                  ///< status 0 when no response head arrived
+  std::string body;  ///< the whole body when it was buffered (non-stream, or a non-2xx status)
   bool reused_connection = false;
 };
 

@@ -25,9 +25,9 @@ enum class route : std::uint8_t {
 
 struct route_match {
   http::route route = route::none;
-  std::string_view param;    ///< `{provider}` of DELETE /v1/keys/{provider}
-  errc error = errc::none;   ///< not_found or method_not_allowed when `route` is none
-  std::string_view allow;    ///< the `Allow` header value for 405
+  std::string_view param;   ///< `{provider}` of DELETE /v1/keys/{provider}
+  errc error = errc::none;  ///< not_found or method_not_allowed when `route` is none
+  std::string_view allow;   ///< the `Allow` header value for 405
 };
 
 /// Maps (method, path) to a route; pure. HEAD is accepted where GET is.

@@ -132,8 +132,7 @@ bool is_loopback(const tcp::endpoint& ep) {
   }
   auto v6 = addr.to_v6();
   return v6.is_loopback()
-         || (v6.is_v4_mapped()
-             && net::ip::make_address_v4(net::ip::v4_mapped, v6).is_loopback());
+         || (v6.is_v4_mapped() && net::ip::make_address_v4(net::ip::v4_mapped, v6).is_loopback());
 }
 
 }  // namespace
@@ -181,6 +180,18 @@ class session : public std::enable_shared_from_this<session> {
     auto peer = sock_.remote_endpoint(ec);
     loopback_ = !ec && is_loopback(peer);
     sock_.set_option(tcp::no_delay(true), ec);
+  }
+
+  ~session() {
+    if (sock_.is_open()) {
+      // The last reference may be dropped on an actor thread (through a responder's link):
+      // close the socket on its own executor, never from a foreign thread.
+      auto ex = sock_.get_executor();
+      net::post(ex, [doomed = std::make_shared<tcp::socket>(std::move(sock_))] {
+        error_code ec;
+        doomed->close(ec);
+      });
+    }
   }
 
   void start() {
@@ -231,10 +242,9 @@ class session : public std::enable_shared_from_this<session> {
     parser_->header_limit(static_cast<std::uint32_t>(srv_->opts.max_header_bytes));
     parser_->body_limit(srv_->opts.max_body_bytes);
     set_deadline(steady::now() + srv_->opts.idle_timeout);
-    bhttp::async_read_header(sock_, buf_, *parser_,
-                             [self = shared_from_this()](error_code ec, std::size_t) {
-                               self->on_header(ec);
-                             });
+    bhttp::async_read_header(
+        sock_, buf_, *parser_,
+        [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
   }
 
   void on_header(error_code ec) {
@@ -351,35 +361,36 @@ class session : public std::enable_shared_from_this<session> {
     }
   }
 
-  // -- client-disconnect detection while a request is in flight ------------------------------------
+  // -- client-disconnect detection while a request is in flight
+  // ------------------------------------
   void start_monitor() {
     if (buf_.size() > 0 || monitor_pending_) {
       return;  // pipelined bytes are waiting: nothing to learn from the socket now
     }
     monitor_pending_ = true;
-    sock_.async_read_some(buf_.prepare(4096), [self = shared_from_this()](error_code ec,
-                                                                         std::size_t n) {
-      self->monitor_pending_ = false;
-      if (self->phase_ == phase::closed) {
-        return;
-      }
-      if (!ec) {
-        self->buf_.commit(n);
-      }
-      if (self->phase_ == phase::handling || self->phase_ == phase::responding_final) {
-        if (ec && ec != net::error::operation_aborted) {
-          self->client_gone();
-        }
-        return;
-      }
-      // The response finished while this read was pending: go on with the next request.
-      if (self->phase_ == phase::reading) {
-        if (ec && ec != net::error::operation_aborted) {
-          return self->close_now();
-        }
-        self->read_header();
-      }
-    });
+    sock_.async_read_some(
+        buf_.prepare(4096), [self = shared_from_this()](error_code ec, std::size_t n) {
+          self->monitor_pending_ = false;
+          if (self->phase_ == phase::closed) {
+            return;
+          }
+          if (!ec) {
+            self->buf_.commit(n);
+          }
+          if (self->phase_ == phase::handling || self->phase_ == phase::responding_final) {
+            if (ec && ec != net::error::operation_aborted) {
+              self->client_gone();
+            }
+            return;
+          }
+          // The response finished while this read was pending: go on with the next request.
+          if (self->phase_ == phase::reading) {
+            if (ec && ec != net::error::operation_aborted) {
+              return self->close_now();
+            }
+            self->read_header();
+          }
+        });
   }
 
   void client_gone() {
@@ -678,9 +689,10 @@ void responder::send(response res) {
     return;
   }
   done_ = true;
-  post_to(link_, [res = std::move(res)](session& s, const std::shared_ptr<exchange_link>& l) mutable {
-    s.on_response(l, std::move(res));
-  });
+  post_to(link_,
+          [res = std::move(res)](session& s, const std::shared_ptr<exchange_link>& l) mutable {
+            s.on_response(l, std::move(res));
+          });
 }
 
 void responder::stream_begin(response head) {
@@ -689,10 +701,10 @@ void responder::stream_begin(response head) {
   }
   started_ = true;
   link_->pending.fetch_add(head.body.size(), std::memory_order_relaxed);
-  post_to(link_, [head = std::move(head)](session& s,
-                                          const std::shared_ptr<exchange_link>& l) mutable {
-    s.on_stream_begin(l, std::move(head));
-  });
+  post_to(link_,
+          [head = std::move(head)](session& s, const std::shared_ptr<exchange_link>& l) mutable {
+            s.on_stream_begin(l, std::move(head));
+          });
 }
 
 void responder::stream_write(std::string bytes) {
@@ -700,10 +712,10 @@ void responder::stream_write(std::string bytes) {
     return;
   }
   link_->pending.fetch_add(bytes.size(), std::memory_order_relaxed);
-  post_to(link_, [bytes = std::move(bytes)](session& s,
-                                            const std::shared_ptr<exchange_link>& l) mutable {
-    s.on_stream_write(l, std::move(bytes));
-  });
+  post_to(link_,
+          [bytes = std::move(bytes)](session& s, const std::shared_ptr<exchange_link>& l) mutable {
+            s.on_stream_write(l, std::move(bytes));
+          });
 }
 
 void responder::stream_end(std::string last) {
@@ -712,10 +724,10 @@ void responder::stream_end(std::string last) {
   }
   done_ = true;
   link_->pending.fetch_add(last.size(), std::memory_order_relaxed);
-  post_to(link_, [last = std::move(last)](session& s,
-                                          const std::shared_ptr<exchange_link>& l) mutable {
-    s.on_stream_end(l, std::move(last));
-  });
+  post_to(link_,
+          [last = std::move(last)](session& s, const std::shared_ptr<exchange_link>& l) mutable {
+            s.on_stream_end(l, std::move(last));
+          });
 }
 
 void responder::stream_abort() {
@@ -774,23 +786,26 @@ std::uint64_t responder::unanswered() noexcept {
 // -- server ---------------------------------------------------------------------------------------
 
 void server::impl::accept() {
-  acceptor.async_accept(net::make_strand(io), [self = shared_from_this()](error_code ec,
-                                                                          tcp::socket sock) {
-    if (ec == net::error::operation_aborted || !self->acceptor.is_open()) {
-      return;
-    }
-    if (!ec) {
-      std::make_shared<session>(std::move(sock), self)->start();
-    }
-    // Transient accept errors (EMFILE, ECONNABORTED) must not stop the server.
-    self->accept();
-  });
+  acceptor.async_accept(net::make_strand(io),
+                        [self = shared_from_this()](error_code ec, tcp::socket sock) {
+                          if (ec == net::error::operation_aborted || !self->acceptor.is_open()) {
+                            return;
+                          }
+                          if (!ec) {
+                            std::make_shared<session>(std::move(sock), self)->start();
+                          }
+                          // Transient accept errors (EMFILE, ECONNABORTED) must not stop the
+                          // server.
+                          self->accept();
+                        });
 }
 
 server::server(net::io_context& io, server_options opts, handler h)
     : impl_(std::make_shared<impl>(io, std::move(opts), std::move(h))) {}
 
-server::~server() { close(); }
+server::~server() {
+  close();
+}
 
 result<void> server::listen() {
   error_code ec;
@@ -827,7 +842,9 @@ void server::start() {
   net::post(impl_->acceptor.get_executor(), [i = impl_] { i->accept(); });
 }
 
-std::uint16_t server::port() const noexcept { return impl_->bound_port; }
+std::uint16_t server::port() const noexcept {
+  return impl_->bound_port;
+}
 
 void server::close() {
   if (!impl_) {

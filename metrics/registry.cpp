@@ -16,13 +16,14 @@ namespace ib::metrics {
 namespace {
 
 const prometheus::Histogram::BucketBoundaries& latency_buckets() {
-  static const prometheus::Histogram::BucketBoundaries b{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                         0.5,   1,    2.5,   5,    10,  30,
-                                                         60,    120};
+  static const prometheus::Histogram::BucketBoundaries b{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                         1,     2.5,  5,     10,   30,  60,   120};
   return b;
 }
 
-std::string status_code(int status) { return status == 0 ? "none" : std::to_string(status); }
+std::string status_code(int status) {
+  return status == 0 ? "none" : std::to_string(status);
+}
 
 }  // namespace
 
@@ -94,8 +95,8 @@ struct registry::impl {
   prometheus::Gauge& inflight;
 
   std::mutex mutex;  // guards the caches below (Family::Add locks too, but only on a miss)
-  std::map<std::vector<std::string>, void*> requests_c, duration_c, ttfb_c, attempts_c,
-      upstream_c, fallbacks_c, circuit_c, tokens_c;
+  std::map<std::vector<std::string>, void*> requests_c, duration_c, ttfb_c, attempts_c, upstream_c,
+      fallbacks_c, circuit_c, tokens_c;
 };
 
 registry::registry() : impl_(std::make_unique<impl>()) {}
@@ -116,7 +117,8 @@ void registry::observe_request(const request_record& r) {
         .Observe(static_cast<double>(*r.ttfb_ms) / 1000.0);
   }
   if (r.tokens && !r.provider.empty()) {
-    i.child(i.tokens, i.tokens_c, {provider, "prompt"}, {{"provider", provider}, {"kind", "prompt"}})
+    i.child(i.tokens, i.tokens_c, {provider, "prompt"},
+            {{"provider", provider}, {"kind", "prompt"}})
         .Increment(static_cast<double>(r.tokens->prompt_tokens));
     i.child(i.tokens, i.tokens_c, {provider, "completion"},
             {{"provider", provider}, {"kind", "completion"}})
@@ -125,8 +127,8 @@ void registry::observe_request(const request_record& r) {
   // Every attempt that failed and was followed by another one is a fallback.
   for (std::size_t n = 0; n + 1 < r.attempts.size(); ++n) {
     const auto& a = r.attempts[n];
-    if (a.status == 0 && (a.reason == "no_key" || a.reason == "circuit_open"
-                          || a.reason == "cooldown")) {
+    if (a.status == 0
+        && (a.reason == "no_key" || a.reason == "circuit_open" || a.reason == "cooldown")) {
       continue;  // skips are not fallbacks
     }
     std::string reason = a.status != 0 ? std::to_string(a.status) : a.reason;

@@ -35,8 +35,7 @@ struct upstream_request {
 /// Fails with errc::invalid_request (message safe for a client) when the request cannot be
 /// expressed for this provider (e.g. `n>1` for Anthropic): the caller records `unsupported`.
 result<upstream_request> encode_request(const config::provider_config& p, const chat_request& req,
-                                        std::string_view upstream_model,
-                                        std::string_view api_key);
+                                        std::string_view upstream_model, std::string_view api_key);
 
 // -- non-streamed responses -----------------------------------------------------------------------
 
@@ -50,8 +49,8 @@ struct upstream_response {
 /// What an upstream answer means for the request.
 struct decoded_response {
   outcome result = outcome::bad_response;  ///< success, or the failure class (provider-aware)
-  int status = 502;  ///< the status for the client should this answer be final
-  std::string body;  ///< success: the `chat.completion` JSON; failure: the OpenAI error envelope
+  int status = 502;   ///< the status for the client should this answer be final
+  std::string body;   ///< success: the `chat.completion` JSON; failure: the OpenAI error envelope
   std::string model;  ///< the upstream model that answered (success), else empty
   std::optional<ib::usage> tokens;
   /// For 429s whose body says waiting will not help soon (Sarvam `insufficient_quota_error`,
@@ -81,14 +80,14 @@ struct stream_failure {
 /// What one `feed` produced.
 struct stream_output {
   std::string client_bytes;  ///< OpenAI `chat.completion.chunk` SSE to forward, in order
-  bool payload = false;  ///< a payload event arrived (not a comment, ping or blank keep-alive)
+  bool payload = false;      ///< a payload event arrived (not a comment, ping or blank keep-alive)
   /// Sticky: some event emitted so far carries content, a tool call, or a finish reason (the
   /// commit point of design §4; role-only chunks do not commit).
   bool content = false;
   bool done = false;  ///< the stream ended cleanly; `client_bytes` ends with `data: [DONE]\n\n`
   std::optional<stream_failure> failure;  ///< set once; nothing is emitted after it
-  std::optional<ib::usage> tokens;  ///< set when usage became known
-  std::string model;  ///< the upstream model, once known
+  std::optional<ib::usage> tokens;        ///< set when usage became known
+  std::string model;                      ///< the upstream model, once known
 };
 
 /// Translates one streamed upstream response into OpenAI chunks (providers.md §0, §1, §2.3, §3).

@@ -82,6 +82,7 @@ inline std::string dump(const rapidjson::Value& v) {
 }
 
 /// Flags for parsing untrusted JSON: iterative (no recursion), full-precision numbers.
-constexpr unsigned parse_flags = rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag;
+constexpr unsigned parse_flags =
+    rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag;
 
 }  // namespace ib::providers::json

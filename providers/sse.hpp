@@ -42,7 +42,9 @@ class sse_parser {
   /// Comment lines seen so far (e.g. DeepSeek's `: keep-alive`).
   std::size_t comments() const noexcept { return comments_; }
   /// True while a partial line or event is buffered (a stream that ends now was truncated).
-  bool has_partial() const noexcept { return !line_.empty() || has_data_ || !current_.event.empty(); }
+  bool has_partial() const noexcept {
+    return !line_.empty() || has_data_ || !current_.event.empty();
+  }
 
  private:
   bool push(char ch);

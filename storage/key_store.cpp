@@ -4,8 +4,8 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <mutex>
 #include <map>
+#include <mutex>
 #include <set>
 #include <utility>
 

@@ -132,6 +132,7 @@ test('a user and their key survive kill -9 and a restart', async () => {
   const gw = await startGateway({ env: mockProviderEnv(mock) });
   const u = await signup(gw);
   await addKey(gw, u.api_key, 'sarvam', 'sk-sarvam-durable-123456789');
+  gw.proc.stopping = true;
   gw.proc.kill('SIGKILL');
   await new Promise((r) => gw.proc.once('exit', r));
   const again = await restartGateway(gw);

@@ -57,6 +57,10 @@ export function startProcess(file, args = [], { env = {}, timeoutMs = 15000, cwd
     proc.stderr.on('data', (d) => { err += d.toString(); });
     proc.on('exit', (code, signal) => {
       live.delete(proc);
+      if (done && !proc.stopping) {
+        // An unexpected exit: show why, so a failing test says more than "connection refused".
+        process.stderr.write(`\n[${path.basename(file)} exited unexpectedly (${code ?? signal})]\n${err.slice(-8000)}\n`);
+      }
       if (!done) {
         done = true;
         clearTimeout(timer);
@@ -66,16 +70,30 @@ export function startProcess(file, args = [], { env = {}, timeoutMs = 15000, cwd
   });
 }
 
+const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|Sanitizer:DEADLYSIGNAL/;
+
 /// Stops a started process: SIGTERM (or `signal`), then waits for it to exit (SIGKILL after
-/// `timeoutMs`). Resolves to the exit code or signal.
+/// `timeoutMs`). Resolves to the exit code or signal; rejects if the process reported a
+/// sanitizer error (ASan, LSan, UBSan) at any time, or did not exit cleanly on SIGTERM.
 export function stopProcess(p, { signal = 'SIGTERM', timeoutMs = 10000 } = {}) {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
+    const verdict = (code) => {
+      const err = p?.stderr?.() ?? '';
+      if (SANITIZER.test(err)) {
+        reject(new Error(`${path.basename(p.proc.spawnfile)} reported a sanitizer error:\n${err}`));
+      } else if (signal === 'SIGTERM' && code !== 0 && code !== null && !p.killed) {
+        reject(new Error(`${path.basename(p.proc.spawnfile)} exited with ${code} on SIGTERM:\n${err}`));
+      } else {
+        resolve(code);
+      }
+    };
     if (!p || p.proc.exitCode !== null || p.proc.signalCode !== null) {
-      resolve(p?.proc.exitCode ?? p?.proc.signalCode);
+      verdict(p?.proc.exitCode ?? p?.proc.signalCode);
       return;
     }
-    const timer = setTimeout(() => p.proc.kill('SIGKILL'), timeoutMs);
-    p.proc.once('exit', (code, sig) => { clearTimeout(timer); resolve(code ?? sig); });
+    p.proc.stopping = true;
+    const timer = setTimeout(() => { p.killed = true; p.proc.kill('SIGKILL'); }, timeoutMs);
+    p.proc.once('exit', (code, sig) => { clearTimeout(timer); verdict(code ?? sig); });
     p.proc.kill(signal);
   });
 }

@@ -107,9 +107,8 @@ TEST(TierPlan, AttemptTokens) {
             "sarvam=200;anthropic=no_key");
   std::string json;
   append_attempts_json(json, {a[0], a[1]});
-  EXPECT_EQ(json,
-            R"([{"provider":"openai","status":503,"latency_ms":12},)"
-            R"({"provider":"groq","reason":"connect_error","latency_ms":1}])");
+  EXPECT_EQ(json, R"([{"provider":"openai","status":503,"latency_ms":12},)"
+                  R"({"provider":"groq","reason":"connect_error","latency_ms":1}])");
 }
 
 }  // namespace
