@@ -6,6 +6,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/asio_scheduler.hpp"
 #include "actors/messages.hpp"
 #include "core/error.hpp"
 #include "core/tier_plan.hpp"
@@ -440,7 +441,11 @@ caf::behavior request_actor(request_actor_t* self, std::shared_ptr<request_conte
   }
   inflight_change(1);
   auto handle = caf::actor_cast<caf::actor>(self);
-  st.ctx->responder.on_cancel([handle] { caf::anon_send(handle, cancel_atom::value); });
+  st.ctx->responder.on_cancel([handle, gate = st.ctx->deps->gate] {
+    if (auto pass = gate->enter()) {
+      caf::anon_send(handle, cancel_atom::value);
+    }
+  });
   next_attempt(self);
   return {
       [self](reply_atom, std::shared_ptr<attempt_result>& r) { on_result(self, *r); },
@@ -474,6 +479,7 @@ caf::behavior request_actor(request_actor_t* self, std::shared_ptr<request_conte
 
 void spawn_request_actor(caf::actor_system& sys, std::shared_ptr<request_context> ctx) {
   sys.spawn(request_actor, std::move(ctx));
+  release_thread_logger();
 }
 
 std::size_t inflight_requests() noexcept {

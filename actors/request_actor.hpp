@@ -1,9 +1,12 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -21,8 +24,52 @@ namespace ib::actors {
 struct health_board;
 struct user_entry;
 
+/// Guards use of the actor system from I/O threads (HTTP handlers, client-cancel callbacks)
+/// against its shutdown: `enter` fails once `close_and_wait` has begun, and `close_and_wait`
+/// returns only when no I/O thread is still inside.
+class system_gate {
+ public:
+  class pass {
+   public:
+    explicit pass(system_gate* g) noexcept : gate_(g) {}
+    pass(pass&& other) noexcept : gate_(std::exchange(other.gate_, nullptr)) {}
+    pass(const pass&) = delete;
+    pass& operator=(const pass&) = delete;
+    ~pass() {
+      if (gate_ != nullptr) {
+        gate_->users_.fetch_sub(1, std::memory_order_release);
+      }
+    }
+    explicit operator bool() const noexcept { return gate_ != nullptr; }
+
+   private:
+    system_gate* gate_;
+  };
+
+  pass enter() noexcept {
+    users_.fetch_add(1, std::memory_order_acq_rel);
+    if (closed_.load(std::memory_order_acquire)) {
+      users_.fetch_sub(1, std::memory_order_release);
+      return pass{nullptr};
+    }
+    return pass{this};
+  }
+
+  void close_and_wait() noexcept {
+    closed_.store(true, std::memory_order_seq_cst);
+    while (users_.load(std::memory_order_acquire) != 0) {
+      std::this_thread::yield();
+    }
+  }
+
+ private:
+  std::atomic<int> users_{0};
+  std::atomic<bool> closed_{false};
+};
+
 /// What every request actor shares: configuration, the health board, the metrics actor.
 struct gateway_deps {
+  std::shared_ptr<system_gate> gate = std::make_shared<system_gate>();
   std::shared_ptr<const config::config> cfg;
   std::shared_ptr<const health_board> board;
   caf::actor metrics;

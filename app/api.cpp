@@ -445,6 +445,11 @@ bool is_plausible_email(std::string_view email) noexcept {
 
 void handle(const std::shared_ptr<const api_context>& api, http::request&& req,
             http::responder&& res) {
+  auto pass = api->deps->gate->enter();
+  if (!pass) {
+    return send_error(
+        res, error{errc::unavailable, "the gateway is shutting down", {}, "shutting_down"});
+  }
   auto m = http::match_route(req.method, req.path());
   switch (m.route) {
     case http::route::none: {

@@ -10,6 +10,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <caf/all.hpp>
 
+#include "actors/asio_scheduler.hpp"
 #include "actors/health_supervisor.hpp"
 #include "actors/key_actor.hpp"
 #include "actors/log.hpp"
@@ -70,15 +71,13 @@ int run_gateway(const config::config& cfg_in) {
   std::signal(SIGPIPE, SIG_IGN);
 
   int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  int io_threads = threads_or_default(cfg->server.io_threads, cores / 2);
-  int actor_threads = threads_or_default(cfg->server.actor_threads, cores - io_threads);
+  bool on_io = cfg->server.scheduler == config::scheduler_kind::io;
+  // With actors on the I/O threads, one thread per core; with CAF's workers, half each.
+  int io_threads = threads_or_default(cfg->server.io_threads, on_io ? cores : cores / 2);
+  int actor_threads = on_io ? 0 : threads_or_default(cfg->server.actor_threads, cores - io_threads);
 
-  // The actor system is declared before the io_context, so it is destroyed after it; every actor
-  // is done (and every pool shut down) before the io_context stops.
-  caf::actor_system_config acfg;
-  acfg.set("scheduler.max-threads", static_cast<std::size_t>(actor_threads));
-  acfg.set("scheduler.policy", caf::atom("sharing"));
-  caf::actor_system sys{acfg};
+  // The io_context and its threads come first and go last: with the "io" scheduler the actors
+  // run on them, also while the actor system shuts down.
   net::io_context io{io_threads};
   auto work = net::make_work_guard(io);
   std::vector<std::thread> io_pool;
@@ -86,6 +85,23 @@ int run_gateway(const config::config& cfg_in) {
   for (int i = 0; i < io_threads; ++i) {
     io_pool.emplace_back([&io] { io.run(); });
   }
+  auto stop_io = [&] {
+    work.reset();
+    io.stop();
+    for (auto& t : io_pool) {
+      t.join();
+    }
+  };
+
+  caf::actor_system_config acfg;
+  if (on_io) {
+    actors::use_asio_scheduler(acfg, io);
+  } else {
+    acfg.set("scheduler.max-threads", static_cast<std::size_t>(actor_threads));
+    acfg.set("scheduler.policy", caf::atom("sharing"));
+  }
+  auto system = std::make_unique<caf::actor_system>(acfg);
+  auto& sys = *system;
 
   auto registry = std::make_shared<metrics::registry>();
   auto keys = std::make_shared<actors::key_directory>();
@@ -163,8 +179,9 @@ int run_gateway(const config::config& cfg_in) {
     std::printf("listening on %s:%u\n", host.c_str(), static_cast<unsigned>(server.port()));
     std::fflush(stdout);
     log_line("inferbridge started: " + std::to_string(io_threads) + " I/O threads, "
-             + std::to_string(actor_threads) + " actor threads, "
-             + std::to_string(cfg->providers.size()) + " providers, "
+             + (on_io ? std::string("actors on the I/O threads")
+                      : std::to_string(actor_threads) + " actor threads")
+             + ", " + std::to_string(cfg->providers.size()) + " providers, "
              + std::to_string(cfg->tiers.size()) + " tiers, data dir " + cfg->data_dir);
 
     int sig = stopped.get();
@@ -173,17 +190,24 @@ int run_gateway(const config::config& cfg_in) {
     // Let in-flight requests finish (bounded), then stop the long-lived actors.
     actors::await_inflight_requests(std::chrono::seconds(10));
   }
+  // No I/O thread may use the actor system from here on (late requests get 503).
+  deps->gate->close_and_wait();
   for (const auto& s : supervisors) {
     caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
   }
   caf::anon_send_exit(key_actor, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(metrics_actor, caf::exit_reason::user_shutdown);
   sys.await_all_actors_done();
-  work.reset();
-  io.stop();
-  for (auto& t : io_pool) {
-    t.join();
-  }
+  // Drop every handle on a detached actor: the actor system waits for their threads, which end
+  // only when nothing refers to them any more. (Sessions still alive hold the API context.)
+  supervisors.clear();
+  key_actor = nullptr;
+  metrics_actor = nullptr;
+  api->key_actor = nullptr;
+  api->metrics_actor = nullptr;
+  deps->metrics = nullptr;
+  system.reset();  // while the I/O threads still run the actors' last steps
+  stop_io();
   return code;
 }
 

@@ -94,12 +94,17 @@ struct request_log_config {
   int max_records_per_user = 10'000;
 };
 
+enum class scheduler_kind : std::uint8_t { io, caf };
+
 struct server_config {
   std::string listen = "127.0.0.1:8080";
   std::string host = "127.0.0.1";  ///< parsed from `listen`
   std::uint16_t port = 8080;       ///< parsed from `listen`; 0 = ephemeral
   int io_threads = 0;              ///< 0: chosen from the core count
-  int actor_threads = 0;           ///< 0: chosen from the core count
+  int actor_threads = 0;           ///< scheduler "caf" only; 0: chosen from the core count
+  /// Where scheduled actors run: "io" (default: on the I/O threads, no thread hops per request)
+  /// or "caf" (CAF's own work-sharing worker threads).
+  scheduler_kind scheduler = scheduler_kind::io;
 };
 
 enum class signup_mode : std::uint8_t { open, admin };

@@ -323,12 +323,20 @@ result<void> read_limits(const Value& v, limits& out) {
 
 result<void> read_server(const Value& v, server_config& out) {
   constexpr std::string_view path = "server";
-  if (auto r = check_object(v, path, {"io_threads", "actor_threads"}); !r) {
+  if (auto r = check_object(v, path, {"io_threads", "actor_threads", "scheduler"}); !r) {
     return r;
   }
   result<void> r = read_int(v, "io_threads", path, out.io_threads, 0, max_threads);
   if (r) {
     r = read_int(v, "actor_threads", path, out.actor_threads, 0, max_threads);
+  }
+  if (r) {
+    static constexpr std::array<choice<scheduler_kind>, 2> scheduler_choices{{
+        {"io", scheduler_kind::io},
+        {"caf", scheduler_kind::caf},
+    }};
+    r = read_choice(v, "scheduler", path, out.scheduler, scheduler_choices,
+                    R"(expected "io" or "caf")");
   }
   return r;
 }

@@ -81,7 +81,9 @@ export function stopProcess(p, { signal = 'SIGTERM', timeoutMs = 10000 } = {}) {
       const err = p?.stderr?.() ?? '';
       if (SANITIZER.test(err)) {
         reject(new Error(`${path.basename(p.proc.spawnfile)} reported a sanitizer error:\n${err}`));
-      } else if (signal === 'SIGTERM' && code !== 0 && code !== null && !p.killed) {
+      } else if (signal === 'SIGTERM' && p.killed) {
+        reject(new Error(`${path.basename(p.proc.spawnfile)} did not exit within ${timeoutMs} ms of SIGTERM:\n${err}`));
+      } else if (signal === 'SIGTERM' && code !== 0 && code !== null) {
         reject(new Error(`${path.basename(p.proc.spawnfile)} exited with ${code} on SIGTERM:\n${err}`));
       } else {
         resolve(code);
