@@ -127,7 +127,7 @@ caf::behavior supervisor(supervisor_actor* self, supervisor_options opts,
                                               .count());
           auto d = r->long_cooldown ? st.opts.cooldown.max_cooldown
                                     : cooldown_for(parsed, st.opts.cooldown);
-          st.cooldowns.start(r->user_id, d, now);
+          st.cooldowns.start(r->user->id, d, now);
           st.cooldowns_dirty = true;
           changed = true;
         }

@@ -118,10 +118,12 @@ struct attempt_result {
   std::string message;                      ///< unsupported: why the request could not be expressed
 };
 
+struct user_entry;
+
 // -- request -> supervisor ------------------------------------------------------------------------
 
 struct attempt_report {
-  std::string user_id;
+  std::shared_ptr<const user_entry> user;  ///< who asked (the 429 cooldown is per user)
   outcome result = outcome::success;
   bool probe = false;
   steady_time admitted_at{};  ///< when the attempt was admitted (started)

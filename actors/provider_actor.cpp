@@ -86,7 +86,7 @@ class call_handler final : public http::exchange_handler {
       auto d = providers::decode_response(*cfg_, *call_->request, call_->upstream_model, up);
       res->result = d.result;
       res->client_status = d.status;
-      res->body = std::move(d.body);
+      res->body = d.body_is_input ? std::move(r.body) : std::move(d.body);
       res->model = std::move(d.model);
       res->tokens = d.tokens;
       res->long_cooldown = d.long_cooldown;

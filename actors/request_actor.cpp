@@ -162,7 +162,7 @@ void report(request_actor_t* self, const attempt_result& r) {
     return;
   }
   auto rep = std::make_shared<attempt_report>();
-  rep->user_id = st.ctx->user->id;
+  rep->user = st.ctx->user;
   rep->result = r.result;
   rep->probe = st.probe;
   rep->admitted_at = st.attempt_start;

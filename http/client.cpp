@@ -3,6 +3,8 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <limits>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -53,20 +55,97 @@ bool is_disconnect(const error_code& ec) {
 
 }  // namespace
 
+/// The TLS client context for `ca_file` (the system store, plus `ca_file` if given), built once
+/// per process: loading the CA store costs tens of milliseconds and megabytes, so every pool
+/// shares it (an SSL_CTX is safe to share between connections and threads).
+std::shared_ptr<ssl::context> client_tls_context(const std::string& ca_file) {
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<ssl::context>> contexts;
+  std::lock_guard lock{mutex};
+  if (auto existing = contexts[ca_file].lock()) {
+    return existing;
+  }
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  ctx->set_default_verify_paths();
+  if (!ca_file.empty()) {
+    error_code ec;
+    ctx->load_verify_file(ca_file, ec);
+  }
+  ctx->set_verify_mode(ssl::verify_peer);
+  contexts[ca_file] = ctx;
+  return ctx;
+}
+
+/// The upstream response parser: keeps only the headers the gateway uses and hands body bytes
+/// (de-chunked) straight to a sink, instead of storing every header field in a map.
+class upstream_parser final : public bhttp::basic_parser<false> {
+ public:
+  explicit upstream_parser(response_head& head) : head_(head) {}
+
+  std::string* sink = nullptr;                                  ///< where body bytes go
+  std::size_t limit = std::numeric_limits<std::size_t>::max();  ///< bytes the sink may take
+  bool too_large = false;
+
+ private:
+  void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int,
+                       error_code& ec) override {
+    ec = bhttp::error::bad_method;  // never called for a response parser
+  }
+  void on_response_impl(int code, beast::string_view, int, error_code&) override {
+    head_.status = code;
+  }
+  void on_field_impl(bhttp::field name, beast::string_view name_string, beast::string_view value,
+                     error_code&) override {
+    switch (name) {
+      case bhttp::field::content_type:
+        head_.content_type.assign(value.data(), value.size());
+        break;
+      case bhttp::field::retry_after:
+        head_.retry_after.assign(value.data(), value.size());
+        break;
+      case bhttp::field::unknown:
+        if (beast::iequals(name_string, "retry-after-ms")) {
+          head_.retry_after_ms.assign(value.data(), value.size());
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
+  std::size_t on_body_impl(beast::string_view body, error_code& ec) override {
+    return take(body, ec);
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code& ec) override {
+    return take(body, ec);
+  }
+  void on_finish_impl(error_code&) override {}
+
+  std::size_t take(beast::string_view body, error_code& ec) {
+    taken_ += body.size();
+    if (taken_ > limit) {
+      too_large = true;
+      ec = bhttp::error::body_limit;
+      return 0;
+    }
+    sink->append(body.data(), body.size());
+    return body.size();
+  }
+
+  response_head& head_;
+  std::size_t taken_ = 0;
+};
+
 // -- pool state -----------------------------------------------------------------------------------
 
 class exchange;
 
 struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
-  impl(net::io_context& io, client_options o)
-      : io(io), opts(std::move(o)), tls(ssl::context::tls_client) {
+  impl(net::io_context& io, client_options o) : io(io), opts(std::move(o)) {
     if (opts.endpoint.tls) {
-      tls.set_default_verify_paths();
-      if (!opts.ca_file.empty()) {
-        error_code ec;
-        tls.load_verify_file(opts.ca_file, ec);
-      }
-      tls.set_verify_mode(ssl::verify_peer);
+      tls = client_tls_context(opts.ca_file);
     }
     host_header = opts.endpoint.host;
     bool default_port = (opts.endpoint.tls && opts.endpoint.port == 443)
@@ -113,7 +192,7 @@ struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
 
   net::io_context& io;
   client_options opts;
-  ssl::context tls;
+  std::shared_ptr<ssl::context> tls;  ///< shared by every pool with the same CA file
   std::string host_header;
 
   mutable std::mutex mutex;
@@ -309,7 +388,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     }
     conn_ = std::make_unique<connection>();
     if (ep.tls) {
-      conn_->tls.emplace(tcp::socket(strand_), pool_->tls);
+      conn_->tls.emplace(tcp::socket(strand_), *pool_->tls);
     } else {
       conn_->plain.emplace(strand_);
     }
@@ -387,9 +466,11 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
       co_return true;
     }
 
-    bhttp::response_parser<bhttp::buffer_body> parser;
-    parser.body_limit(boost::none);
+    upstream_parser parser{result_.head};
+    parser.body_limit(boost::none);  // our own limits apply (none for a stream)
     parser.header_limit(64 * 1024);
+    parser.sink = &result_.body;
+    parser.limit = pool_->opts.max_body_bytes;
     auto [hec, hn] = co_await bhttp::async_read_header(stream, conn_->buffer, parser, use_tuple);
     (void)hn;
     if (hec) {
@@ -399,18 +480,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     }
     result_.reused_connection = may_retry;
     stage_ = stage::receiving;
-    auto& msg = parser.get();
-    result_.head.status = static_cast<int>(msg.result_int());
-    if (auto it = msg.find(bhttp::field::content_type); it != msg.end()) {
-      result_.head.content_type.assign(it->value().data(), it->value().size());
-    }
-    if (auto it = msg.find(bhttp::field::retry_after); it != msg.end()) {
-      result_.head.retry_after.assign(it->value().data(), it->value().size());
-    }
-    if (auto it = msg.find("retry-after-ms"); it != msg.end()) {
-      result_.head.retry_after_ms.assign(it->value().data(), it->value().size());
-    }
-    bool keep_alive = msg.keep_alive();
+    bool keep_alive = parser.keep_alive();
     int status = result_.head.status;
     bool streaming = req_.stream && status >= 200 && status < 300;
     if (status >= 100 && status < 200) {
@@ -419,57 +489,51 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
       complete(outcome::bad_response);
       co_return true;
     }
+    std::string piece;
     if (streaming) {
       handler_->on_head(result_.head);
+      parser.sink = &piece;
+      parser.limit = std::numeric_limits<std::size_t>::max();
     }
 
-    std::array<char, 16384> chunk;
     bool stopped = false;
+    std::size_t scanned = 0;  // non-stream: body bytes already checked for payload
     while (!parser.is_done()) {
-      msg.body().data = chunk.data();
-      msg.body().size = chunk.size();
+      piece.clear();
       auto [rec, rn] = co_await bhttp::async_read_some(stream, conn_->buffer, parser, use_tuple);
       (void)rn;
-      std::size_t got = chunk.size() - msg.body().size;
-      if (rec == bhttp::error::need_buffer) {
-        rec = {};
+      if (parser.too_large) {
+        abandon_connection();
+        complete(outcome::bad_response);
+        co_return true;
       }
-      if (got > 0) {
-        std::string_view piece(chunk.data(), got);
-        if (streaming) {
-          auto action = handler_->on_body(piece);
-          if (action.payload) {
-            payload_seen_ = true;
-            arm(steady::now() + pool_->opts.first_byte_timeout);
-          }
-          if (action.stop) {
-            stopped = true;
-            break;
-          }
-          if (action.pause) {
-            co_await wait_resume();
-            if (forced_ != outcome::success || timed_out_ != outcome::success) {
-              abandon_connection();
-              complete(failure_for({}, outcome::cancelled));
-              co_return true;
-            }
-          }
-        } else {
-          if (!payload_seen_) {
-            for (char c : piece) {
-              if (!is_blank(c)) {
-                payload_seen_ = true;
-                arm(total_deadline_);
-                break;
-              }
-            }
-          }
-          if (result_.body.size() + piece.size() > pool_->opts.max_body_bytes) {
+      if (streaming && !piece.empty()) {
+        auto action = handler_->on_body(piece);
+        if (action.payload) {
+          payload_seen_ = true;
+          arm(steady::now() + pool_->opts.first_byte_timeout);
+        }
+        if (action.stop) {
+          stopped = true;
+          break;
+        }
+        if (action.pause) {
+          co_await wait_resume();
+          if (forced_ != outcome::success || timed_out_ != outcome::success) {
             abandon_connection();
-            complete(outcome::bad_response);
+            complete(failure_for({}, outcome::cancelled));
             co_return true;
           }
-          result_.body.append(piece);
+        }
+      } else if (!streaming && !payload_seen_) {
+        // The first non-blank byte is the first payload byte (DeepSeek sends blank lines while
+        // it holds a request).
+        for (; scanned < result_.body.size(); ++scanned) {
+          if (!is_blank(result_.body[scanned])) {
+            payload_seen_ = true;
+            arm(total_deadline_);
+            break;
+          }
         }
       }
       if (rec) {

@@ -33,7 +33,8 @@ struct request {
   }
 };
 
-using header_list = std::vector<std::pair<std::string, std::string>>;
+/// Header fields: names are static strings (literals), values are owned.
+using header_list = std::vector<std::pair<std::string_view, std::string>>;
 
 /// A complete response (or, for `responder::stream_begin`, the head and first bytes of one).
 struct response {

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -61,9 +62,14 @@ void append_status_line(std::string& out, int status) {
 void append_header(std::string& out, std::string_view name, std::string_view value) {
   out += name;
   out += ": ";
-  // Header values come from our own code, but never let a CR/LF split a header.
-  for (char c : value) {
-    out.push_back(c == '\r' || c == '\n' ? ' ' : c);
+  // Values may carry upstream text (a model name): never let a CR or LF split a header.
+  if (std::memchr(value.data(), '\r', value.size()) == nullptr
+      && std::memchr(value.data(), '\n', value.size()) == nullptr) {
+    out += value;
+  } else {
+    for (char c : value) {
+      out.push_back(c == '\r' || c == '\n' ? ' ' : c);
+    }
   }
   out += "\r\n";
 }
@@ -136,6 +142,58 @@ bool is_loopback(const tcp::endpoint& ep) {
 }
 
 }  // namespace
+
+/// The client request parser: keeps the request line, the few headers the gateway reads and the
+/// body, instead of storing every header field (the OpenAI SDKs send a dozen) in a map.
+class request_parser final : public bhttp::basic_parser<true> {
+ public:
+  request req;
+  bool expect_continue = false;
+
+ private:
+  void on_request_impl(bhttp::verb method, beast::string_view, beast::string_view target, int,
+                       error_code&) override {
+    req.method = to_method(method);
+    req.target.assign(target.data(), target.size());
+  }
+  void on_response_impl(int, beast::string_view, int, error_code& ec) override {
+    ec = bhttp::error::bad_status;  // never called for a request parser
+  }
+  void on_field_impl(bhttp::field name, beast::string_view name_string, beast::string_view value,
+                     error_code&) override {
+    switch (name) {
+      case bhttp::field::authorization:
+        req.authorization.assign(value.data(), value.size());
+        break;
+      case bhttp::field::expect:
+        expect_continue = beast::iequals(value, "100-continue");
+        break;
+      case bhttp::field::unknown:
+        if (beast::iequals(name_string, "x-inferbridge-timeout-ms")) {
+          req.timeout_ms.assign(value.data(), value.size());
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  void on_header_impl(error_code&) override {}
+  void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
+    if (length) {
+      req.body.reserve(static_cast<std::size_t>(*length));  // bounded by body_limit already
+    }
+  }
+  std::size_t on_body_impl(beast::string_view body, error_code&) override {
+    req.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override {
+    req.body.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(error_code&) override {}
+};
 
 // -- the link between a responder and its session ------------------------------------------------
 
@@ -254,8 +312,7 @@ class session : public std::enable_shared_from_this<session> {
     if (ec) {
       return on_read_error(ec);
     }
-    auto& msg = parser_->get();
-    keep_alive_ = msg.keep_alive();
+    keep_alive_ = parser_->keep_alive();
     if (auto len = parser_->content_length(); len && *len > srv_->opts.max_body_bytes) {
       return reject_too_large();
     }
@@ -263,7 +320,7 @@ class session : public std::enable_shared_from_this<session> {
       return dispatch();
     }
     set_deadline(steady::now() + srv_->opts.read_timeout);
-    if (beast::iequals(msg[bhttp::field::expect], "100-continue")) {
+    if (parser_->expect_continue) {
       auto interim = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
       net::async_write(sock_, net::buffer(*interim),
                        [self = shared_from_this(), interim](error_code wec, std::size_t) {
@@ -333,17 +390,7 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void dispatch() {
-    auto& msg = parser_->get();
-    request req;
-    req.method = to_method(msg.method());
-    req.target.assign(msg.target().data(), msg.target().size());
-    if (auto it = msg.find(bhttp::field::authorization); it != msg.end()) {
-      req.authorization.assign(it->value().data(), it->value().size());
-    }
-    if (auto it = msg.find("x-inferbridge-timeout-ms"); it != msg.end()) {
-      req.timeout_ms.assign(it->value().data(), it->value().size());
-    }
-    req.body = std::move(msg.body());
+    request req = std::move(parser_->req);
     req.keep_alive = keep_alive_;
     req.from_loopback = loopback_;
     head_only_ = req.method == method::head;
@@ -562,7 +609,7 @@ class session : public std::enable_shared_from_this<session> {
   steady::time_point deadline_ = steady::time_point::max();
   std::shared_ptr<server::impl> srv_;
   beast::flat_buffer buf_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<request_parser> parser_;
   std::shared_ptr<exchange_link> link_;
   phase phase_ = phase::reading;
   bool keep_alive_ = true;

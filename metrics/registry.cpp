@@ -1,5 +1,7 @@
 #include "metrics/registry.hpp"
 
+#include <array>
+#include <charconv>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -19,10 +21,6 @@ const prometheus::Histogram::BucketBoundaries& latency_buckets() {
   static const prometheus::Histogram::BucketBoundaries b{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                                          1,     2.5,  5,     10,   30,  60,   120};
   return b;
-}
-
-std::string status_code(int status) {
-  return status == 0 ? "none" : std::to_string(status);
 }
 
 }  // namespace
@@ -68,17 +66,30 @@ struct registry::impl {
                             .Register(*reg)),
         inflight(inflight_family.Add({})) {}
 
-  template <class Family, class... Args>
-  auto& child(Family& fam, std::map<std::vector<std::string>, void*>& cache,
-              std::vector<std::string> key, const prometheus::Labels& labels, Args&&... args) {
-    using metric = std::remove_reference_t<decltype(fam.Add(labels, std::forward<Args>(args)...))>;
+  using cache = std::map<std::string, void*, std::less<>>;
+
+  /// The child of `fam` for `values` (in the order of `names`). Looked up by a joined key built
+  /// in a reused buffer: a hit allocates nothing; only a miss builds the label map.
+  template <class Family, std::size_t N, class... Args>
+  auto& child(Family& fam, cache& c, const std::array<std::string_view, N>& names,
+              const std::array<std::string_view, N>& values, Args&&... args) {
+    using metric = std::remove_reference_t<decltype(fam.Add({}, std::forward<Args>(args)...))>;
+    thread_local std::string key;
+    key.clear();
+    for (auto v : values) {
+      key.append(v);
+      key.push_back('\x1f');
+    }
     std::lock_guard lock{mutex};
-    auto it = cache.find(key);
-    if (it != cache.end()) {
+    if (auto it = c.find(std::string_view{key}); it != c.end()) {
       return *static_cast<metric*>(it->second);
     }
+    prometheus::Labels labels;
+    for (std::size_t i = 0; i < N; ++i) {
+      labels.emplace(std::string(names[i]), std::string(values[i]));
+    }
     auto& m = fam.Add(labels, std::forward<Args>(args)...);
-    cache.emplace(std::move(key), &m);
+    c.emplace(key, &m);
     return m;
   }
 
@@ -95,8 +106,7 @@ struct registry::impl {
   prometheus::Gauge& inflight;
 
   std::mutex mutex;  // guards the caches below (Family::Add locks too, but only on a miss)
-  std::map<std::vector<std::string>, void*> requests_c, duration_c, ttfb_c, attempts_c, upstream_c,
-      fallbacks_c, circuit_c, tokens_c;
+  cache requests_c, duration_c, ttfb_c, attempts_c, upstream_c, fallbacks_c, circuit_c, tokens_c;
 };
 
 registry::registry() : impl_(std::make_unique<impl>()) {}
@@ -104,24 +114,32 @@ registry::~registry() = default;
 
 void registry::observe_request(const request_record& r) {
   auto& i = *impl_;
-  std::string tier = r.tier.empty() ? "direct" : r.tier;
-  std::string provider = r.provider.empty() ? "none" : r.provider;
-  std::string code = status_code(r.status);
-  i.child(i.requests, i.requests_c, {tier, provider, code},
-          {{"tier", tier}, {"provider", provider}, {"code", code}})
+  std::string_view tier = r.tier.empty() ? std::string_view{"direct"} : std::string_view{r.tier};
+  std::string_view provider =
+      r.provider.empty() ? std::string_view{"none"} : std::string_view{r.provider};
+  char code_buf[12];
+  std::string_view code = "none";
+  if (r.status != 0) {
+    auto [end, ec] = std::to_chars(code_buf, code_buf + sizeof code_buf, r.status);
+    (void)ec;
+    code = std::string_view(code_buf, static_cast<std::size_t>(end - code_buf));
+  }
+  i.child(i.requests, i.requests_c, std::array<std::string_view, 3>{"tier", "provider", "code"},
+          std::array<std::string_view, 3>{tier, provider, code})
       .Increment();
-  i.child(i.duration, i.duration_c, {tier}, {{"tier", tier}}, latency_buckets())
+  i.child(i.duration, i.duration_c, std::array<std::string_view, 1>{"tier"},
+          std::array<std::string_view, 1>{tier}, latency_buckets())
       .Observe(static_cast<double>(r.latency_ms) / 1000.0);
   if (r.ttfb_ms) {
-    i.child(i.ttfb, i.ttfb_c, {tier}, {{"tier", tier}}, latency_buckets())
+    i.child(i.ttfb, i.ttfb_c, std::array<std::string_view, 1>{"tier"},
+            std::array<std::string_view, 1>{tier}, latency_buckets())
         .Observe(static_cast<double>(*r.ttfb_ms) / 1000.0);
   }
   if (r.tokens && !r.provider.empty()) {
-    i.child(i.tokens, i.tokens_c, {provider, "prompt"},
-            {{"provider", provider}, {"kind", "prompt"}})
+    const std::array<std::string_view, 2> names{"provider", "kind"};
+    i.child(i.tokens, i.tokens_c, names, std::array<std::string_view, 2>{provider, "prompt"})
         .Increment(static_cast<double>(r.tokens->prompt_tokens));
-    i.child(i.tokens, i.tokens_c, {provider, "completion"},
-            {{"provider", provider}, {"kind", "completion"}})
+    i.child(i.tokens, i.tokens_c, names, std::array<std::string_view, 2>{provider, "completion"})
         .Increment(static_cast<double>(r.tokens->completion_tokens));
   }
   // Every attempt that failed and was followed by another one is a fallback.
@@ -131,26 +149,31 @@ void registry::observe_request(const request_record& r) {
         && (a.reason == "no_key" || a.reason == "circuit_open" || a.reason == "cooldown")) {
       continue;  // skips are not fallbacks
     }
-    std::string reason = a.status != 0 ? std::to_string(a.status) : a.reason;
-    i.child(i.fallbacks, i.fallbacks_c, {tier, a.provider, reason},
-            {{"tier", tier}, {"from_provider", a.provider}, {"reason", reason}})
+    std::string status_text = a.status != 0 ? std::to_string(a.status) : std::string{};
+    std::string_view reason = a.status != 0 ? std::string_view{status_text} : a.reason;
+    i.child(i.fallbacks, i.fallbacks_c,
+            std::array<std::string_view, 3>{"tier", "from_provider", "reason"},
+            std::array<std::string_view, 3>{tier, a.provider, reason})
         .Increment();
   }
 }
 
 void registry::observe_attempt(std::string_view provider, outcome o, double seconds) {
   auto& i = *impl_;
-  std::string p(provider);
-  std::string out(o == outcome::success ? "success" : reason_text(o));
-  i.child(i.attempts, i.attempts_c, {p, out}, {{"provider", p}, {"outcome", out}}).Increment();
-  i.child(i.upstream_duration, i.upstream_c, {p}, {{"provider", p}}, latency_buckets())
+  std::string_view out = o == outcome::success ? std::string_view{"success"} : reason_text(o);
+  i.child(i.attempts, i.attempts_c, std::array<std::string_view, 2>{"provider", "outcome"},
+          std::array<std::string_view, 2>{provider, out})
+      .Increment();
+  i.child(i.upstream_duration, i.upstream_c, std::array<std::string_view, 1>{"provider"},
+          std::array<std::string_view, 1>{provider}, latency_buckets())
       .Observe(seconds);
 }
 
 void registry::set_circuit_state(std::string_view provider, breaker_state s) {
   auto& i = *impl_;
-  std::string p(provider);
-  i.child(i.circuit, i.circuit_c, {p}, {{"provider", p}}).Set(static_cast<double>(s));
+  i.child(i.circuit, i.circuit_c, std::array<std::string_view, 1>{"provider"},
+          std::array<std::string_view, 1>{provider})
+      .Set(static_cast<double>(s));
 }
 
 void registry::inflight_add(int delta) {

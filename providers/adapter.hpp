@@ -21,8 +21,9 @@ namespace ib::providers {
 /// What the upstream client sends: a POST to `target` on the provider's host.
 struct upstream_request {
   std::string target;  ///< request target: the base URL's path + `/chat/completions` or `/messages`
-  std::vector<std::pair<std::string, std::string>> headers;  ///< auth + protocol headers only
-  std::string body;                                          ///< JSON
+  /// Auth + protocol headers only; names are static strings.
+  std::vector<std::pair<std::string_view, std::string>> headers;
+  std::string body;  ///< JSON
 };
 
 /// Builds the upstream request for provider `p` from the client's request. Headers are built
@@ -49,8 +50,11 @@ struct upstream_response {
 /// What an upstream answer means for the request.
 struct decoded_response {
   outcome result = outcome::bad_response;  ///< success, or the failure class (provider-aware)
-  int status = 502;   ///< the status for the client should this answer be final
-  std::string body;   ///< success: the `chat.completion` JSON; failure: the OpenAI error envelope
+  int status = 502;  ///< the status for the client should this answer be final
+  std::string body;  ///< success: the `chat.completion` JSON; failure: the OpenAI error envelope
+  /// Success whose body is the upstream body unchanged: `body` is left empty and the caller, who
+  /// owns the upstream bytes, hands them on (no copy).
+  bool body_is_input = false;
   std::string model;  ///< the upstream model that answered (success), else empty
   std::optional<ib::usage> tokens;
   /// For 429s whose body says waiting will not help soon (Sarvam `insufficient_quota_error`,

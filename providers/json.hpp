@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -84,5 +85,23 @@ inline std::string dump(const rapidjson::Value& v) {
 /// Flags for parsing untrusted JSON: iterative (no recursion), full-precision numbers.
 constexpr unsigned parse_flags =
     rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag;
+
+/// Parses `text` into `doc` with RapidJSON's fast string scanners (SIMD in release builds),
+/// which read NUL-terminated text: `text` is first copied into a per-thread buffer. Valid JSON
+/// never holds a raw NUL, so one in `text` is a parse error. Returns false on any error.
+template <class Document>
+bool parse_fast(Document& doc, std::string_view text) {
+  if (std::memchr(text.data(), 0, text.size()) != nullptr) {
+    return false;
+  }
+  thread_local std::string buffer;
+  buffer.assign(text.data(), text.size());
+  doc.template Parse<parse_flags>(buffer.c_str());
+  bool ok = !doc.HasParseError();
+  if (buffer.capacity() > (1u << 20)) {
+    buffer = std::string{};  // do not keep a huge body's buffer alive per thread
+  }
+  return ok;
+}
 
 }  // namespace ib::providers::json

@@ -112,7 +112,8 @@ void append_stream_options_with_usage(std::string_view raw, std::string& out) {
 
 }  // namespace
 
-std::pair<std::string, std::string> auth_header(config::auth_style style, std::string_view key) {
+std::pair<std::string_view, std::string> auth_header(config::auth_style style,
+                                                     std::string_view key) {
   switch (style) {
     case config::auth_style::x_api_key:
       return {"x-api-key", std::string(key)};
@@ -292,9 +293,12 @@ decoded_response decode(const config::provider_config& p, const chat_request&,
   while (!body.empty() && is_json_space(body.front())) {
     body.remove_prefix(1);
   }
-  rapidjson::Document doc;
-  doc.Parse<json::parse_flags>(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
+  // The first nodes live on the stack: a typical completion parses without a heap allocation
+  // for the document.
+  char pool[8192];
+  rapidjson::MemoryPoolAllocator<> values(pool, sizeof pool);
+  rapidjson::Document doc(&values);
+  if (!json::parse_fast(doc, body) || !doc.IsObject()) {
     return to_decoded(invalid_response());
   }
   const rapidjson::Value* err = json::member(doc, "error");
@@ -326,8 +330,10 @@ decoded_response decode(const config::provider_config& p, const chat_request&,
   if (changed) {
     out.body.reserve(body.size());
     write_json(doc, out.body);
+  } else if (body.size() == res.body.size()) {
+    out.body_is_input = true;
   } else {
-    out.body.assign(body);
+    out.body.assign(body);  // leading blank lines were trimmed
   }
   return out;
 }
@@ -435,8 +441,7 @@ class translator final : public stream_translator {
       return;
     }
     pooled_document doc = make_document();
-    doc.Parse<json::parse_flags>(data.data(), data.size());
-    if (doc.HasParseError() || !doc.IsObject()) {
+    if (!json::parse_fast(doc, data) || !doc.IsObject()) {
       fail(out, outcome::bad_response, "upstream sent an invalid stream event", "upstream_error");
       return;
     }

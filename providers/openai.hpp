@@ -21,7 +21,8 @@ namespace ib::providers::openai {
 
 /// The header that carries `key` in `style` (`authorization: Bearer <key>`, `x-api-key`, or
 /// `api-subscription-key`).
-std::pair<std::string, std::string> auth_header(config::auth_style style, std::string_view key);
+std::pair<std::string_view, std::string> auth_header(config::auth_style style,
+                                                     std::string_view key);
 
 /// The upstream body for `req` in dialect `d`: the client's top-level members copied in order,
 /// `model` set to `upstream_model`, fields dropped or renamed per `d`, `stream_options` forced to

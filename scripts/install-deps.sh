@@ -16,7 +16,7 @@ done
 packages=(
   g++ cmake pkg-config ninja-build
   libcaf-dev libboost1.81-dev rapidjson-dev liblmdb-dev lmdb-utils prometheus-cpp-dev
-  libssl-dev ca-certificates
+  libssl-dev ca-certificates libgoogle-perftools-dev
 )
 if [ "$want_test" = 1 ]; then
   packages+=(libgtest-dev libgmock-dev python3 python3-cryptography clang-format)

@@ -78,6 +78,12 @@ class SupervisorTest : public testing::Test {
     return call;
   }
 
+  static std::shared_ptr<const user_entry> user(std::string id) {
+    auto u = std::make_shared<user_entry>();
+    u->id = std::move(id);
+    return u;
+  }
+
   template <class Pred>
   bool eventually(Pred pred, std::chrono::milliseconds limit = 5s) {
     auto end = std::chrono::steady_clock::now() + limit;
@@ -139,7 +145,7 @@ TEST_F(SupervisorTest, HalfOpenAdmitsExactlyOneConcurrentProbe) {
   caf::scoped_actor self{sys_};
   for (int i = 0; i < 2; ++i) {
     auto rep = std::make_shared<attempt_report>();
-    rep->user_id = "usr_1";
+    rep->user = user("usr_1");
     rep->result = outcome::server_error;
     rep->admitted_at = std::chrono::steady_clock::now();
     self->send(supervisor_, report_atom::value, rep);
@@ -160,7 +166,7 @@ TEST_F(SupervisorTest, HalfOpenAdmitsExactlyOneConcurrentProbe) {
   EXPECT_EQ(admitted, 1);
   EXPECT_EQ(refused, 49);
   auto rep = std::make_shared<attempt_report>();
-  rep->user_id = "usr_1";
+  rep->user = user("usr_1");
   rep->result = outcome::success;
   rep->probe = true;
   rep->admitted_at = std::chrono::steady_clock::now();
@@ -171,7 +177,7 @@ TEST_F(SupervisorTest, HalfOpenAdmitsExactlyOneConcurrentProbe) {
 TEST_F(SupervisorTest, RateLimitCooldownIsPerUser) {
   caf::scoped_actor self{sys_};
   auto rep = std::make_shared<attempt_report>();
-  rep->user_id = "usr_a";
+  rep->user = user("usr_a");
   rep->result = outcome::rate_limited;
   rep->retry_after = "7";
   rep->admitted_at = std::chrono::steady_clock::now();

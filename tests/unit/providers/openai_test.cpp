@@ -210,7 +210,7 @@ TEST(OpenAiEncode, RequestTargetAndHeaders) {
                                   "llama", "gsk_secret");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->target, "/openai/v1/chat/completions");
-  using header = std::pair<std::string, std::string>;
+  using header = std::pair<std::string_view, std::string>;
   EXPECT_EQ(r->headers, (std::vector<header>{{"content-type", "application/json"},
                                              {"accept", "text/event-stream"},
                                              {"authorization", "Bearer gsk_secret"}}));
@@ -264,8 +264,12 @@ TEST(OpenAiEncode, EncodedBodiesStayValidRequests) {
 decoded_response decode(std::string_view provider_name, int status, std::string_view body,
                         std::string_view content_type = "application/json") {
   static const chat_request req = request(R"({"model":"x","messages":[{"role":"user"}]})");
-  return openai::decode(provider(std::string(provider_name)), req, "fallback-model",
-                        {status, content_type, body});
+  auto d = openai::decode(provider(std::string(provider_name)), req, "fallback-model",
+                          {status, content_type, body});
+  if (d.body_is_input) {
+    d.body.assign(body);  // what the caller, who owns the upstream bytes, sends on
+  }
+  return d;
 }
 
 TEST(OpenAiDecode, SuccessIsPassedThroughByteIdentical) {
@@ -283,6 +287,11 @@ TEST(OpenAiDecode, SuccessIsPassedThroughByteIdentical) {
   EXPECT_FALSE(d.long_cooldown);
   // Groq (a mapping dialect) with nothing to map passes it through too.
   EXPECT_EQ(decode("groq", 200, body).body, body);
+  // ... without copying it: the caller hands on the bytes it already owns.
+  static const chat_request req = request(R"({"model":"x","messages":[{"role":"user"}]})");
+  auto raw = openai::decode(provider("openai"), req, "m", {200, "application/json", body});
+  EXPECT_TRUE(raw.body_is_input);
+  EXPECT_TRUE(raw.body.empty());
 }
 
 TEST(OpenAiDecode, LeadingKeepAliveBlankLinesAreNotTheBody) {
@@ -811,7 +820,7 @@ TEST(Adapter, AnthropicTargetAndHeaders) {
   auto r = encode_request(p, req, "claude-sonnet-4-5", "sk-ant-1");
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->target, "/v1/messages");
-  using header = std::pair<std::string, std::string>;
+  using header = std::pair<std::string_view, std::string>;
   EXPECT_EQ(r->headers, (std::vector<header>{{"content-type", "application/json"},
                                              {"accept", "application/json"},
                                              {"x-api-key", "sk-ant-1"},
