@@ -30,6 +30,10 @@ struct supervisor_state {
 
 using supervisor_actor = caf::stateful_actor<supervisor_state>;
 
+provider_options provider_options_of(const supervisor_options& o) {
+  return provider_options{o.provider, io_handle{o.io}, o.max_upstream_body, o.ca_file};
+}
+
 void publish(supervisor_actor* self) {
   auto& st = self->state;
   auto now = steady::now();
@@ -74,8 +78,7 @@ void log_transition(supervisor_actor* self, const breaker_transition& t, std::st
 
 void spawn_provider(supervisor_actor* self) {
   auto& st = self->state;
-  st.provider = self->spawn<caf::monitored>(provider_actor, st.opts.provider, io_handle{st.opts.io},
-                                            st.opts.max_upstream_body);
+  st.provider = self->spawn<caf::monitored>(provider_actor, provider_options_of(st.opts));
 }
 
 caf::behavior supervisor(supervisor_actor* self, supervisor_options opts,
@@ -177,8 +180,7 @@ caf::actor spawn_health_supervisor(caf::actor_system& sys, supervisor_options op
                                    std::shared_ptr<health_slot> slot) {
   // The first provider actor and snapshot exist before this returns, so requests never see an
   // empty slot; the supervisor monitors that actor and restarts it when it dies.
-  auto provider =
-      sys.spawn(provider_actor, opts.provider, io_handle{opts.io}, opts.max_upstream_body);
+  auto provider = sys.spawn(provider_actor, provider_options_of(opts));
   auto first = std::make_shared<health_snapshot>();
   first->provider = provider;
   first->cooldowns = std::make_shared<const cooldown_map>();

@@ -25,6 +25,7 @@ struct supervisor_options {
   cooldown_config cooldown;
   boost::asio::io_context* io = nullptr;
   std::size_t max_upstream_body = 32 * 1024 * 1024;
+  std::string ca_file;  ///< extra CA bundle for upstream TLS
   std::shared_ptr<metrics::registry> metrics;
 };
 

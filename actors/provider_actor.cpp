@@ -156,7 +156,8 @@ class call_handler final : public http::exchange_handler {
   bool model_sent_ = false;
 };
 
-http::client_options client_options_for(const config::provider_config& cfg, std::size_t max_body) {
+http::client_options client_options_for(const config::provider_config& cfg, std::size_t max_body,
+                                        const std::string& ca_file) {
   http::client_options o;
   o.endpoint.tls = cfg.endpoint.tls;
   o.endpoint.host = cfg.endpoint.host;
@@ -166,19 +167,16 @@ http::client_options client_options_for(const config::provider_config& cfg, std:
   o.total_timeout = cfg.timeouts_ms.total;
   o.pool_size = static_cast<std::size_t>(cfg.pool_size);
   o.max_body_bytes = max_body;
-  if (const char* ca = std::getenv("IB_EXTRA_CA_FILE")) {
-    o.ca_file = ca;  // tests with a self-signed upstream; the system store is still used
-  }
+  o.ca_file = ca_file;  // the system store is always used as well
   return o;
 }
 
 }  // namespace
 
-caf::behavior provider_actor(caf::event_based_actor* self,
-                             std::shared_ptr<const config::provider_config> cfg, io_handle io,
-                             std::size_t max_upstream_body) {
-  auto pool =
-      std::make_shared<http::upstream_pool>(*io.ctx, client_options_for(*cfg, max_upstream_body));
+caf::behavior provider_actor(caf::event_based_actor* self, provider_options opts) {
+  auto cfg = opts.provider;
+  auto pool = std::make_shared<http::upstream_pool>(
+      *opts.io.ctx, client_options_for(*cfg, opts.max_upstream_body, opts.ca_file));
   // However the actor ends, in-flight exchanges end with provider_down and report it.
   self->attach_functor([pool](const caf::error&) { pool->shutdown(); });
   return {

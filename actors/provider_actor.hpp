@@ -23,8 +23,13 @@ struct io_handle {
 /// exchange on the I/O threads and returns at once; the exchange reports `stream_piece`s and one
 /// `attempt_result` straight to the caller. When the actor dies, every in-flight exchange ends
 /// with `provider_down`.
-caf::behavior provider_actor(caf::event_based_actor* self,
-                             std::shared_ptr<const config::provider_config> cfg, io_handle io,
-                             std::size_t max_upstream_body);
+struct provider_options {
+  std::shared_ptr<const config::provider_config> provider;
+  io_handle io;
+  std::size_t max_upstream_body = 32 * 1024 * 1024;
+  std::string ca_file;  ///< extra CA bundle for upstream TLS (the system store is always used)
+};
+
+caf::behavior provider_actor(caf::event_based_actor* self, provider_options opts);
 
 }  // namespace ib::actors

@@ -121,6 +121,7 @@ int run_gateway(const config::config& cfg_in) {
     opts.cooldown = cfg->cooldown;
     opts.io = &io;
     opts.max_upstream_body = cfg->limits_.max_upstream_body_bytes;
+    opts.ca_file = cfg->extra_ca_file;
     opts.metrics = registry;
     supervisors.push_back(actors::spawn_health_supervisor(sys, std::move(opts), slot));
     board->slots.push_back(std::move(slot));

@@ -114,7 +114,10 @@ struct config {
   server_config server;
   std::string data_dir = "./data";
   signup_mode signup = signup_mode::open;
-  std::string admin_token;               ///< from IB_ADMIN_TOKEN; required when signup is admin
+  std::string admin_token;  ///< from IB_ADMIN_TOKEN; required when signup is admin
+  /// From IB_EXTRA_CA_FILE: a PEM bundle trusted for upstream TLS besides the system store
+  /// (a private proxy in front of a provider, or a test's self-signed upstream).
+  std::string extra_ca_file;
   std::vector<std::string> master_keys;  ///< from IB_MASTER_KEY (comma-separated); may be empty
   limits limits_;
   std::vector<provider_config> providers;  ///< in config order

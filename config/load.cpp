@@ -793,6 +793,9 @@ result<config> load(std::string_view json_text, const env_map& env) {
       rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     }
   }
+  if (const auto v = env_value(env, "IB_EXTRA_CA_FILE"); !v.empty()) {
+    cfg.extra_ca_file = std::string(v);
+  }
   if (const auto v = env_value(env, "IB_ADMIN_TOKEN"); !v.empty()) {
     cfg.admin_token = std::string{v};
   }
