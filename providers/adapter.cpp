@@ -19,16 +19,8 @@ result<upstream_request> encode_request(const config::provider_config& p, const 
   if (!body) {
     return std::move(body).error();
   }
-  upstream_request out;
-  out.target.reserve(p.endpoint.path.size() + 9);
-  out.target += p.endpoint.path;
-  out.target += "/messages";
-  out.headers.reserve(4);
-  out.headers.emplace_back("content-type", "application/json");
-  out.headers.emplace_back("accept", req.stream ? "text/event-stream" : "application/json");
-  out.headers.push_back(openai::auth_header(p.auth, api_key));
+  auto out = openai::make_request(p, req, "/messages", api_key, std::move(*body));
   out.headers.emplace_back("anthropic-version", p.anthropic_version);
-  out.body = std::move(*body);
   return out;
 }
 

@@ -234,22 +234,27 @@ result<std::string> encode_body(const dialect& d, const chat_request& req,
   return out;
 }
 
+upstream_request make_request(const config::provider_config& p, const chat_request& req,
+                              std::string_view path, std::string_view api_key, std::string body) {
+  upstream_request out;
+  out.target.reserve(p.endpoint.path.size() + path.size());
+  out.target += p.endpoint.path;
+  out.target += path;
+  out.headers.reserve(4);
+  out.headers.emplace_back("content-type", "application/json");
+  out.headers.emplace_back("accept", req.stream ? "text/event-stream" : "application/json");
+  out.headers.push_back(auth_header(p.auth, api_key));
+  out.body = std::move(body);
+  return out;
+}
+
 result<upstream_request> encode_request(const config::provider_config& p, const chat_request& req,
                                         std::string_view upstream_model, std::string_view api_key) {
   auto body = encode_body(dialect_for(p), req, upstream_model);
   if (!body) {
     return std::move(body).error();
   }
-  upstream_request out;
-  out.target.reserve(p.endpoint.path.size() + 17);
-  out.target += p.endpoint.path;
-  out.target += "/chat/completions";
-  out.headers.reserve(3);
-  out.headers.emplace_back("content-type", "application/json");
-  out.headers.emplace_back("accept", req.stream ? "text/event-stream" : "application/json");
-  out.headers.push_back(auth_header(p.auth, api_key));
-  out.body = std::move(*body);
-  return out;
+  return make_request(p, req, "/chat/completions", api_key, std::move(*body));
 }
 
 // -- usage ----------------------------------------------------------------------------------------

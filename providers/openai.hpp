@@ -32,6 +32,11 @@ std::pair<std::string_view, std::string> auth_header(config::auth_style style,
 result<std::string> encode_body(const dialect& d, const chat_request& req,
                                 std::string_view upstream_model);
 
+/// The skeleton of an upstream request to `p`: target `<base path><path>`, fresh JSON headers
+/// (content-type, accept for `req.stream`, and `p`'s auth header), `body`.
+upstream_request make_request(const config::provider_config& p, const chat_request& req,
+                              std::string_view path, std::string_view api_key, std::string body);
+
 /// `encode_body` plus target (`<base path>/chat/completions`) and fresh headers for `p`.
 result<upstream_request> encode_request(const config::provider_config& p, const chat_request& req,
                                         std::string_view upstream_model, std::string_view api_key);

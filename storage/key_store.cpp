@@ -725,13 +725,13 @@ result<void> key_store::for_each_api_key(
   return {};
 }
 
-result<void> key_store::for_each_provider_key(
-    const std::function<void(std::string_view user_id, const provider_key_record&)>& fn) const {
-  auto t = impl_->read();
-  if (!t) {
-    return t.error();
-  }
-  auto c = lmdb::cursor::open(*t, impl_->provider_keys);
+namespace {
+
+/// Visits every stored provider key in `t`: `fn(storage key, user id, record)` returns
+/// result<void>; the first error stops the walk.
+template <class F>
+result<void> scan_provider_keys(lmdb::txn& t, MDB_dbi dbi, F&& fn) {
+  auto c = lmdb::cursor::open(t, dbi);
   if (!c) {
     return c.error();
   }
@@ -745,12 +745,30 @@ result<void> key_store::for_each_provider_key(
     if (!rec) {
       return rec.error();
     }
-    fn(parts->first, *rec);
+    if (auto r = fn((*e)->first, parts->first, *rec); !r) {
+      return r;
+    }
   }
   if (!e) {
     return e.error();
   }
   return {};
+}
+
+}  // namespace
+
+result<void> key_store::for_each_provider_key(
+    const std::function<void(std::string_view user_id, const provider_key_record&)>& fn) const {
+  auto t = impl_->read();
+  if (!t) {
+    return t.error();
+  }
+  return scan_provider_keys(*t, impl_->provider_keys,
+                            [&](std::string_view, std::string_view user_id,
+                                const provider_key_record& rec) -> result<void> {
+                              fn(user_id, rec);
+                              return {};
+                            });
 }
 
 result<std::size_t> key_store::rewrite_provider_tokens(
@@ -760,31 +778,19 @@ result<std::size_t> key_store::rewrite_provider_tokens(
     return t.error();
   }
   std::vector<std::pair<std::string, std::string>> updates;
-  {
-    auto c = lmdb::cursor::open(*t, impl_->provider_keys);
-    if (!c) {
-      return c.error();
-    }
-    auto e = c->get(MDB_FIRST);
-    for (; e && *e; e = c->get(MDB_NEXT)) {
-      auto parts = split_user_key((*e)->first);
-      if (!parts) {
-        return corrupt("provider_keys");
-      }
-      auto rec = parse_provider_key(parts->second, (*e)->second);
-      if (!rec) {
-        return rec.error();
-      }
-      auto token = fn(*rec);
-      if (!token) {
-        return token.error();  // nothing has been written: the whole rotation is abandoned
-      }
-      rec->token = std::move(*token);
-      updates.emplace_back(std::string{(*e)->first}, provider_key_json(*rec));
-    }
-    if (!e) {
-      return e.error();
-    }
+  auto scanned = scan_provider_keys(
+      *t, impl_->provider_keys,
+      [&](std::string_view key, std::string_view, provider_key_record rec) -> result<void> {
+        auto token = fn(rec);
+        if (!token) {
+          return token.error();  // nothing has been written: the whole rotation is abandoned
+        }
+        rec.token = std::move(*token);
+        updates.emplace_back(std::string{key}, provider_key_json(rec));
+        return {};
+      });
+  if (!scanned) {
+    return scanned.error();
   }
   for (const auto& [k, v] : updates) {
     if (auto put = t->put(impl_->provider_keys, k, v); !put) {
