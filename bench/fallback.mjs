@@ -64,7 +64,7 @@ const stack = await startStack({
       't/fallback': [{ provider: 'openai', model: 'mock-status-503' }, { provider: 'sarvam', model: 'sarvam-30b' }],
     },
     // Keep the failing provider's breaker closed: every request pays the fallback hop.
-    breaker: { consecutive_failures: 1000000, min_requests: 1000000, window: 1000000 },
+    breaker: { consecutive_failures: 1000000, min_requests: 100000, window: 100000 },
   },
 });
 const f = (x) => x.toFixed(3);
