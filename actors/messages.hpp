@@ -114,8 +114,7 @@ struct attempt_result {
   std::string retry_after_ms;
   bool long_cooldown = false;
   std::chrono::microseconds latency{0};
-  std::chrono::microseconds first_byte{0};  ///< when the first payload arrived, from the start
-  std::string message;                      ///< unsupported: why the request could not be expressed
+  std::string message;  ///< unsupported: why the request could not be expressed
 };
 
 struct user_entry;

@@ -46,9 +46,6 @@ class call_handler final : public http::exchange_handler {
     out_.payload = false;
     translator_->feed(bytes, out_);
     action.payload = out_.payload;
-    if (out_.payload && first_byte_.count() == 0) {
-      first_byte_ = elapsed();
-    }
     if (!out_.client_bytes.empty()) {
       auto piece = std::make_shared<stream_piece>();
       piece->attempt = call_->attempt;
@@ -99,7 +96,6 @@ class call_handler final : public http::exchange_handler {
       res->body = failure_envelope(*cfg_, r.failure, 0);
     }
     res->latency = elapsed();
-    res->first_byte = first_byte_.count() != 0 ? first_byte_ : res->latency;
     caf::anon_send(call_->reply_to, reply_atom::value, std::move(res));
   }
 
@@ -150,7 +146,6 @@ class call_handler final : public http::exchange_handler {
   std::shared_ptr<const config::provider_config> cfg_;
   std::shared_ptr<upstream_call> call_;
   steady::time_point start_;
-  std::chrono::microseconds first_byte_{0};
   std::unique_ptr<providers::stream_translator> translator_;
   providers::stream_output out_;
   bool model_sent_ = false;

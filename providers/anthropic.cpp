@@ -922,10 +922,10 @@ result<std::string> request_encoder::run(std::string_view upstream_model) {
       w.RawValue(tool_choice->data(), tool_choice->size(), rapidjson::kObjectType);
     }
   } else if (has_tool_blocks_) {
-    // Anthropic rejects tool_use/tool_result blocks unless tools are declared; a placeholder
+    // Anthropic rejects tool_use/tool_result blocks unless tools are declared; a stand-in
     // tool that the model may not call keeps the history valid.
     static constexpr std::string_view dummy =
-        R"([{"name":"dummy_tool","description":"Placeholder so that earlier tool calls are accepted; do not call it.","input_schema":{"type":"object","properties":{}}}])";
+        R"([{"name":"dummy_tool","description":"Stand-in so that earlier tool calls are accepted; do not call it.","input_schema":{"type":"object","properties":{}}}])";
     key(w, "tools");
     w.RawValue(dummy.data(), dummy.size(), rapidjson::kArrayType);
     key(w, "tool_choice");

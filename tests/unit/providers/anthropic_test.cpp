@@ -418,7 +418,7 @@ TEST(AnthropicEncode, DummyToolWhenHistoryHasToolsButRequestHasNone) {
   const std::string_view schema_text = R"({"type":"object","properties":{}})";
   schema.Parse(schema_text.data(), schema_text.size());
   EXPECT_TRUE(tool["input_schema"] == schema) << out;
-  // The model must not call the placeholder.
+  // The model must not call the stand-in tool.
   EXPECT_EQ(member_json(out, "tool_choice"), R"({"type":"none"})");
   // No tool blocks in the history: no dummy.
   EXPECT_EQ(member_json(encode_ok(with_user()), "tools"), "");
