@@ -1,5 +1,8 @@
 #include "actors/health_supervisor.hpp"
 
+#include <algorithm>
+#include <chrono>
+
 #include <caf/all.hpp>
 
 #include "actors/log.hpp"
@@ -130,6 +133,11 @@ caf::behavior supervisor(supervisor_actor* self, supervisor_options opts,
                                               .count());
           auto d = r->long_cooldown ? st.opts.cooldown.max_cooldown
                                     : cooldown_for(parsed, st.opts.cooldown);
+          if (r->cooldown_until != steady_time{}) {
+            d = std::max(
+                std::chrono::milliseconds{0},
+                std::chrono::duration_cast<std::chrono::milliseconds>(r->cooldown_until - now));
+          }
           st.cooldowns.start(r->user->id, d, now);
           st.cooldowns_dirty = true;
           changed = true;

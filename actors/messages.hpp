@@ -115,6 +115,7 @@ struct attempt_result {
   bool long_cooldown = false;
   std::chrono::microseconds latency{0};
   std::string message;  ///< unsupported: why the request could not be expressed
+  std::string param;    ///< unsupported: the client's field at fault, if one is
 };
 
 struct user_entry;
@@ -130,6 +131,9 @@ struct attempt_report {
   std::string retry_after;
   std::string retry_after_ms;
   bool long_cooldown = false;
+  /// A 429: when the user's cooldown ends, as the request actor computed it from the headers
+  /// above (and announced it in a final 429's Retry-After). Unset: compute it from them.
+  steady_time cooldown_until{};
 };
 
 /// What a provider's health supervisor publishes for lock-free reads (design §2).

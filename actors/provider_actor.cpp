@@ -99,12 +99,13 @@ class call_handler final : public http::exchange_handler {
     caf::anon_send(call_->reply_to, reply_atom::value, std::move(res));
   }
 
-  void on_error_before_start(std::string message) {
+  void on_error_before_start(std::string message, std::string param) {
     auto res = std::make_shared<attempt_result>();
     res->attempt = call_->attempt;
     res->result = outcome::unsupported;
     res->client_status = 400;
     res->message = std::move(message);
+    res->param = std::move(param);
     caf::anon_send(call_->reply_to, reply_atom::value, std::move(res));
   }
 
@@ -181,7 +182,7 @@ caf::behavior provider_actor(caf::event_based_actor* self, provider_options opts
           auto up =
               providers::encode_request(*cfg, *call->request, call->upstream_model, call->api_key);
           if (!up) {
-            handler->on_error_before_start(up.error().message);
+            handler->on_error_before_start(up.error().message, up.error().param);
             return caf::delegated<void>{};
           }
           http::outgoing_request req;

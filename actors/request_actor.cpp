@@ -8,9 +8,11 @@
 
 #include "actors/asio_scheduler.hpp"
 #include "actors/messages.hpp"
+#include "core/breaker.hpp"
 #include "core/error.hpp"
 #include "core/tier_plan.hpp"
 #include "metrics/registry.hpp"
+#include "providers/error_map.hpp"
 
 namespace ib::actors {
 
@@ -51,6 +53,10 @@ struct request_state {
 
   walk_summary walk;  ///< what the walk has seen, for the final error
   std::string unsupported_message;
+  std::string unsupported_param;  ///< the field the (last) adapter refusal named
+  /// `provider: message` of the upstream errors the final answer quotes (429s, rejected keys),
+  /// joined with "; ".
+  std::string upstream_messages;
 
   // Streams.
   bool committed = false;
@@ -127,14 +133,26 @@ void exhausted(request_actor_t* self) {
           names += e.provider;
         }
       }
-      message = "You have no provider key for any provider of " + route
-                + ". Register one with POST /v1/keys for one of: " + names + ".";
+      if (answer.detail_code == "provider_key_rejected") {
+        message = "Every provider of " + route
+                  + " you have a key for rejected it (401/402/403): replace it with POST "
+                    "/v1/keys.";
+      } else {
+        message = "You have no provider key for any provider of " + route
+                  + ". Register one with POST /v1/keys for one of: " + names + ".";
+      }
       break;
     }
     case errc::rate_limited:
-      message = "Every provider of " + route
-                + " you have a key for is cooling down after rate limiting (429); retry after "
-                  "the time given in Retry-After.";
+      if (answer.detail_code == "insufficient_quota") {
+        message = "Every provider of " + route
+                  + " you have a key for refused for lack of quota or credit (429); retrying "
+                    "will not help until you add some.";
+      } else {
+        message = "Every provider of " + route
+                  + " you have a key for is rate limited (429); retry after the time given in "
+                    "Retry-After.";
+      }
       break;
     case errc::unavailable:
       message = "Every provider of " + route
@@ -145,18 +163,57 @@ void exhausted(request_actor_t* self) {
       message = st.unsupported_message;
       break;
     case errc::gateway_timeout:
-      message = "the request deadline expired";
+      message = answer.detail_code == "deadline"
+                    ? std::string("the request deadline expired")
+                    : "Every provider of " + route + " timed out: " + attempts_header(st.attempts);
       break;
     default:
       message = "All providers failed for " + route + ": " + attempts_header(st.attempts);
       break;
   }
-  error err{answer.code, std::move(message), answer.code == errc::no_provider_key ? "model" : "",
-            answer.detail_code};
+  if ((answer.code == errc::rate_limited || answer.detail_code == "provider_key_rejected")
+      && !st.upstream_messages.empty()) {
+    message += " Upstream: ";
+    message += st.upstream_messages;
+  }
+  std::string param = answer.detail_code == "no_provider_key" ? std::string("model")
+                      : answer.code == errc::invalid_request  ? st.unsupported_param
+                                                              : std::string{};
+  error err{answer.code, std::move(message), std::move(param), answer.detail_code};
   answer_error(self, err, answer.no_retry, answer.retry_after_s);
 }
 
-void report(request_actor_t* self, const attempt_result& r) {
+/// When the user's cooldown for the current provider ends after the 429 `r` (its Retry-After,
+/// default and cap from the config; the maximum when the quota is exhausted). Computed once,
+/// here: the supervisor applies this very end, and the final 429's Retry-After announces it.
+steady_time cooldown_end(request_actor_t* self, const attempt_result& r) {
+  const auto& cfg = self->state.ctx->deps->cfg->cooldown;
+  auto now_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  auto d = r.long_cooldown
+               ? cfg.max_cooldown
+               : cooldown_for(parse_retry_after(r.retry_after, r.retry_after_ms, now_unix_ms), cfg);
+  return steady::now() + d;
+}
+
+/// Accounts a 429 or a rejected key for the final answer: the user's cooldown end and the
+/// upstream's own message.
+void note_upstream_failure(request_actor_t* self, const attempt_result& r, steady_time until) {
+  auto& st = self->state;
+  st.walk.failed(r.result, until, r.long_cooldown);
+  auto fields = providers::parse_error_body(r.body);
+  if (fields && !fields->message.empty()) {
+    if (!st.upstream_messages.empty()) {
+      st.upstream_messages += "; ";
+    }
+    st.upstream_messages += st.current->provider;
+    st.upstream_messages += ": ";
+    st.upstream_messages += fields->message;
+  }
+}
+
+void report(request_actor_t* self, const attempt_result& r, steady_time cooldown_until = {}) {
   auto& st = self->state;
   if (st.slot == nullptr) {
     return;
@@ -170,6 +227,7 @@ void report(request_actor_t* self, const attempt_result& r) {
   rep->retry_after = r.retry_after;
   rep->retry_after_ms = r.retry_after_ms;
   rep->long_cooldown = r.long_cooldown;
+  rep->cooldown_until = cooldown_until;
   self->send(st.slot->supervisor, report_atom::value, std::move(rep));
   if (st.ctx->deps->registry) {
     st.ctx->deps->registry->observe_attempt(st.current->provider, r.result,
@@ -318,17 +376,25 @@ void on_result(request_actor_t* self, attempt_result& r) {
     return;  // a late result of an attempt that was already given up
   }
   st.in_flight = false;
-  report(self, r);
+  const steady_time until =
+      r.result == outcome::rate_limited ? cooldown_end(self, r) : steady_time{};
+  report(self, r, until);
   const auto& provider = st.current->provider;
   auto latency_ms = duration_cast<milliseconds>(r.latency).count();
   if (r.result == outcome::unsupported) {
     ++st.walk.unsupported;
     st.unsupported_message = provider + ": " + r.message;
+    st.unsupported_param = r.param;
     st.attempts.push_back(attempt_record{provider, 0, "unsupported", 0});
     return next_attempt(self);
   }
   ++st.walk.attempted;
   st.attempts.push_back(attempt_of(provider, r.upstream_status, r.result, latency_ms));
+  if (r.result == outcome::rate_limited || r.result == outcome::key_rejected) {
+    note_upstream_failure(self, r, until);
+  } else if (falls_back(r.result)) {
+    st.walk.failed(r.result);
+  }
   auto model = r.model.empty() ? st.current->model : r.model;
   if (st.ctx->request->stream && st.committed) {
     // After the commit point nothing can fall back: end the stream, with an error event if the

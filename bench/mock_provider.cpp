@@ -3,9 +3,13 @@
 // survive selectable per request. See bench/README.md and docs providers.md §4.
 //
 //   mock_provider --listen 127.0.0.1:0 [--threads N] [--record-limit N]
+//                 [--keepalive-timeout MS] [--idle-close-jitter MS] [--race-close P] [--seed N]
 
 #include <charconv>
+#include <chrono>
+#include <cstdint>
 #include <iostream>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -15,12 +19,26 @@ namespace {
 
 constexpr std::string_view usage =
     "usage: mock_provider --listen HOST:PORT [--threads N (default 1)]\n"
-    "                     [--record-limit N (default 1000; 0 = record nothing)]\n";
+    "                     [--record-limit N (default 1000; 0 = record nothing)]\n"
+    "                     [--keepalive-timeout MS (Node-like: send Keep-Alive: timeout=,\n"
+    "                        close connections idle this long; default 0 = off)]\n"
+    "                     [--idle-close-jitter MS (also close each idle connection at a\n"
+    "                        random moment below MS; default 0 = off)]\n"
+    "                     [--race-close P (chance 0..1 to close an idle connection unread\n"
+    "                        as its next request arrives; default 0)]\n"
+    "                     [--seed N (for the random choices; default 1)]\n";
 
 bool parse_count(std::string_view text, long long lo, long long hi, long long& out) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
   return !text.empty() && ec == std::errc{} && end == text.data() + text.size() && out >= lo
          && out <= hi;
+}
+
+/// A probability: a decimal number from 0 to 1.
+bool parse_chance(std::string_view text, double& out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return !text.empty() && ec == std::errc{} && end == text.data() + text.size() && out >= 0
+         && out <= 1;
 }
 
 /// `HOST:PORT` or `[V6HOST]:PORT`.
@@ -67,6 +85,21 @@ int main(int argc, char** argv) {
     }
     if (arg == "--record-limit" && parse_count(value, 0, 100'000'000, n)) {
       options.record_limit = static_cast<std::size_t>(n);
+      continue;
+    }
+    if (arg == "--keepalive-timeout" && parse_count(value, 0, 3'600'000, n)) {
+      options.keepalive_timeout = std::chrono::milliseconds{n};
+      continue;
+    }
+    if (arg == "--idle-close-jitter" && parse_count(value, 0, 3'600'000, n)) {
+      options.idle_close_jitter = std::chrono::milliseconds{n};
+      continue;
+    }
+    if (arg == "--race-close" && parse_chance(value, options.race_close)) {
+      continue;
+    }
+    if (arg == "--seed" && parse_count(value, 0, std::numeric_limits<long long>::max(), n)) {
+      options.seed = static_cast<std::uint64_t>(n);
       continue;
     }
     std::cerr << "mock_provider: bad argument " << arg << " " << value << "\n" << usage;

@@ -67,6 +67,11 @@ struct provider_config {
   std::vector<std::string> models;               ///< listed by GET /v1/models as `provider/model`
   std::string anthropic_version = "2023-06-01";  ///< sent as `anthropic-version` (anthropic only)
   std::string dialect;  ///< quirks table to use (providers.md §3); defaults to `name`
+  /// Model id prefixes of reasoning models that refuse `temperature` and `top_p` unless the
+  /// request sets `reasoning_effort: "none"`; for those models both are dropped from such
+  /// requests. Built in for `openai` (gpt-6, gpt-5, o1, o3, o4); `"reasoning_models": [...]`
+  /// replaces the list.
+  std::vector<std::string> reasoning_models;
 };
 
 struct tier_entry {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -227,10 +228,18 @@ struct known_provider {
   protocol proto;
   std::string_view base_url;
   auth_style auth;
+  std::span<const std::string_view> reasoning_models = {};
 };
 
+/// OpenAI's reasoning families refuse `temperature` and `top_p` (400 `unsupported_parameter`)
+/// unless `reasoning_effort` is "none" (checked 2026-11-30: OpenAI's reasoning-model guide as
+/// quoted by the GPT-6 Chat Completions notes of 2026-11-04, and the o-series parameter tables).
+constexpr std::array<std::string_view, 5> openai_reasoning_models{"gpt-6", "gpt-5", "o1", "o3",
+                                                                  "o4"};
+
 constexpr std::array<known_provider, 6> known_providers{{
-    {"openai", protocol::openai, "https://api.openai.com/v1", auth_style::bearer},
+    {"openai", protocol::openai, "https://api.openai.com/v1", auth_style::bearer,
+     openai_reasoning_models},
     {"anthropic", protocol::anthropic, "https://api.anthropic.com/v1", auth_style::x_api_key},
     {"groq", protocol::openai, "https://api.groq.com/openai/v1", auth_style::bearer},
     {"deepseek", protocol::openai, "https://api.deepseek.com/v1", auth_style::bearer},
@@ -474,7 +483,7 @@ result<provider_config> read_provider(std::string_view name, const Value& v) {
   }
   if (auto r = check_object(v, path,
                             {"protocol", "base_url", "auth", "timeouts_ms", "pool_size", "models",
-                             "anthropic_version", "dialect"});
+                             "anthropic_version", "dialect", "reasoning_models"});
       !r) {
     return std::move(r).error();
   }
@@ -485,6 +494,7 @@ result<provider_config> read_provider(std::string_view name, const Value& v) {
     p.proto = k->proto;
     p.base_url = std::string{k->base_url};
     p.auth = k->auth;
+    p.reasoning_models.assign(k->reasoning_models.begin(), k->reasoning_models.end());
   }
   const bool explicit_auth = find(v, "auth") != nullptr;
   result<void> r = read_choice(v, "protocol", path, p.proto, protocol_choices,
@@ -507,6 +517,11 @@ result<provider_config> read_provider(std::string_view name, const Value& v) {
   if (r) {
     if (const Value* m = find(v, "models")) {
       r = read_models(*m, join(path, "models"), p.models);
+    }
+  }
+  if (r) {
+    if (const Value* m = find(v, "reasoning_models")) {
+      r = read_models(*m, join(path, "reasoning_models"), p.reasoning_models);
     }
   }
   if (r) {

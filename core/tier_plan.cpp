@@ -50,6 +50,28 @@ void walk_summary::skipped(const step& s) noexcept {
   }
 }
 
+void walk_summary::failed(outcome o, steady_time cooldown_until, bool long_cooldown) noexcept {
+  switch (o) {
+    case outcome::rate_limited:
+      ++rate_limited;
+      if (long_cooldown) {
+        ++quota_exhausted;
+      }
+      keep_soonest(soonest_cooldown, cooldown_until);
+      break;
+    case outcome::key_rejected:
+      ++key_rejected;
+      break;
+    case outcome::connect_timeout:
+    case outcome::first_byte_timeout:
+    case outcome::total_timeout:
+      ++timed_out;
+      break;
+    default:
+      break;
+  }
+}
+
 exhausted_answer decide_exhausted(const walk_summary& w, steady_time now) {
   auto seconds_until = [now](steady_time t) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - now).count();
@@ -61,11 +83,16 @@ exhausted_answer decide_exhausted(const walk_summary& w, steady_time now) {
   if (w.keyed == 0) {
     return {errc::no_provider_key, "no_provider_key", true, std::nullopt};
   }
-  if (w.attempted == 0 && w.unsupported == 0) {
-    if (w.skipped_cooldown > 0 && w.skipped_open == 0 && w.soonest_cooldown) {
-      // The SDK should retry after the cooldown: no x-should-retry: false here.
-      return {errc::rate_limited, "rate_limited", false, seconds_until(*w.soonest_cooldown)};
+  const int limited = w.skipped_cooldown + w.rate_limited;
+  if (limited > 0 && limited + w.unsupported == w.keyed && w.soonest_cooldown) {
+    auto after = seconds_until(*w.soonest_cooldown);
+    if (w.skipped_cooldown == 0 && w.quota_exhausted == w.rate_limited) {
+      return {errc::rate_limited, "insufficient_quota", true, after};
     }
+    // The SDK should retry after the cooldown: no x-should-retry: false here.
+    return {errc::rate_limited, "rate_limited", false, after};
+  }
+  if (w.attempted == 0 && w.unsupported == 0) {
     auto soonest = w.soonest_open.value_or(now);
     if (w.soonest_cooldown) {
       soonest = std::min(soonest, *w.soonest_cooldown);
@@ -74,6 +101,13 @@ exhausted_answer decide_exhausted(const walk_summary& w, steady_time now) {
   }
   if (w.attempted == 0) {
     return {errc::invalid_request, "unsupported_by_provider", true, std::nullopt};
+  }
+  const bool health_skips = w.skipped_open > 0 || w.skipped_cooldown > 0;
+  if (!health_skips && w.key_rejected == w.attempted) {
+    return {errc::no_provider_key, "provider_key_rejected", true, std::nullopt};
+  }
+  if (!health_skips && w.timed_out == w.attempted) {
+    return {errc::gateway_timeout, "upstream_timeout", true, std::nullopt};
   }
   return {errc::bad_gateway, "all_providers_failed", true, std::nullopt};
 }

@@ -48,12 +48,21 @@ struct walk_summary {
   int unsupported = 0;       ///< calls the adapter refused before going upstream
   int skipped_open = 0;      ///< skipped for an open breaker
   int skipped_cooldown = 0;  ///< skipped for the user's 429 cooldown
+  int rate_limited = 0;      ///< attempts the provider answered 429 in this request
+  int quota_exhausted = 0;   ///< of those, 429s saying waiting will not help (no credit/quota)
+  int key_rejected = 0;      ///< attempts answered 401/402/403: the user's key is unusable
+  int timed_out = 0;         ///< attempts that ended in a connect, first-byte or total timeout
   std::optional<steady_time> soonest_open;
-  std::optional<steady_time> soonest_cooldown;
-  bool deadline = false;  ///< the request's deadline expired during the walk
+  std::optional<steady_time> soonest_cooldown;  ///< of cooldown skips and of 429s answered now
+  bool deadline = false;                        ///< the request's deadline expired during the walk
 
   /// Accounts for a skip decided by `next_step`.
   void skipped(const step& s) noexcept;
+
+  /// Accounts for a failed attempt (call it besides `++attempted`). `cooldown_until`: for a 429,
+  /// when the user's cooldown for that provider ends (from its Retry-After, as the supervisor
+  /// computes it); `long_cooldown`: the 429 said waiting will not help soon.
+  void failed(outcome o, steady_time cooldown_until = {}, bool long_cooldown = false) noexcept;
 };
 
 /// The answer when every provider of the plan was tried or skipped (design §4).
@@ -64,11 +73,23 @@ struct exhausted_answer {
   std::optional<std::int64_t> retry_after_s;  ///< send `Retry-After` (whole seconds, >= 1)
 };
 
-/// Picks the final error: no key for any provider → 424 `no_provider_key`; nothing attempted and
-/// every keyed provider cooling down → 429 `rate_limited` with the soonest cooldown end (the SDK
-/// may retry after it); nothing attempted, some breaker open → 503 `circuit_open` with the soonest
-/// of the probe and cooldown times; only adapter refusals → 400; the deadline → 504; otherwise
-/// 502 `all_providers_failed`.
+/// Picks the final error (design §4), so that the status tells the client's SDK what to do:
+/// - the deadline → 504 `deadline`;
+/// - no key for any provider → 424 `no_provider_key`;
+/// - every provider with a key rate-limited (skipped for the user's 429 cooldown or answering
+///   429 now; providers that cannot express the request aside) → 429 `rate_limited` with
+///   `Retry-After` = the soonest end and no `x-should-retry: false` (the SDK retries after it);
+///   when every 429 of this request said the quota or credit is exhausted and nothing was
+///   merely cooling down → 429 `insufficient_quota` with `x-should-retry: false` (waiting for
+///   the Retry-After will not help);
+/// - nothing attempted, some breaker open → 503 `circuit_open` with the soonest of the probe
+///   and cooldown times;
+/// - only adapter refusals → 400 `unsupported_by_provider`;
+/// - every attempt rejected the user's key (401/402/403), nothing skipped for health → 424
+///   `provider_key_rejected` (retrying cannot help; the user must replace a key);
+/// - every attempt timed out, nothing skipped for health → 504 `upstream_timeout`;
+/// - otherwise 502 `all_providers_failed`.
+/// Every answer but the retriable 429 carries `x-should-retry: false`.
 exhausted_answer decide_exhausted(const walk_summary& w, steady_time now);
 
 /// The `x-inferbridge-attempts` value: `openai=503;sarvam=no_key;anthropic=200`.

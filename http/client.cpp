@@ -38,7 +38,7 @@ struct connection {
   std::optional<tcp::socket> plain;
   std::optional<ssl::stream<tcp::socket>> tls;
   beast::flat_buffer buffer;
-  steady::time_point idle_since{};
+  steady::time_point reusable_until{};  ///< set when pooled: not reused at or after this
 
   tcp::socket& socket() { return tls ? tls->next_layer() : *plain; }
 };
@@ -53,7 +53,88 @@ bool is_disconnect(const error_code& ec) {
          || ec == ssl::error::stream_truncated || ec == net::error::connection_aborted;
 }
 
+bool is_space(char c) {
+  return c == ' ' || c == '\t';
+}
+
+std::string_view trim_spaces(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && is_space(s.back())) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+/// The leading decimal digits of `v`, capped at `cap`; nothing when `v` starts with no digit.
+std::optional<std::uint64_t> leading_number(std::string_view v, std::uint64_t cap) {
+  if (v.size() >= 2 && v.front() == '"') {
+    v.remove_prefix(1);
+  }
+  std::uint64_t n = 0;
+  std::size_t i = 0;
+  for (; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) {
+    n = std::min(cap, n * 10 + static_cast<std::uint64_t>(v[i] - '0'));
+  }
+  if (i == 0) {
+    return std::nullopt;
+  }
+  return n;
+}
+
+template <class T>
+void keep_smallest(std::optional<T>& slot, T value) {
+  if (!slot || value < *slot) {
+    slot = value;
+  }
+}
+
 }  // namespace
+
+// -- keep-alive rules -----------------------------------------------------------------------------
+
+void parse_keep_alive(std::string_view value, keep_alive_params& into) {
+  constexpr std::uint64_t max_timeout_s = 24 * 3600;
+  constexpr std::uint64_t max_requests = std::uint64_t{1} << 32;
+  while (!value.empty()) {
+    auto end = value.find_first_of(",;");
+    auto param = value.substr(0, end);
+    value = end == std::string_view::npos ? std::string_view{} : value.substr(end + 1);
+    auto eq = param.find('=');
+    if (eq == std::string_view::npos) {
+      continue;
+    }
+    auto name = trim_spaces(param.substr(0, eq));
+    auto text = trim_spaces(param.substr(eq + 1));
+    if (beast::iequals(name, "timeout")) {
+      if (auto n = leading_number(text, max_timeout_s)) {
+        keep_smallest(into.timeout, std::chrono::seconds{static_cast<std::int64_t>(*n)});
+      }
+    } else if (beast::iequals(name, "max")) {
+      if (auto n = leading_number(text, max_requests)) {
+        keep_smallest(into.max, *n);
+      }
+    }
+  }
+}
+
+std::chrono::milliseconds idle_limit(const keep_alive_params& ka,
+                                     std::chrono::milliseconds max_idle) {
+  using std::chrono::milliseconds;
+  if (ka.max && *ka.max <= 1) {
+    return milliseconds{0};
+  }
+  auto limit = max_idle;
+  if (ka.timeout) {
+    const milliseconds t = *ka.timeout;
+    // The upstream's idle clock starts when it has written the response, ours once we have read
+    // it: the margin covers that lag and timer slack on both sides.
+    const milliseconds margin = t >= milliseconds{4'000} ? milliseconds{1'000} : t / 4;
+    limit = std::min(limit, t - margin);
+  }
+  return std::max(limit, milliseconds{0});
+}
 
 /// The TLS client context for `ca_file` (the system store, plus `ca_file` if given), built once
 /// per process: loading the CA store costs tens of milliseconds and megabytes, so every pool
@@ -85,6 +166,7 @@ class upstream_parser final : public bhttp::basic_parser<false> {
   std::string* sink = nullptr;                                  ///< where body bytes go
   std::size_t limit = std::numeric_limits<std::size_t>::max();  ///< bytes the sink may take
   bool too_large = false;
+  keep_alive_params keep_alive_header;  ///< from every `Keep-Alive` header line
 
  private:
   void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int,
@@ -102,6 +184,9 @@ class upstream_parser final : public bhttp::basic_parser<false> {
         break;
       case bhttp::field::retry_after:
         head_.retry_after.assign(value.data(), value.size());
+        break;
+      case bhttp::field::keep_alive:
+        parse_keep_alive({value.data(), value.size()}, keep_alive_header);
         break;
       case bhttp::field::unknown:
         if (beast::iequals(name_string, "retry-after-ms")) {
@@ -159,15 +244,16 @@ struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
   }
 
   /// An idle connection that still looks open, or null. A connection the server has closed
-  /// (EOF or unexpected bytes waiting) or that idled too long is dropped, so that a request is
-  /// never sent on a dead connection and then retried (an LLM call is not idempotent).
+  /// (EOF, a TLS close_notify, or unexpected bytes waiting) or that idled past its limit is
+  /// dropped. A peek cannot see a close that is still in flight: the exchange re-sends once on
+  /// a fresh connection when a reused one dies before any response byte (see `exchange::run`).
   std::unique_ptr<connection> take_idle() {
     std::lock_guard lock{mutex};
     auto now = steady::now();
     while (!idle.empty()) {
       auto c = std::move(idle.back());
       idle.pop_back();
-      if (now - c->idle_since < opts.max_idle && looks_open(*c)) {
+      if (now < c->reusable_until && looks_open(*c)) {
         ++reuses;
         return c;
       }
@@ -176,15 +262,35 @@ struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
   }
 
   static bool looks_open(connection& c) {
+    if (c.tls) {
+      // Bytes the TLS layer has already taken off the socket (a close_notify read together with
+      // the end of the last response) are invisible to the peek below.
+      SSL* ssl = c.tls->native_handle();
+      if ((SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0 || SSL_has_pending(ssl) == 1
+          || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0) {
+        return false;
+      }
+    }
     char probe;
     auto n = ::recv(c.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
-  void give_back(std::unique_ptr<connection> c) {
-    c->idle_since = steady::now();
+  /// Pools `c` for at most `limit` (from the response's `Keep-Alive` header); closes it instead
+  /// when `limit` is zero or the pool is full or shut down. Also drops the oldest idle
+  /// connections that are past their limit (the upstream has closed them or is about to).
+  void give_back(std::unique_ptr<connection> c, std::chrono::milliseconds limit) {
+    auto now = steady::now();
+    c->reusable_until = now + limit;
     std::lock_guard lock{mutex};
-    if (closed || idle.size() >= opts.pool_size) {
+    std::size_t expired = 0;
+    while (expired < idle.size() && idle[expired]->reusable_until <= now) {
+      ++expired;
+    }
+    if (expired > 0) {
+      idle.erase(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(expired));
+    }
+    if (closed || limit <= std::chrono::milliseconds{0} || idle.size() >= opts.pool_size) {
       return;  // closed by its destructor, outside nothing else references it
     }
     idle.push_back(std::move(c));
@@ -201,6 +307,7 @@ struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
   std::uint64_t next_id = 1;
   std::uint64_t connects = 0;
   std::uint64_t reuses = 0;
+  std::uint64_t stale_retries = 0;
   bool closed = false;
 };
 
@@ -357,6 +464,8 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
           co_return;
         }
       }
+      // Only the first attempt, and only on a pooled connection: a fresh connection's failure is
+      // the provider's, and a request is never sent more than twice.
       const bool may_retry = reused && attempt == 0;
       bool finished = false;
       if (conn_->tls) {
@@ -369,7 +478,18 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
       }
       // A pooled connection the server had already closed: one retry on a fresh one.
       abandon_connection();
+      {
+        std::lock_guard lock{pool_->mutex};
+        ++pool_->stale_retries;
+      }
     }
+  }
+
+  /// Whether a failure on the connection may be retried on a fresh one: a pooled connection, no
+  /// byte of the response received, and no timeout or cancellation behind the failure.
+  bool stale_connection(bool may_retry, const error_code& ec, bool got_bytes) const {
+    return may_retry && !got_bytes && is_disconnect(ec) && forced_ == outcome::success
+           && timed_out_ == outcome::success;
   }
 
   net::awaitable<bool> connect() {
@@ -458,6 +578,8 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     auto [wec, wn] = co_await net::async_write(stream, bufs, use_tuple);
     (void)wn;
     if (wec) {
+      // Nothing can have been answered yet, whatever the error: a write error on a pooled
+      // connection is always a stale connection, unless a timeout or cancel closed it.
       if (may_retry && forced_ == outcome::success && timed_out_ == outcome::success) {
         co_return false;
       }
@@ -474,6 +596,11 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     auto [hec, hn] = co_await bhttp::async_read_header(stream, conn_->buffer, parser, use_tuple);
     (void)hn;
     if (hec) {
+      // EOF or a reset before a single response byte: the upstream closed the pooled connection
+      // (its keep-alive timeout) as the request went out, and never answered it.
+      if (stale_connection(may_retry, hec, parser.got_some() || conn_->buffer.size() != 0)) {
+        co_return false;
+      }
       abandon_connection();
       complete(failure_for(hec, is_disconnect(hec) ? outcome::reset : outcome::bad_response));
       co_return true;
@@ -548,7 +675,8 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
         || conn_->buffer.size() != 0) {
       abandon_connection();
     } else {
-      pool_->give_back(std::move(conn_));
+      pool_->give_back(std::move(conn_),
+                       idle_limit(parser.keep_alive_header, pool_->opts.max_idle));
     }
     complete(outcome::success);
     co_return true;
@@ -674,7 +802,8 @@ void upstream_pool::shutdown() {
 
 upstream_pool::counters upstream_pool::stats() const {
   std::lock_guard lock{impl_->mutex};
-  return {impl_->connects, impl_->reuses, impl_->idle.size(), impl_->in_flight.size()};
+  return {impl_->connects, impl_->reuses, impl_->stale_retries, impl_->idle.size(),
+          impl_->in_flight.size()};
 }
 
 }  // namespace ib::http

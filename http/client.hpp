@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,11 +32,39 @@ struct client_options {
   /// handler reports as payload); after it, the longest silence between payload pieces.
   std::chrono::milliseconds first_byte_timeout{30'000};
   std::chrono::milliseconds total_timeout{120'000};
-  std::size_t pool_size = 64;                  ///< idle keep-alive connections kept
-  std::chrono::milliseconds max_idle{20'000};  ///< idle connections older than this are not reused
+  std::size_t pool_size = 64;  ///< idle keep-alive connections kept
+  /// Idle connections older than this are not reused; an upstream's `Keep-Alive: timeout=`
+  /// shortens it (see `idle_limit`).
+  std::chrono::milliseconds max_idle{20'000};
   std::size_t max_body_bytes = 32 * 1024 * 1024;  ///< non-streamed bodies
   std::string ca_file;  ///< extra CA bundle (tests); the system store is always used
 };
+
+// -- keep-alive rules (pure) ---------------------------------------------------------------------
+
+/// The parameters of an upstream's `Keep-Alive` response header (RFC 2068 §19.7.1.1), e.g.
+/// Node's `Keep-Alive: timeout=5`.
+struct keep_alive_params {
+  /// `timeout=N`: the upstream closes a connection idle for N seconds.
+  std::optional<std::chrono::seconds> timeout;
+  /// `max=N`: how many more requests the upstream allows on the connection.
+  std::optional<std::uint64_t> max;
+  bool operator==(const keep_alive_params&) const = default;
+};
+
+/// Parses one `Keep-Alive` header value into `into` (call it once per header line). Names are
+/// case-insensitive; spaces, tabs, quotes and `;` or `,` separators are accepted; a value's
+/// leading digits count (`5.9` and `5s` are 5: rounding down is the safe side); unknown,
+/// empty or digit-less parameters are ignored (never an error). A parameter seen twice keeps
+/// its smallest value. Values are capped at one day (timeout) and 2^32 (max).
+void parse_keep_alive(std::string_view value, keep_alive_params& into);
+
+/// How long a connection whose last response carried `ka` may stay idle in the pool before it is
+/// no longer reused: the upstream's timeout less a safety margin (1 s; a quarter of it below 4 s,
+/// so `timeout=1` gives 750 ms), and never more than `max_idle`. Zero means "do not pool": a
+/// `timeout=0`, or a `max` of 1 or less (the upstream may close after the next request).
+std::chrono::milliseconds idle_limit(const keep_alive_params& ka,
+                                     std::chrono::milliseconds max_idle);
 
 /// One outgoing POST.
 struct outgoing_request {
@@ -61,6 +90,8 @@ struct exchange_result {
                                        ///< bad_response, cancelled, provider_down
   response_head head;                  ///< status 0 when no response head arrived
   std::string body;  ///< the whole body when it was buffered (non-stream, or a non-2xx status)
+  /// The response came on a pooled connection (false when a stale pooled connection was
+  /// replaced by a fresh one, see `upstream_pool`).
   bool reused_connection = false;
 };
 
@@ -93,6 +124,14 @@ class exchange_control {
 
 /// Keep-alive connection pool to one upstream host (HTTP or HTTPS with certificate and host name
 /// verification against the system CA store). Thread-safe.
+///
+/// A connection is pooled only after a complete response that allows keep-alive (HTTP/1.1
+/// without `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`), with no surplus
+/// bytes, and for at most `idle_limit` of its last `Keep-Alive` header. It is reused only if a
+/// non-blocking peek (and for TLS, OpenSSL's buffers) show nothing arrived meanwhile. When a
+/// reused connection still turns out dead (the write fails, or EOF/reset before a single byte
+/// of the response), the request is sent once more on a fresh connection, within the same
+/// deadlines; a fresh connection's failure is reported as it is.
 class upstream_pool {
  public:
   upstream_pool(boost::asio::io_context& io, client_options opts);
@@ -110,6 +149,7 @@ class upstream_pool {
   struct counters {
     std::uint64_t connects = 0;
     std::uint64_t reuses = 0;
+    std::uint64_t stale_retries = 0;  ///< requests re-sent after a reused connection died
     std::size_t idle = 0;
     std::size_t in_flight = 0;
   };

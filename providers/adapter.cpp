@@ -15,7 +15,7 @@ result<upstream_request> encode_request(const config::provider_config& p, const 
   if (p.proto != config::protocol::anthropic) {
     return openai::encode_request(p, req, upstream_model, api_key);
   }
-  auto body = anthropic::encode_body(req, upstream_model);
+  auto body = anthropic::encode_body(req, upstream_model, p.anthropic_version);
   if (!body) {
     return std::move(body).error();
   }

@@ -16,6 +16,7 @@
 
 #include "core/error.hpp"
 #include "core/outcome.hpp"
+#include "core/text.hpp"
 #include "providers/anthropic_detail.hpp"
 #include "providers/error_map.hpp"
 #include "providers/json.hpp"
@@ -147,22 +148,6 @@ bool is_blank(std::string_view s) noexcept {
   });
 }
 
-bool starts_with_icase(std::string_view s, std::string_view prefix) noexcept {
-  if (s.size() < prefix.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    char c = s[i];
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-    if (c != prefix[i]) {
-      return false;
-    }
-  }
-  return true;
-}
-
 /// The member `key` of `obj` unless it is absent or `null` (clients send `null` for "unset").
 const Value* present(const Value& obj, std::string_view key) noexcept {
   auto* v = json::member(obj, key);
@@ -183,18 +168,43 @@ std::string index_path(std::string_view base, std::size_t i) {
   return p;
 }
 
-/// Anthropic ids must match `^[a-zA-Z0-9_-]+$`; ids minted by other providers may not. The same
-/// rewrite is applied to `tool_use.id` and `tool_result.tool_use_id`, so pairs still match.
+bool is_id_char(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
+         || c == '-';
+}
+
+/// Marks an id rewritten by `tool_id`; ids that already start with it are rewritten too.
+constexpr std::string_view rewritten_id_prefix = "ibx_";
+
+/// Anthropic tool ids must match `^[a-zA-Z0-9_-]+$`; ids minted by other providers may not
+/// (Kimi's `functions.f:0`, ids with dots or colons). A valid id passes unchanged; any other id,
+/// and any valid id that starts with `ibx_`, becomes `ibx_` + the hex of its bytes. The mapping
+/// is injective (two distinct ids never become one) and is applied alike to `tool_use.id` and
+/// `tool_result.tool_use_id`, so pairs still match.
 std::string tool_id(std::string_view id) {
-  std::string out(id);
-  for (char& c : out) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
-              || c == '-';
-    if (!ok) {
-      c = '_';
-    }
+  bool valid = std::all_of(id.begin(), id.end(), is_id_char);
+  if (valid && id.substr(0, rewritten_id_prefix.size()) != rewritten_id_prefix) {
+    return std::string(id);
+  }
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(rewritten_id_prefix);
+  out.reserve(out.size() + 2 * id.size());
+  for (char c : id) {
+    auto b = static_cast<unsigned char>(c);
+    out.push_back(hex[b >> 4]);
+    out.push_back(hex[b & 0xF]);
   }
   return out;
+}
+
+/// Tool names: OpenAI documents `^[a-zA-Z0-9_-]{1,64}$`, Anthropic `^[a-zA-Z0-9_-]{1,128}$`
+/// (both checked 2026-11-30). Names are not rewritten (the model answers with the name it was
+/// given), so a name Anthropic would refuse is a clear 400 here.
+constexpr std::size_t max_tool_name = 128;
+
+bool valid_tool_name(std::string_view name) noexcept {
+  return !name.empty() && name.size() <= max_tool_name
+         && std::all_of(name.begin(), name.end(), is_id_char);
 }
 
 // -- request: OpenAI chat completion -> Anthropic Messages ----------------------------------------
@@ -202,9 +212,11 @@ std::string tool_id(std::string_view id) {
 /// One content block of a turn. Text stays text until written (the final assistant turn may
 /// still be trimmed); other blocks are serialised when converted.
 struct block {
-  enum class kind : std::uint8_t { text, tool_result, other };
+  enum class kind : std::uint8_t { text, tool_use, tool_result, other };
   kind type = kind::text;
   std::string text;  ///< kind::text: the text; otherwise the block's JSON
+  std::string id;    ///< tool_use: its id; tool_result: the id it answers (both as sent)
+  std::string path;  ///< tool_use, tool_result: the client field the id came from
 };
 
 struct turn {
@@ -234,7 +246,7 @@ result<data_url> parse_data_url(std::string_view url, const std::string& path) {
     meta.remove_prefix(semi + 1);
     semi = meta.find(';');
     auto param = meta.substr(0, semi);
-    if (param.size() == 6 && starts_with_icase(param, "base64")) {
+    if (param.size() == 6 && istarts_with(param, "base64")) {
       base64 = true;
     }
   }
@@ -263,6 +275,18 @@ std::string base64_source_block(std::string_view type, const data_url& d) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
+/// The media type Anthropic accepts for an `image` block, or empty. Anthropic takes image/jpeg,
+/// image/png, image/gif and image/webp (checked 2026-11-30: the vision guide and the SDKs'
+/// `media_type` enum); case is folded, and `image/jpg`, a common misspelling, becomes image/jpeg.
+std::string_view image_media_type(std::string_view t) noexcept {
+  for (std::string_view known : {"image/jpeg", "image/png", "image/gif", "image/webp"}) {
+    if (iequals(t, known)) {
+      return known;
+    }
+  }
+  return iequals(t, "image/jpg") ? "image/jpeg" : std::string_view{};
+}
+
 /// An `image_url` part -> an `image` block.
 result<std::string> image_block(const Value& part, const std::string& path) {
   std::string_view url;
@@ -279,14 +303,24 @@ result<std::string> image_block(const Value& part, const std::string& path) {
   if (!found) {
     return invalid(path + ".image_url.url", "expected a string");
   }
-  if (starts_with_icase(url, "data:")) {
+  if (istarts_with(url, "data:")) {
     auto d = parse_data_url(url, path + ".image_url.url");
     if (!d) {
       return d.error();
     }
+    auto media_type = image_media_type(d->media_type);
+    if (media_type.empty()) {
+      return invalid(path + ".image_url.url",
+                     "anthropic accepts only image/jpeg, image/png, image/gif or image/webp "
+                     "images");
+    }
+    if (is_blank(d->data)) {
+      return invalid(path + ".image_url.url", "the data: URL holds no image data");
+    }
+    d->media_type = media_type;
     return base64_source_block("image", *d);
   }
-  if (!starts_with_icase(url, "https://") && !starts_with_icase(url, "http://")) {
+  if (!istarts_with(url, "https://") && !istarts_with(url, "http://")) {
     return invalid(path + ".image_url.url", "expected an http(s) or data: URL");
   }
   rapidjson::StringBuffer buf;
@@ -309,16 +343,20 @@ result<std::string> image_block(const Value& part, const std::string& path) {
 result<std::string> document_block(const Value& part, const std::string& path) {
   auto* file = json::get_object(part, "file");
   auto data = file != nullptr ? json::get_string(*file, "file_data") : std::nullopt;
-  if (!data || !starts_with_icase(*data, "data:")) {
+  if (!data || !istarts_with(*data, "data:")) {
     return invalid(path + ".file", "anthropic supports only inline file_data (a base64 PDF)");
   }
   auto d = parse_data_url(*data, path + ".file.file_data");
   if (!d) {
     return d.error();
   }
-  if (d->media_type != "application/pdf") {
+  if (!iequals(d->media_type, "application/pdf")) {
     return invalid(path + ".file.file_data", "anthropic supports only application/pdf files");
   }
+  if (is_blank(d->data)) {
+    return invalid(path + ".file.file_data", "the data: URL holds no file data");
+  }
+  d->media_type = "application/pdf";
   return base64_source_block("document", *d);
 }
 
@@ -379,7 +417,8 @@ result<std::vector<block>> convert_content(const Value* content, const std::stri
       out.push_back({block::kind::other, std::move(*b)});
       continue;
     }
-    return invalid(ppath + ".type", "content part type not supported by anthropic here");
+    return invalid(ppath + ".type", "content parts of type \"" + std::string(*type)
+                                        + "\" are not supported by anthropic in this message");
   }
   return out;
 }
@@ -399,7 +438,8 @@ void write_block(json_writer& w, const block& b) {
 
 class request_encoder {
  public:
-  explicit request_encoder(const Value& root) : root_(root) {}
+  request_encoder(const Value& root, std::string_view anthropic_version)
+      : root_(root), anthropic_version_(anthropic_version) {}
 
   result<std::string> run(std::string_view upstream_model);
 
@@ -415,10 +455,12 @@ class request_encoder {
   result<std::optional<std::string>> convert_tool_choice() const;
   result<std::int64_t> max_tokens() const;
   result<std::vector<std::string_view>> stop_sequences() const;
+  result<void> check_tool_pairs() const;
   void add(std::string_view role, block b);
   void trim_final_assistant();
 
   const Value& root_;
+  std::string_view anthropic_version_;
   std::vector<std::string> system_;
   std::vector<turn> turns_;
   bool has_tool_blocks_ = false;
@@ -490,6 +532,10 @@ result<std::string> request_encoder::convert_tool_use(const Value& call, const s
   if (!name || name->empty()) {
     return invalid(path + ".function.name", "expected a non-empty string");
   }
+  if (!valid_tool_name(*name)) {
+    return invalid(path + ".function.name",
+                   "anthropic needs tool names of 1 to 128 letters, digits, '_' or '-'");
+  }
   const std::string args_path = path + ".function.arguments";
   rapidjson::Document args;
   auto* raw = fn != nullptr ? present(*fn, "arguments") : nullptr;
@@ -541,11 +587,13 @@ result<void> request_encoder::convert_assistant(const Value& m, const std::strin
     return invalid(path + ".tool_calls", "expected an array");
   }
   for (rapidjson::SizeType j = 0; j < calls->Size(); ++j) {
-    auto b = convert_tool_use((*calls)[j], index_path(path + ".tool_calls", j));
+    auto call_path = index_path(path + ".tool_calls", j);
+    auto b = convert_tool_use((*calls)[j], call_path);
     if (!b) {
       return b.error();
     }
-    add("assistant", {block::kind::other, std::move(*b)});
+    auto id = json::get_string((*calls)[j], "id").value_or("");
+    add("assistant", {block::kind::tool_use, std::move(*b), std::string(id), call_path + ".id"});
     has_tool_blocks_ = true;
   }
   return {};
@@ -582,7 +630,8 @@ result<void> request_encoder::convert_tool(const Value& m, const std::string& pa
     w.EndArray();
   }
   w.EndObject();
-  add("user", {block::kind::tool_result, std::string(buf.GetString(), buf.GetSize())});
+  add("user", {block::kind::tool_result, std::string(buf.GetString(), buf.GetSize()),
+               std::string(*id), path + ".tool_call_id"});
   has_tool_blocks_ = true;
   return {};
 }
@@ -622,6 +671,59 @@ result<void> request_encoder::convert_messages() {
   if (turns_.empty()) {
     return invalid("messages", "anthropic needs at least one non-empty user or assistant message");
   }
+  return check_tool_pairs();
+}
+
+/// Anthropic answers 400 unless every `tool_use` is answered by a `tool_result` in the very next
+/// (user) turn, every `tool_result` answers a `tool_use` of the turn before it, and ids are
+/// unique. The OpenAI API refuses the same histories (a tool message must answer a preceding
+/// tool call; every tool call needs its tool message), so these are the client's errors: a 400
+/// naming the message, rather than one from upstream.
+result<void> request_encoder::check_tool_pairs() const {
+  std::vector<std::string_view> seen_uses;  // every tool_use id so far
+  for (std::size_t k = 0; k < turns_.size(); ++k) {
+    const auto& t = turns_[k];
+    std::vector<std::string_view> open;  // tool_use ids of the previous turn not yet answered
+    if (k > 0 && turns_[k - 1].role == "assistant") {
+      for (const auto& b : turns_[k - 1].blocks) {
+        if (b.type == block::kind::tool_use) {
+          open.push_back(b.id);
+        }
+      }
+    }
+    for (const auto& b : t.blocks) {
+      if (b.type == block::kind::tool_use) {
+        if (std::find(seen_uses.begin(), seen_uses.end(), b.id) != seen_uses.end()) {
+          return invalid(b.path, "tool call ids must be unique in the conversation");
+        }
+        seen_uses.push_back(b.id);
+      } else if (b.type == block::kind::tool_result) {
+        auto it = std::find(open.begin(), open.end(), b.id);
+        if (it == open.end()) {
+          return invalid(b.path,
+                         "a tool message must answer a tool call of the assistant message just "
+                         "before it (once)");
+        }
+        open.erase(it);
+      }
+    }
+    if (t.role == "user" && !open.empty()) {
+      for (const auto& b : turns_[k - 1].blocks) {
+        if (b.type == block::kind::tool_use
+            && std::find(open.begin(), open.end(), b.id) != open.end()) {
+          return invalid(b.path, "this tool call has no tool message answering it");
+        }
+      }
+    }
+  }
+  // A final assistant turn with tool calls is answered by nobody.
+  if (!turns_.empty() && turns_.back().role == "assistant") {
+    for (const auto& b : turns_.back().blocks) {
+      if (b.type == block::kind::tool_use) {
+        return invalid(b.path, "this tool call has no tool message answering it");
+      }
+    }
+  }
   return {};
 }
 
@@ -646,6 +748,44 @@ void request_encoder::trim_final_assistant() {
   }
 }
 
+/// Writes a function's `parameters` as Anthropic's `input_schema`, which must be an object schema
+/// with `"type": "object"` (Anthropic answers 400 `input_schema.type: Field required` otherwise).
+/// OpenAI accepts a missing or empty schema and one without `type`: absent or null becomes
+/// `{"type":"object","properties":{}}`, and `"type":"object"` is added where it is missing. A
+/// schema of another type has no faithful mapping (a tool's input is always an object there).
+result<void> write_input_schema(json_writer& w, const Value* params, const std::string& path) {
+  if (params == nullptr) {
+    w.StartObject();
+    key(w, "type");
+    put(w, "object");
+    key(w, "properties");
+    w.StartObject();
+    w.EndObject();
+    w.EndObject();
+    return {};
+  }
+  if (!params->IsObject()) {
+    return invalid(path, "expected a JSON Schema object");
+  }
+  auto* type = json::member(*params, "type");
+  if (type != nullptr && !(type->IsString() && json::view(*type) == "object")) {
+    return invalid(path + ".type", "anthropic needs an object schema (\"type\": \"object\")");
+  }
+  if (type != nullptr) {
+    params->Accept(w);
+    return {};
+  }
+  w.StartObject();
+  key(w, "type");
+  put(w, "object");
+  for (const auto& m : params->GetObject()) {
+    key(w, json::view(m.name));
+    m.value.Accept(w);
+  }
+  w.EndObject();
+  return {};
+}
+
 result<std::optional<std::string>> request_encoder::convert_tools() const {
   auto* tools = present(root_, "tools");
   if (tools == nullptr) {
@@ -660,6 +800,7 @@ result<std::optional<std::string>> request_encoder::convert_tools() const {
   rapidjson::StringBuffer buf;
   json_writer w(buf);
   w.StartArray();
+  std::vector<std::string_view> names;
   for (rapidjson::SizeType i = 0; i < tools->Size(); ++i) {
     const Value& t = (*tools)[i];
     auto path = index_path("tools", i);
@@ -674,24 +815,25 @@ result<std::optional<std::string>> request_encoder::convert_tools() const {
     if (!name || name->empty()) {
       return invalid(path + ".function.name", "expected a non-empty string");
     }
+    if (!valid_tool_name(*name)) {
+      return invalid(path + ".function.name",
+                     "anthropic needs tool names of 1 to 128 letters, digits, '_' or '-'");
+    }
+    if (std::find(names.begin(), names.end(), *name) != names.end()) {
+      return invalid(path + ".function.name", "tool names must be unique");
+    }
+    names.push_back(*name);
     w.StartObject();
     key(w, "name");
     put(w, *name);
-    if (auto desc = json::get_string(*fn, "description"); desc && !desc->empty()) {
+    if (auto desc = json::get_string(*fn, "description"); desc && !is_blank(*desc)) {
       key(w, "description");
       put(w, *desc);
     }
     key(w, "input_schema");
-    if (auto* params = json::get_object(*fn, "parameters")) {
-      params->Accept(w);
-    } else {
-      w.StartObject();
-      key(w, "type");
-      put(w, "object");
-      key(w, "properties");
-      w.StartObject();
-      w.EndObject();
-      w.EndObject();
+    if (auto r = write_input_schema(w, present(*fn, "parameters"), path + ".function.parameters");
+        !r) {
+      return r.error();
     }
     w.EndObject();
   }
@@ -723,6 +865,17 @@ result<std::optional<std::string>> request_encoder::convert_tool_choice() const 
       }
       type = "tool";
       name = *n;
+      bool declared = false;
+      if (auto* tools = json::get_array(root_, "tools")) {
+        for (const auto& t : tools->GetArray()) {
+          auto* f = json::get_object(t, "function");
+          auto tn = f != nullptr ? json::get_string(*f, "name") : std::nullopt;
+          declared = declared || (tn && *tn == name);
+        }
+      }
+      if (!declared) {
+        return invalid("tool_choice", "names a function that is not among the tools");
+      }
     }
   }
   bool no_parallel = false;
@@ -781,12 +934,14 @@ result<std::vector<std::string_view>> request_encoder::stop_sequences() const {
   if (stop == nullptr) {
     return out;
   }
+  // Anthropic refuses empty and whitespace-only stop sequences; duplicates change nothing.
   auto take = [&out](const Value& s) {
     if (!s.IsString()) {
       return false;
     }
-    if (!is_blank(json::view(s))) {
-      out.push_back(json::view(s));
+    auto text = json::view(s);
+    if (!is_blank(text) && std::find(out.begin(), out.end(), text) == out.end()) {
+      out.push_back(text);
     }
     return true;
   };
@@ -835,13 +990,26 @@ result<std::string> request_encoder::run(std::string_view upstream_model) {
     }
     tool_choice = std::move(*tc);
   }
+  // Sampling (checked 2026-11-30, providers.md §2): OpenAI takes temperature 0-2 and top_p 0-1.
+  // Anthropic takes temperature 0-1 (higher values are sent as 1); Claude 4.x models refuse
+  // temperature and top_p together under 2023-06-01, so only one goes, temperature first, as
+  // Anthropic advises; from API version 2026-10-21 on, both are refused and neither goes.
   const Value* temperature = present(root_, "temperature");
-  if (temperature != nullptr && !temperature->IsNumber()) {
-    return invalid("temperature", "expected a number");
+  if (temperature != nullptr
+      && !(temperature->IsNumber() && temperature->GetDouble() >= 0
+           && temperature->GetDouble() <= 2)) {
+    return invalid("temperature", "expected a number from 0 to 2");
   }
   const Value* top_p = present(root_, "top_p");
-  if (top_p != nullptr && !top_p->IsNumber()) {
-    return invalid("top_p", "expected a number");
+  if (top_p != nullptr
+      && !(top_p->IsNumber() && top_p->GetDouble() >= 0 && top_p->GetDouble() <= 1)) {
+    return invalid("top_p", "expected a number from 0 to 1");
+  }
+  if (!sampling_accepted(anthropic_version_)) {
+    temperature = nullptr;
+    top_p = nullptr;
+  } else if (temperature != nullptr) {
+    top_p = nullptr;
   }
 
   rapidjson::StringBuffer buf;
@@ -1075,7 +1243,13 @@ decoded_response decode_message(std::string_view body, std::string_view upstream
 
 }  // namespace
 
-result<std::string> encode_body(const chat_request& req, std::string_view upstream_model) {
+bool sampling_accepted(std::string_view anthropic_version) noexcept {
+  // ISO dates compare as strings.
+  return anthropic_version < first_version_without_sampling;
+}
+
+result<std::string> encode_body(const chat_request& req, std::string_view upstream_model,
+                                std::string_view anthropic_version) {
   if (detail::exceeds_depth(req.body, max_json_depth)) {
     return error{errc::invalid_request, "request body nested too deeply"};
   }
@@ -1084,7 +1258,7 @@ result<std::string> encode_body(const chat_request& req, std::string_view upstre
   if (doc.HasParseError() || !doc.IsObject()) {
     return error{errc::invalid_request, "request body must be a JSON object"};
   }
-  return request_encoder(doc).run(upstream_model);
+  return request_encoder(doc, anthropic_version).run(upstream_model);
 }
 
 decoded_response decode(const chat_request& req, std::string_view upstream_model,

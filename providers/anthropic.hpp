@@ -13,9 +13,22 @@
 /// OpenAI chat completions <-> Anthropic Messages API (providers.md §2). Pure: no I/O.
 namespace ib::providers::anthropic {
 
-/// The Messages API body for `req` (providers.md §2.1), with `model` = `upstream_model`.
-/// errc::invalid_request (message names the field) for what Anthropic cannot express.
-result<std::string> encode_body(const chat_request& req, std::string_view upstream_model);
+/// The first `anthropic-version` under which the API refuses `temperature`, `top_p` and `top_k`
+/// (providers.md §2, checked 2026-11-30).
+inline constexpr std::string_view first_version_without_sampling = "2026-10-21";
+
+/// Whether requests sent with `anthropic-version: anthropic_version` may carry sampling
+/// parameters (false from `first_version_without_sampling` on).
+bool sampling_accepted(std::string_view anthropic_version) noexcept;
+
+/// The Messages API body for `req` (providers.md §2.1), with `model` = `upstream_model`, for the
+/// API version the gateway sends (`anthropic_version`, which decides the sampling parameters).
+/// Inputs the OpenAI API accepts but Anthropic refuses are normalised (tool schemas without
+/// `type`, tool ids Anthropic's pattern refuses, `image/jpg`, blank text and stop sequences,
+/// temperature with top_p); what has no faithful mapping is errc::invalid_request with `param`
+/// naming the client's field (e.g. `messages[2].tool_call_id`).
+result<std::string> encode_body(const chat_request& req, std::string_view upstream_model,
+                                std::string_view anthropic_version = "2023-06-01");
 
 /// Interprets a non-streamed Messages API answer (providers.md §2.2): 2xx -> `chat.completion`;
 /// otherwise the Anthropic error shape (or a non-JSON page) -> OpenAI envelope + outcome.

@@ -38,6 +38,9 @@ class translator final : public stream_translator {
   void on_message_start(const Value& data, stream_output& out);
   void on_block_start(const Value& data, stream_output& out);
   void on_block_delta(const Value& data, stream_output& out);
+  void on_block_stop(const Value& data, stream_output& out);
+  /// Gives a tool call that got no arguments the ones its block started with, or `{}`.
+  void close_tool_block(std::size_t i, stream_output& out);
   void on_message_delta(const Value& data, stream_output& out);
   void on_message_stop(stream_output& out);
   void on_error(const Value& data, stream_output& out);
@@ -61,7 +64,18 @@ class translator final : public stream_translator {
   bool have_usage_ = false;
   detail::token_tally tally_;
   int tool_count_ = 0;
-  std::vector<std::pair<std::int64_t, int>> tool_blocks_;  ///< Anthropic block index -> call index
+  /// A surfaced `tool_use` block. A tool without parameters streams `content_block_start` with
+  /// `input: {}` and then `content_block_stop` with no `input_json_delta` between: its arguments
+  /// must still assemble to valid JSON (`"{}"`, as OpenAI sends and as the non-streamed path
+  /// gives), so they are sent when the block closes (or the message ends) without any.
+  struct tool_block {
+    std::int64_t index = -1;  ///< Anthropic's content block index
+    int call = 0;             ///< the OpenAI tool call index
+    bool has_arguments = false;
+    bool closed = false;
+    std::string start_input;  ///< `input` of content_block_start when not `{}` (JSON)
+  };
+  std::vector<tool_block> tool_blocks_;
 };
 
 void translator::feed(std::string_view bytes, stream_output& out) {
@@ -164,8 +178,10 @@ void translator::on_event(const sse_event& ev, stream_output& out) {
     on_message_delta(doc, out);
   } else if (type == "message_stop") {
     on_message_stop(out);
+  } else if (type == "content_block_stop") {
+    on_block_stop(doc, out);
   }
-  // content_block_stop and unknown events: nothing.
+  // Unknown events: nothing.
 }
 
 void translator::on_message_start(const Value& data, stream_output& out) {
@@ -223,7 +239,13 @@ void translator::on_block_start(const Value& data, stream_output& out) {
     return;
   }
   int k = tool_count_++;
-  tool_blocks_.emplace_back(json::get_int(data, "index").value_or(-1), k);
+  tool_block tb;
+  tb.index = json::get_int(data, "index").value_or(-1);
+  tb.call = k;
+  if (auto* input = json::get_object(*block, "input"); input != nullptr && !input->ObjectEmpty()) {
+    tb.start_input = json::dump(*input);
+  }
+  tool_blocks_.push_back(std::move(tb));
   std::string delta = R"({"tool_calls":[{"index":)";
   delta += std::to_string(k);
   delta += R"(,"id":)";
@@ -263,15 +285,17 @@ void translator::on_block_delta(const Value& data, stream_output& out) {
       return;
     }
     auto index = json::get_int(data, "index").value_or(-1);
-    int k = -1;
-    for (const auto& [block_index, call_index] : tool_blocks_) {
-      if (block_index == index) {
-        k = call_index;
+    tool_block* tb = nullptr;
+    for (auto& b : tool_blocks_) {
+      if (b.index == index && !b.closed) {
+        tb = &b;
       }
     }
-    if (k < 0) {
-      return;  // input of a block we did not surface (e.g. a server tool)
+    if (tb == nullptr || partial->empty()) {
+      return;  // input of a block we did not surface (e.g. a server tool), or nothing
     }
+    tb->has_arguments = true;
+    int k = tb->call;
     std::string d = R"({"tool_calls":[{"index":)";
     d += std::to_string(k);
     d += R"(,"function":{"arguments":)";
@@ -290,7 +314,37 @@ void translator::on_block_delta(const Value& data, stream_output& out) {
   // signature_delta, citations_delta and future deltas: nothing.
 }
 
+void translator::on_block_stop(const Value& data, stream_output& out) {
+  auto index = json::get_int(data, "index").value_or(-1);
+  for (std::size_t i = 0; i < tool_blocks_.size(); ++i) {
+    if (tool_blocks_[i].index == index && !tool_blocks_[i].closed) {
+      close_tool_block(i, out);
+    }
+  }
+}
+
+void translator::close_tool_block(std::size_t i, stream_output& out) {
+  auto& tb = tool_blocks_[i];
+  tb.closed = true;
+  if (tb.has_arguments) {
+    return;
+  }
+  tb.has_arguments = true;
+  std::string d = R"({"tool_calls":[{"index":)";
+  d += std::to_string(tb.call);
+  d += R"(,"function":{"arguments":)";
+  append_json_string(d, tb.start_input.empty() ? std::string_view("{}") : tb.start_input);
+  d += "}}]}";
+  emit(out, d);
+}
+
 void translator::on_message_delta(const Value& data, stream_output& out) {
+  // A block left open (no content_block_stop) still gets its arguments before the finish.
+  for (std::size_t i = 0; i < tool_blocks_.size(); ++i) {
+    if (!tool_blocks_[i].closed) {
+      close_tool_block(i, out);
+    }
+  }
   if (auto* usage = json::get_object(data, "usage")) {
     tally_.read(*usage);  // cumulative: the latest values win
     have_usage_ = true;
@@ -305,6 +359,11 @@ void translator::on_message_delta(const Value& data, stream_output& out) {
 }
 
 void translator::on_message_stop(stream_output& out) {
+  for (std::size_t i = 0; i < tool_blocks_.size(); ++i) {
+    if (!tool_blocks_[i].closed) {
+      close_tool_block(i, out);
+    }
+  }
   if (!finished_) {
     // openai-node's stream helper throws if a choice never gets a finish_reason.
     emit(out, "{}", "stop");

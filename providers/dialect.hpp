@@ -26,8 +26,11 @@ struct dialect {
   bool max_completion_to_max_tokens = false;  ///< rename `max_completion_tokens` (if no max_tokens)
   bool strip_message_names = false;           ///< drop `messages[].name`
   bool strip_reasoning_content = false;       ///< drop `messages[].reasoning_content`
-  bool require_single_choice = false;         ///< `n` other than 1 is unsupported
-  bool map_finish_reason = false;             ///< normalise `finish_reason` (eos -> stop, ...)
+  /// A tool call whose arguments never arrived (`""`) is sent to the client as `"{}"`, as OpenAI
+  /// itself sends it: the SDKs JSON.parse the joined arguments, and `""` throws.
+  bool empty_tool_arguments_as_object = false;
+  bool require_single_choice = false;  ///< `n` other than 1 is unsupported
+  bool map_finish_reason = false;      ///< normalise `finish_reason` (eos -> stop, ...)
   bool force_include_usage = false;  ///< streams: send `stream_options.include_usage:true` upstream
   bool send_stream_options = true;   ///< false: `stream_options` is never sent upstream
   std::span<const std::string_view> drop;    ///< top-level fields removed silently

@@ -1,10 +1,12 @@
 #include "providers/openai.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -53,6 +55,34 @@ bool is_null_or_false(std::string_view raw) noexcept {
 bool nonempty_string(const rapidjson::Value& obj, std::string_view key) noexcept {
   auto s = json::get_string(obj, key);
   return s && !s->empty();
+}
+
+/// `s` holds a JSON value other than whitespace.
+bool has_text(std::string_view s) noexcept {
+  return !trim(s).empty();
+}
+
+/// Sets `call.function.arguments` to `"{}"` (adding the members when missing). The literal is
+/// static, so no copy is made.
+template <class Allocator>
+void set_empty_object_arguments(rapidjson::Value& call, Allocator& alloc) {
+  if (!call.IsObject()) {
+    return;
+  }
+  auto fn = call.FindMember("function");
+  if (fn == call.MemberEnd()) {
+    call.AddMember("function", rapidjson::Value(rapidjson::kObjectType), alloc);
+    fn = call.FindMember("function");
+  }
+  if (!fn->value.IsObject()) {
+    return;
+  }
+  auto args = fn->value.FindMember("arguments");
+  if (args == fn->value.MemberEnd()) {
+    fn->value.AddMember("arguments", rapidjson::StringRef("{}"), alloc);
+  } else {
+    args->value.SetString(rapidjson::StringRef("{}"));
+  }
 }
 
 // -- request encoding -----------------------------------------------------------------------------
@@ -129,8 +159,20 @@ std::pair<std::string_view, std::string> auth_header(config::auth_style style,
   return {"authorization", std::move(value)};
 }
 
+bool refuses_sampling(const config::provider_config& p, const chat_request& req,
+                      std::string_view upstream_model) noexcept {
+  bool reasoning = std::any_of(
+      p.reasoning_models.begin(), p.reasoning_models.end(),
+      [&](const std::string& prefix) { return upstream_model.substr(0, prefix.size()) == prefix; });
+  if (!reasoning) {
+    return false;
+  }
+  auto effort = req.raw_value("reasoning_effort");
+  return !(effort && *effort == R"("none")");
+}
+
 result<std::string> encode_body(const dialect& d, const chat_request& req,
-                                std::string_view upstream_model) {
+                                std::string_view upstream_model, bool drop_sampling) {
   if (d.require_single_choice && req.n != 1) {
     return error{errc::invalid_request,
                  "n: " + std::string(d.name) + " supports only one choice (n=1)", "n"};
@@ -185,6 +227,9 @@ result<std::string> encode_body(const dialect& d, const chat_request& req,
     }
     if (drops_field(d, name) || rejects_field(d, name)) {
       continue;  // a rejected field got here only as null or false
+    }
+    if (drop_sampling && (name == "temperature" || name == "top_p")) {
+      continue;
     }
     if (name == "max_completion_tokens" && d.max_completion_to_max_tokens) {
       if (!has_max_tokens) {
@@ -250,7 +295,8 @@ upstream_request make_request(const config::provider_config& p, const chat_reque
 
 result<upstream_request> encode_request(const config::provider_config& p, const chat_request& req,
                                         std::string_view upstream_model, std::string_view api_key) {
-  auto body = encode_body(dialect_for(p), req, upstream_model);
+  auto body =
+      encode_body(dialect_for(p), req, upstream_model, refuses_sampling(p, req, upstream_model));
   if (!body) {
     return std::move(body).error();
   }
@@ -285,6 +331,37 @@ std::optional<ib::usage> read_usage(const rapidjson::Value& obj) noexcept {
   return out;
 }
 
+namespace {
+
+/// `choice.message.tool_calls[].function.arguments` that are `""` (or only whitespace) become
+/// `"{}"`, as OpenAI sends them; true when one was changed.
+template <class Allocator>
+bool fill_empty_tool_arguments(rapidjson::Value& choice, Allocator& alloc) {
+  auto msg = choice.FindMember("message");
+  if (msg == choice.MemberEnd() || !msg->value.IsObject()) {
+    return false;
+  }
+  auto calls = msg->value.FindMember("tool_calls");
+  if (calls == msg->value.MemberEnd() || !calls->value.IsArray()) {
+    return false;
+  }
+  bool changed = false;
+  for (auto& call : calls->value.GetArray()) {
+    const rapidjson::Value* fn = json::get_object(call, "function");
+    if (fn == nullptr) {
+      continue;
+    }
+    auto args = json::get_string(*fn, "arguments");
+    if (args && !has_text(*args)) {
+      set_empty_object_arguments(call, alloc);
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+}  // namespace
+
 // -- non-streamed responses -----------------------------------------------------------------------
 
 decoded_response decode(const config::provider_config& p, const chat_request&,
@@ -317,13 +394,16 @@ decoded_response decode(const config::provider_config& p, const chat_request&,
   out.model = std::string(json::get_string(doc, "model").value_or(upstream_model));
   out.tokens = read_usage(doc);
   bool changed = false;
-  if (d.map_finish_reason) {
+  if (d.map_finish_reason || d.empty_tool_arguments_as_object) {
     for (auto& choice : doc["choices"].GetArray()) {
       if (!choice.IsObject()) {
         continue;
       }
+      if (d.empty_tool_arguments_as_object) {
+        changed = fill_empty_tool_arguments(choice, doc.GetAllocator()) || changed;
+      }
       auto it = choice.FindMember("finish_reason");
-      if (it == choice.MemberEnd() || !it->value.IsString()) {
+      if (!d.map_finish_reason || it == choice.MemberEnd() || !it->value.IsString()) {
         continue;
       }
       if (auto mapped = map_finish_reason(d, json::view(it->value))) {
@@ -465,7 +545,7 @@ class translator final : public stream_translator {
       }
     }
     remember_ids(doc);
-    bool changed = scan_choices(doc);
+    bool changed = scan_choices(doc, out.client_bytes);
     if (auto u = read_usage(doc)) {
       usage_ = u;
     }
@@ -507,8 +587,10 @@ class translator final : public stream_translator {
     }
   }
 
-  /// Notes content and maps finish reasons; true when the chunk was changed.
-  bool scan_choices(rapidjson::Value& doc) {
+  /// Notes content, maps finish reasons and (for dialects that want it) completes tool calls
+  /// whose arguments never arrived; true when the chunk was changed. Chunks injected ahead of
+  /// this one are appended to `o`.
+  bool scan_choices(pooled_document& doc, std::string& o) {
     auto it = doc.FindMember("choices");
     if (it == doc.MemberEnd() || !it->value.IsArray()) {
       return false;
@@ -518,15 +600,22 @@ class translator final : public stream_translator {
       if (!choice.IsObject()) {
         continue;
       }
-      if (const rapidjson::Value* delta = json::get_object(choice, "delta")) {
-        if (nonempty_string(*delta, "content") || nonempty_string(*delta, "reasoning_content")
-            || nonempty_string(*delta, "reasoning") || nonempty_string(*delta, "refusal")
-            || json::get_object(*delta, "function_call") != nullptr) {
+      const std::int64_t choice_index = json::get_int(choice, "index").value_or(0);
+      rapidjson::Value* calls = nullptr;
+      if (auto d = choice.FindMember("delta"); d != choice.MemberEnd() && d->value.IsObject()) {
+        const rapidjson::Value& delta = d->value;
+        if (nonempty_string(delta, "content") || nonempty_string(delta, "reasoning_content")
+            || nonempty_string(delta, "reasoning") || nonempty_string(delta, "refusal")
+            || json::get_object(delta, "function_call") != nullptr) {
           content_ = true;
         }
-        const rapidjson::Value* calls = json::get_array(*delta, "tool_calls");
-        if (calls != nullptr && !calls->Empty()) {
+        if (auto c = d->value.FindMember("tool_calls");
+            c != d->value.MemberEnd() && c->value.IsArray() && !c->value.Empty()) {
           content_ = true;
+          calls = &c->value;
+          if (dialect_.empty_tool_arguments_as_object) {
+            note_tool_fragments(choice_index, c->value);
+          }
         }
       }
       auto fr = choice.FindMember("finish_reason");
@@ -535,6 +624,9 @@ class translator final : public stream_translator {
         continue;
       }
       content_ = true;
+      if (dialect_.empty_tool_arguments_as_object) {
+        changed = complete_empty_tool_calls(choice_index, calls, doc.GetAllocator(), o) || changed;
+      }
       if (auto mapped = map_finish_reason(dialect_, json::view(fr->value))) {
         fr->value.SetString(rapidjson::StringRef(mapped->data(), mapped->size()));
         changed = true;
@@ -543,14 +635,97 @@ class translator final : public stream_translator {
     return changed;
   }
 
-  void append_usage_chunk(std::string& o) const {
-    o.reserve(o.size() + 256 + id_.size() + model_.size());
+  /// Records, per (choice, tool call index), whether a non-empty arguments fragment arrived.
+  void note_tool_fragments(std::int64_t choice_index, const rapidjson::Value& calls) {
+    std::int64_t position = 0;
+    for (const auto& call : calls.GetArray()) {
+      const std::int64_t index = json::get_int(call, "index").value_or(position);
+      ++position;
+      tool_state& t = tool(choice_index, index);
+      if (const rapidjson::Value* fn = json::get_object(call, "function")) {
+        auto args = json::get_string(*fn, "arguments");
+        if (args && has_text(*args)) {
+          t.has_arguments = true;
+        }
+      }
+    }
+  }
+
+  /// Choice `choice_index` has finished: every one of its tool calls that got no arguments gets
+  /// `"{}"`, either in this chunk (`calls`, when the call is announced here too) or in a chunk
+  /// injected ahead of it. True when this chunk was changed.
+  bool complete_empty_tool_calls(std::int64_t choice_index, rapidjson::Value* calls,
+                                 pool_allocator& alloc, std::string& o) {
+    bool changed = false;
+    for (tool_state& t : tools_) {
+      if (t.choice != choice_index || t.has_arguments) {
+        continue;
+      }
+      t.has_arguments = true;  // once per call
+      rapidjson::Value* here = calls != nullptr ? find_call(*calls, t.index) : nullptr;
+      if (here != nullptr) {
+        set_empty_object_arguments(*here, alloc);
+        changed = true;
+      } else {
+        append_arguments_chunk(o, choice_index, t.index);
+      }
+    }
+    return changed;
+  }
+
+  static rapidjson::Value* find_call(rapidjson::Value& calls, std::int64_t index) {
+    std::int64_t position = 0;
+    rapidjson::Value* found = nullptr;
+    for (auto& call : calls.GetArray()) {
+      if (json::get_int(call, "index").value_or(position) == index) {
+        found = &call;  // the last fragment for this index, in case a chunk repeats it
+      }
+      ++position;
+    }
+    return found;
+  }
+
+  struct tool_state {
+    std::int64_t choice = 0;
+    std::int64_t index = 0;
+    bool has_arguments = false;
+  };
+
+  tool_state& tool(std::int64_t choice, std::int64_t index) {
+    for (tool_state& t : tools_) {
+      if (t.choice == choice && t.index == index) {
+        return t;
+      }
+    }
+    tools_.push_back(tool_state{choice, index, false});
+    return tools_.back();
+  }
+
+  /// A chunk carrying only `{"index":index,"function":{"arguments":"{}"}}` for `choice`.
+  void append_arguments_chunk(std::string& o, std::int64_t choice, std::int64_t index) const {
+    o.reserve(o.size() + 200 + id_.size() + model_.size());
+    append_chunk_head(o);
+    o += R"(,"choices":[{"index":)";
+    o += std::to_string(choice);
+    o += R"(,"delta":{"tool_calls":[{"index":)";
+    o += std::to_string(index);
+    o += R"(,"function":{"arguments":"{}"}}]},"finish_reason":null}]})";
+    o += "\n\n";
+  }
+
+  /// `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…` (object left open).
+  void append_chunk_head(std::string& o) const {
     o += R"(data: {"id":)";
     append_json_string(o, id_);
     o += R"(,"object":"chat.completion.chunk","created":)";
     o += std::to_string(created_);
     o += R"(,"model":)";
     append_json_string(o, model_);
+  }
+
+  void append_usage_chunk(std::string& o) const {
+    o.reserve(o.size() + 256 + id_.size() + model_.size());
+    append_chunk_head(o);
     o += R"(,"choices":[],"usage":{"prompt_tokens":)";
     o += std::to_string(usage_->prompt_tokens);
     o += R"(,"completion_tokens":)";
@@ -573,6 +748,7 @@ class translator final : public stream_translator {
   std::int64_t created_ = 0;
   std::optional<ib::usage> usage_;
   bool usage_chunk_seen_ = false;
+  std::vector<tool_state> tools_;  ///< only for dialects that complete empty tool arguments
   bool content_ = false;
   bool done_ = false;
   bool failed_ = false;

@@ -29,8 +29,16 @@ std::pair<std::string_view, std::string> auth_header(config::auth_style style,
 /// include usage on streams where `d` wants it, and `messages` rebuilt only for a nested rewrite
 /// (developer role, names, reasoning_content). errc::invalid_request (param = the field) when a
 /// field `d` cannot accept is set, or `n` is not 1 where only one choice is supported.
+/// `drop_sampling`: leave out `temperature` and `top_p` (see `refuses_sampling`).
 result<std::string> encode_body(const dialect& d, const chat_request& req,
-                                std::string_view upstream_model);
+                                std::string_view upstream_model, bool drop_sampling = false);
+
+/// True when `upstream_model` starts with one of `p.reasoning_models` and the request does not
+/// set `reasoning_effort: "none"`: such models answer 400 `unsupported_parameter` to
+/// `temperature` or `top_p` (a 400 never falls back, so one would end the whole tier), and the
+/// two are left out instead.
+bool refuses_sampling(const config::provider_config& p, const chat_request& req,
+                      std::string_view upstream_model) noexcept;
 
 /// The skeleton of an upstream request to `p`: target `<base path><path>`, fresh JSON headers
 /// (content-type, accept for `req.stream`, and `p`'s auth header), `body`.

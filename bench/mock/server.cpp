@@ -7,6 +7,7 @@
 #include <ctime>
 #include <iostream>
 #include <memory>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -40,6 +41,10 @@ constexpr std::size_t max_header_bytes = 64u << 10;
 // Between the two halves of a write split inside a UTF-8 character, so they arrive apart.
 constexpr milliseconds utf8_split_pause{2};
 constexpr std::string_view last_chunk = "0\r\n\r\n";
+
+// `Keep-Alive: timeout=N\r\n` when `--keepalive-timeout` is on, else empty. Set once by
+// `run_server` before any connection is served; read-only afterwards.
+std::string keep_alive_field;
 
 // GCC 12 miscompiles some coroutine shapes here (seen: `co_return co_await f();` resuming a
 // freed frame; temporaries with destructors inside a co_await expression freed twice). So every
@@ -135,8 +140,11 @@ std::string make_head(const head_spec& h, const reply_context* x) {
   } else if (h.frame == framing::chunked) {
     o += "Transfer-Encoding: chunked\r\n";
   }
-  o += h.keep_alive && h.frame != framing::until_close ? "Connection: keep-alive\r\n"
-                                                       : "Connection: close\r\n";
+  const bool keeps = h.keep_alive && h.frame != framing::until_close;
+  o += keeps ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+  if (keeps) {
+    o += keep_alive_field;
+  }
   if (x != nullptr) {
     const auto& b = *x->how;
     append_provider_headers(o, x->who, x->n, h.status);
@@ -727,6 +735,10 @@ net::awaitable<next> serve_provider(conn& c, mock_state& st, const request& req,
     co_return answer;
   } else if (!cr.invalid.empty()) {
     failure = bad_request(p, cr.invalid);
+  } else if (p == provider::anthropic && cr.sampling
+             && trim(req["anthropic-version"]) >= std::string_view("2026-10-21")) {
+    // providers.md §2: from API version 2026-10-21 on, sampling parameters are refused.
+    failure = bad_request(p, "temperature: Extra inputs are not permitted");
   } else if (auto step = st.pop_step(p)) {
     b = std::move(*step);
   } else if (cr.model->starts_with("mock-")) {
@@ -848,10 +860,61 @@ net::awaitable<next> dispatch(conn& c, mock_state& st, const request& req, bool 
 
 // -- connections -------------------------------------------------------------------------------
 
+/// The idle policy of `o` between two requests (Node-like keep-alive timeout, random idle
+/// closes, closes racing the next request). True when the connection goes on to read the next
+/// request; false when it is to be closed (the caller closes it, with RST when a request
+/// arrived unread).
+net::awaitable<bool> idle_gate(conn& c, mock_state& st, const server_options& o,
+                               std::minstd_rand& rng) {
+  auto& sock = c.socket();
+  std::optional<milliseconds> limit;
+  if (o.keepalive_timeout.count() > 0) {
+    limit = o.keepalive_timeout;
+  }
+  if (o.idle_close_jitter.count() > 0) {
+    std::uniform_int_distribution<std::int64_t> pick(0, o.idle_close_jitter.count() - 1);
+    const milliseconds at{pick(rng)};
+    limit = limit ? std::min(*limit, at) : at;
+  }
+  if (limit) {
+    net::steady_timer timer(sock.get_executor(), *limit);
+    auto idle_over = timer.async_wait(nothrow);
+    auto readable = sock.async_wait(tcp::socket::wait_read, nothrow);
+    auto which = co_await (std::move(idle_over) || std::move(readable));
+    if (which.index() == 0) {
+      st.idle_closed();
+      co_return false;
+    }
+  } else if (o.race_close > 0) {
+    auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, nothrow);
+    if (ec) {
+      co_return false;
+    }
+  }
+  if (o.race_close > 0 && std::bernoulli_distribution(o.race_close)(rng)) {
+    char byte = 0;
+    if (::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+      st.race_closed();  // a request is waiting: the close races it, as a Node upstream's does
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
 /// Reads requests one at a time (so pipelining is safe) and answers each.
-net::awaitable<void> serve_connection(conn& c, mock_state& st) {
+net::awaitable<void> serve_connection(conn& c, mock_state& st, const server_options& o,
+                                      std::uint64_t number) {
   beast::flat_buffer buffer;
-  for (;;) {
+  const bool gated =
+      o.keepalive_timeout.count() > 0 || o.idle_close_jitter.count() > 0 || o.race_close > 0;
+  std::minstd_rand rng(static_cast<std::minstd_rand::result_type>(o.seed * 1'000'003u + number));
+  for (bool first = true;; first = false) {
+    if (gated && !first && buffer.size() == 0) {
+      const bool go_on = co_await idle_gate(c, st, o, rng);
+      if (!go_on) {
+        co_return;
+      }
+    }
     http::request_parser<http::string_body> parser;
     parser.header_limit(max_header_bytes);
     parser.body_limit(max_body_bytes);
@@ -889,11 +952,12 @@ net::awaitable<void> serve_connection(conn& c, mock_state& st) {
   }
 }
 
-net::awaitable<void> run_session(tcp::socket sock, mock_state& st) {
+net::awaitable<void> run_session(tcp::socket sock, mock_state& st, const server_options& o,
+                                 std::uint64_t number) {
   st.connection_opened();
   conn c(std::move(sock));
   try {
-    co_await serve_connection(c, st);
+    co_await serve_connection(c, st, o, number);
   } catch (const std::exception& e) {
     // Nothing a peer sends may take the process down: drop just this connection.
     std::cerr << "mock_provider: connection error: " << e.what() << '\n';
@@ -904,8 +968,10 @@ net::awaitable<void> run_session(tcp::socket sock, mock_state& st) {
 
 using context_list = std::vector<std::unique_ptr<net::io_context>>;
 
-net::awaitable<void> accept_loop(tcp::acceptor& acceptor, context_list& contexts, mock_state& st) {
+net::awaitable<void> accept_loop(tcp::acceptor& acceptor, context_list& contexts, mock_state& st,
+                                 const server_options& o) {
   std::size_t next_context = 0;
+  std::uint64_t accepted = 0;
   for (;;) {
     auto& ctx = *contexts[next_context++ % contexts.size()];
     auto [ec, sock] = co_await acceptor.async_accept(ctx, nothrow);
@@ -920,7 +986,7 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, context_list& contexts
     }
     beast::error_code opt_ec;
     sock.set_option(tcp::no_delay(true), opt_ec);
-    net::co_spawn(ctx, run_session(tcp::socket(std::move(sock)), st), net::detached);
+    net::co_spawn(ctx, run_session(tcp::socket(std::move(sock)), st, o, ++accepted), net::detached);
   }
 }
 
@@ -929,6 +995,11 @@ net::awaitable<void> accept_loop(tcp::acceptor& acceptor, context_list& contexts
 int run_server(const server_options& options) {
   std::signal(SIGPIPE, SIG_IGN);
   mock_state st(options.record_limit, options.record_bytes);
+  if (options.keepalive_timeout.count() > 0) {
+    // Node's header: whole seconds, rounded down.
+    keep_alive_field =
+        "Keep-Alive: timeout=" + std::to_string(options.keepalive_timeout.count() / 1000) + "\r\n";
+  }
   context_list contexts;
   for (int i = 0; i < std::max(1, options.threads); ++i) {
     contexts.push_back(std::make_unique<net::io_context>(1));
@@ -975,7 +1046,7 @@ int run_server(const server_options& options) {
       ctx->stop();
     }
   });
-  net::co_spawn(main_ctx, accept_loop(acceptor, contexts, st), net::detached);
+  net::co_spawn(main_ctx, accept_loop(acceptor, contexts, st, options), net::detached);
 
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   std::vector<std::thread> threads;

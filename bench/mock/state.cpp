@@ -92,6 +92,8 @@ void mock_state::reset() {
   replies_ = 0;
   accepted_ = 0;
   closed_ = 0;
+  idle_closed_ = 0;
+  race_closed_ = 0;
 }
 
 std::string mock_state::requests_json(std::optional<provider> p) const {
@@ -149,6 +151,8 @@ std::string mock_state::stats_json() const {
   o += "\"total\":" + std::to_string(total) + "},\"connections\":{\"accepted\":"
        + std::to_string(accepted_.load()) + ",\"closed\":" + std::to_string(closed_.load())
        + ",\"open\":" + std::to_string(open_.load())
+       + ",\"idle_closed\":" + std::to_string(idle_closed_.load())
+       + ",\"race_closed\":" + std::to_string(race_closed_.load())
        + "},\"in_flight\":" + std::to_string(in_flight_.load()) + "}";
   return o;
 }

@@ -44,6 +44,10 @@ class mock_state {
 
   void connection_opened();
   void connection_closed();
+  /// Counts a connection closed for idling (keep-alive timeout or random moment).
+  void idle_closed() { ++idle_closed_; }
+  /// Counts a connection closed, unread, as a request arrived on it.
+  void race_closed() { ++race_closed_; }
   void request_started() { ++in_flight_; }
   void request_finished() { --in_flight_; }
 
@@ -62,7 +66,8 @@ class mock_state {
   /// `[{"seq",...}]`, oldest first; only `p`'s records when given.
   std::string requests_json(std::optional<provider> p) const;
 
-  /// `{"requests":{...},"connections":{...},"in_flight":n}`.
+  /// `{"requests":{...},"connections":{"accepted","closed","open","idle_closed","race_closed"},
+  /// "in_flight":n}`.
   std::string stats_json() const;
 
  private:
@@ -74,6 +79,8 @@ class mock_state {
   std::atomic<std::uint64_t> accepted_{0};
   std::atomic<std::uint64_t> closed_{0};
   std::atomic<std::int64_t> open_{0};
+  std::atomic<std::uint64_t> idle_closed_{0};
+  std::atomic<std::uint64_t> race_closed_{0};
   std::atomic<std::int64_t> in_flight_{0};
 
   mutable std::mutex records_mutex_;

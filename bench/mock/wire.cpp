@@ -1,6 +1,10 @@
 #include "bench/mock/wire.hpp"
 
+#include <algorithm>
+#include <array>
 #include <ctime>
+#include <span>
+#include <vector>
 
 #include <rapidjson/document.h>
 
@@ -100,7 +104,8 @@ std::string_view big_text() {
 struct reply_parts {
   std::vector<std::string> reasoning;
   std::vector<std::string> text;
-  std::string tool_name;  // non-empty: the reply is one call to this tool
+  std::string tool_name;      // non-empty: the reply is one call to this tool
+  bool no_arguments = false;  // the tool takes no parameters (user text has CALL_TOOL_NOARGS)
   int prompt_tokens = 1;
   int completion_tokens = 1;
   int reasoning_tokens = 0;
@@ -114,6 +119,7 @@ reply_parts make_parts(const reply_context& x) {
   const auto& b = *x.how;
   if (!req.first_tool.empty() && req.user_text.find("CALL_TOOL") != std::string::npos) {
     r.tool_name = req.first_tool;
+    r.no_arguments = req.user_text.find("CALL_TOOL_NOARGS") != std::string::npos;
   }
   if (x.who == provider::deepseek && b.reasoner) {
     r.reasoning = {"The user said hello. ", "I should greet them back."};
@@ -229,7 +235,7 @@ std::string openai_body(const reply_context& x, const reply_parts& r) {
       o += "\",\"type\":\"function\",\"function\":{\"name\":";
       append_json_string(o, r.tool_name);
       o += ",\"arguments\":";
-      append_json_string(o, tool_arguments);
+      append_json_string(o, r.no_arguments ? std::string_view("{}") : tool_arguments);
       o += "}}]";
     }
     if (p == provider::openai) {
@@ -323,7 +329,15 @@ std::vector<sse_event> openai_events(const reply_context& x, const reply_parts& 
       append_json_string(first, r.tool_name);
       first += ",\"arguments\":\"\"}}]}";
       deltas.push_back(std::move(first));
-      for (auto piece : tool_argument_pieces) {
+      // A tool without parameters: OpenAI streams "{}" as its arguments; other OpenAI-compatible
+      // servers (vLLM-based ones) send the empty first piece only.
+      std::array<std::string_view, 1> empty_object{"{}"};
+      std::span<const std::string_view> pieces = tool_argument_pieces;
+      if (r.no_arguments) {
+        pieces = p == provider::openai ? std::span<const std::string_view>(empty_object)
+                                       : std::span<const std::string_view>();
+      }
+      for (auto piece : pieces) {
         if (piece.empty()) {
           continue;  // the first delta already carried the empty piece
         }
@@ -391,7 +405,7 @@ std::string anthropic_body(const reply_context& x, const reply_parts& r) {
       o += "\",\"name\":";
       append_json_string(o, r.tool_name);
       o += ",\"input\":";
-      o += tool_arguments;
+      o += r.no_arguments ? std::string_view("{}") : tool_arguments;
       o += '}';
     } else {
       o += "{\"type\":\"text\",\"text\":";
@@ -435,7 +449,13 @@ std::vector<sse_event> anthropic_events(const reply_context& x, const reply_part
   add("ping", R"({"type": "ping"})", event_role::head);
   if (!x.how->empty_choices) {
     if (r.is_tool()) {
-      for (auto piece : tool_argument_pieces) {
+      // A tool without parameters: content_block_start (input {}), then content_block_stop with
+      // no input_json_delta between, as Anthropic streams it.
+      std::span<const std::string_view> pieces = tool_argument_pieces;
+      if (r.no_arguments) {
+        pieces = {};
+      }
+      for (auto piece : pieces) {
         std::string d =
             R"({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":)";
         append_json_string(d, piece);
@@ -754,6 +774,195 @@ void append_json_string(std::string& out, std::string_view s) {
 
 // -- requests ----------------------------------------------------------------------------------
 
+namespace {
+
+bool blank(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
+}
+
+bool id_pattern(std::string_view s, std::size_t max) {
+  return !s.empty() && s.size() <= max && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
+           || c == '-';
+  });
+}
+
+/// What Anthropic's Messages API refuses with 400 beyond missing fields (providers.md §2, issue
+/// reports replayed against it), in its own words where they are known; empty when it accepts.
+/// Checked: sampling ranges and temperature+top_p together (Claude 4.x), tool names, ids and
+/// schemas, empty text, stop sequences, image media types, tool_use/tool_result pairing.
+std::string anthropic_refusal(const rapidjson::Value& d) {
+  const auto* temperature = member(d, "temperature");
+  const auto* top_p = member(d, "top_p");
+  if (temperature != nullptr && top_p != nullptr) {
+    return "temperature and top_p cannot both be specified for this model. Please use only one.";
+  }
+  if (temperature != nullptr
+      && (!temperature->IsNumber() || temperature->GetDouble() < 0
+          || temperature->GetDouble() > 1)) {
+    return "temperature: Input should be less than or equal to 1";
+  }
+  if (const auto* stops = member(d, "stop_sequences"); stops != nullptr && stops->IsArray()) {
+    for (const auto& st : stops->GetArray()) {
+      if (!st.IsString() || blank({st.GetString(), st.GetStringLength()})) {
+        return "stop_sequences: each stop sequence must contain non-whitespace";
+      }
+    }
+  }
+  std::vector<std::string> tool_names;
+  bool has_tools = false;
+  if (const auto* tools = member(d, "tools"); tools != nullptr && tools->IsArray()) {
+    has_tools = !tools->Empty();
+    for (rapidjson::SizeType i = 0; i < tools->Size(); ++i) {
+      const auto& t = (*tools)[i];
+      auto at = "tools." + std::to_string(i) + ".custom.";
+      auto tool_name = string_member(t, "name").value_or("");
+      if (!id_pattern(tool_name, 128)) {
+        return at + "name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'";
+      }
+      if (std::find(tool_names.begin(), tool_names.end(), tool_name) != tool_names.end()) {
+        return "tools: Tool names must be unique.";
+      }
+      tool_names.emplace_back(tool_name);
+      const auto* schema = member(t, "input_schema");
+      if (schema == nullptr || !schema->IsObject()) {
+        return at + "input_schema: Field required";
+      }
+      auto type = string_member(*schema, "type");
+      if (!type) {
+        return at + "input_schema.type: Field required";
+      }
+      if (*type != "object") {
+        return at + "input_schema.type: Input should be 'object'";
+      }
+    }
+  }
+  const auto* messages = member(d, "messages");
+  if (messages == nullptr || !messages->IsArray()) {
+    return {};
+  }
+  std::vector<std::string> open_uses;  // tool_use ids of the previous assistant message
+  for (rapidjson::SizeType i = 0; i < messages->Size(); ++i) {
+    const auto& m = (*messages)[i];
+    auto at = "messages." + std::to_string(i);
+    auto role = string_member(m, "role").value_or("");
+    const auto* content = member(m, "content");
+    std::vector<std::string> uses;
+    std::vector<std::string> results;
+    if (content != nullptr && content->IsString()) {
+      if (content->GetStringLength() == 0) {
+        return at + ": " + std::string(role) + " messages must have non-empty content";
+      }
+    } else if (content != nullptr && content->IsArray()) {
+      for (rapidjson::SizeType j = 0; j < content->Size(); ++j) {
+        const auto& b = (*content)[j];
+        auto bat = at + ".content." + std::to_string(j);
+        auto type = string_member(b, "type").value_or("");
+        if (type == "text") {
+          auto text = string_member(b, "text").value_or("");
+          if (blank(text)) {
+            return "messages: text content blocks must contain non-whitespace text";
+          }
+        } else if (type == "tool_use") {
+          auto id = string_member(b, "id").value_or("");
+          if (!id_pattern(id, 1024)) {
+            return bat + ".tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'";
+          }
+          const auto* input = member(b, "input");
+          if (input == nullptr || !input->IsObject()) {
+            return bat + ".tool_use.input: Input should be a valid dictionary";
+          }
+          uses.emplace_back(id);
+        } else if (type == "tool_result") {
+          results.emplace_back(string_member(b, "tool_use_id").value_or(""));
+        } else if (type == "image") {
+          const auto* source = member(b, "source");
+          auto kind = source != nullptr ? string_member(*source, "type") : std::nullopt;
+          if (kind && *kind == "base64") {
+            auto mt = string_member(*source, "media_type").value_or("");
+            if (mt != "image/jpeg" && mt != "image/png" && mt != "image/gif"
+                && mt != "image/webp") {
+              return bat
+                     + ".image.source.base64.media_type: Input should be 'image/jpeg', "
+                       "'image/png', 'image/gif' or 'image/webp'";
+            }
+          }
+        }
+      }
+    }
+    if (!uses.empty() && !has_tools) {
+      return "Requests which include `tool_use` or `tool_result` blocks must define tools.";
+    }
+    for (const auto& r : results) {
+      auto it = std::find(open_uses.begin(), open_uses.end(), r);
+      if (it == open_uses.end()) {
+        return at
+               + ": unexpected `tool_use_id` found in `tool_result` blocks: " + r
+               + ". Each `tool_result` block must have a corresponding `tool_use` block in the "
+                 "previous message.";
+      }
+      open_uses.erase(it);
+    }
+    if (!open_uses.empty()) {
+      return "messages." + std::to_string(i - 1)
+             + ": `tool_use` ids were found without `tool_result` blocks immediately after: "
+             + open_uses.front();
+    }
+    open_uses = role == "assistant" ? uses : std::vector<std::string>{};
+  }
+  return {};
+}
+
+/// What the OpenAI-style providers refuse with 400 (checked 2026-11-30, providers.md §1, §3):
+/// OpenAI's reasoning models take no `temperature`/`top_p` unless `reasoning_effort` is "none";
+/// DeepSeek's thinking models need `reasoning_content` back on assistant turns with tool calls;
+/// Groq refuses `reasoning_content` on assistant turns. Empty when the provider accepts.
+std::string openai_style_refusal(provider p, const rapidjson::Value& d, std::string_view model) {
+  if (p == provider::openai) {
+    const bool reasoning = model.starts_with("gpt-6") || model.starts_with("gpt-5")
+                           || model.starts_with("o1") || model.starts_with("o3")
+                           || model.starts_with("o4");
+    auto effort = string_member(d, "reasoning_effort");
+    if (reasoning && !(effort && *effort == "none")) {
+      for (const char* k : {"temperature", "top_p"}) {
+        if (member(d, k) != nullptr) {
+          return "Unsupported parameter: '" + std::string(k)
+                 + "' is not supported with this model.";
+        }
+      }
+    }
+    return {};
+  }
+  const auto* messages = member(d, "messages");
+  if (messages == nullptr || !messages->IsArray()) {
+    return {};
+  }
+  const bool thinking = p == provider::deepseek
+                        && (model.starts_with("deepseek-v4") || model == "deepseek-flash"
+                            || model.find("reasoner") != std::string_view::npos);
+  for (rapidjson::SizeType i = 0; i < messages->Size(); ++i) {
+    const auto& m = (*messages)[i];
+    if (string_member(m, "role").value_or("") != "assistant") {
+      continue;
+    }
+    const bool has_reasoning = member(m, "reasoning_content") != nullptr;
+    if (p == provider::groq && has_reasoning) {
+      return "'messages." + std::to_string(i)
+             + "' : for 'role:assistant' the following must be satisfied[('messages."
+             + std::to_string(i)
+             + ".reasoning_content' : property 'reasoning_content' is unsupported)]";
+    }
+    const auto* calls = member(m, "tool_calls");
+    if (thinking && calls != nullptr && calls->IsArray() && !calls->Empty() && !has_reasoning) {
+      return "The reasoning_content in the thinking mode must be passed back to the API.";
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 chat_request parse_chat_request(provider p, std::string_view body) {
   chat_request r;
   rapidjson::Document d;
@@ -828,7 +1037,13 @@ chat_request parse_chat_request(provider p, std::string_view body) {
       r.invalid = "messages: Unexpected role \"" + bad_role
                   + "\". The Messages API accepts a top-level `system` parameter, not \"system\" "
                     "as an input message role; allowed roles are \"user\" and \"assistant\".";
+    } else {
+      r.invalid = anthropic_refusal(d);
     }
+    r.sampling = member(d, "temperature") != nullptr || member(d, "top_p") != nullptr
+                 || member(d, "top_k") != nullptr;
+  } else {
+    r.invalid = openai_style_refusal(p, d, *r.model);
   }
   return r;
 }

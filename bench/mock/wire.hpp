@@ -44,7 +44,8 @@ struct chat_request {
   std::string user_text;       // the last user message's text parts, joined
   std::string first_tool;      // the first tool's name when `tools` is a non-empty array
   int prompt_tokens = 1;
-  std::string invalid;  // why the provider would answer 400; empty when it would not
+  std::string invalid;    // why the provider would answer 400; empty when it would not
+  bool sampling = false;  // anthropic: temperature, top_p or top_k present
 };
 
 /// Parses `body` as `p` would. Never fails: problems end up in `invalid`.

@@ -39,10 +39,10 @@ test('sign up, add an OpenAI key, chat through ib/balanced with the OpenAI SDK',
   assert.match(data.choices[0].message.content, /Hello from mock openai! You said: What is InferBridge\?/);
   assert.equal(data.choices[0].finish_reason, 'stop');
   assert.ok(data.usage.total_tokens > 0);
-  assert.equal(data.model, 'gpt-4.1-mini-2025-01-01', 'body model is the upstream model that answered');
+  assert.equal(data.model, 'gpt-6-luna-2025-01-01', 'body model is the upstream model that answered');
   assert.equal(response.headers.get('x-inferbridge-tier'), 'ib/balanced');
   assert.equal(response.headers.get('x-inferbridge-provider'), 'openai');
-  assert.equal(response.headers.get('x-inferbridge-model'), 'gpt-4.1-mini-2025-01-01');
+  assert.equal(response.headers.get('x-inferbridge-model'), 'gpt-6-luna-2025-01-01');
   assert.equal(response.headers.get('x-inferbridge-attempts'), 'openai=200');
   assert.match(response.headers.get('x-request-id'), /^req_[0-9a-f]{24}$/);
 
@@ -51,7 +51,7 @@ test('sign up, add an OpenAI key, chat through ib/balanced with the OpenAI SDK',
   assert.equal(calls.length, 1);
   const up = calls[0];
   assert.equal(up.headers.authorization, 'Bearer sk-proj-seedtest0123456789wxyz');
-  assert.equal(JSON.parse(up.body).model, 'gpt-4.1-mini');
+  assert.equal(JSON.parse(up.body).model, 'gpt-6-luna');
   const leaked = JSON.stringify(up.headers);
   assert.ok(!leaked.includes('ib_'), 'gateway key leaked upstream');
   assert.ok(!Object.keys(up.headers).some((h) => h.startsWith('x-stainless')), 'client headers leaked');
@@ -74,7 +74,7 @@ test('GET /v1/keys lists hints only; GET /v1/models lists tiers then provider/mo
   const ids = [];
   for await (const m of models) ids.push(m.id);
   assert.deepEqual(ids.slice(0, 3), ['ib/cheap', 'ib/balanced', 'ib/premium']);
-  assert.ok(ids.includes('openai/gpt-4o-mini'));
+  assert.ok(ids.includes('openai/gpt-6-luna'));
   assert.ok(ids.includes('groq/openai/gpt-oss-120b'));
 });
 

@@ -90,7 +90,8 @@ for (const [name, step, token] of [
   ['a first-byte timeout', { behaviour: 'stall-first-byte-3000' }, 'openai=first_byte_timeout'],
 ]) {
   test(`falls back before the first byte on ${name}`, async () => {
-    await mockScript(stack.mock, 'openai', [step]);
+    // A reset on a reused keep-alive connection is retried once on a fresh one: script it twice.
+    await mockScript(stack.mock, 'openai', step.behaviour === 'reset-before' ? [step, step] : [step]);
     const { data, response } = await streamChat({});
     assert.equal(response.headers.get('x-inferbridge-attempts'), `${token};sarvam=200`);
     const { text } = await collect(data);

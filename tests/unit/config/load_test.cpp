@@ -1,5 +1,6 @@
 #include "config/load.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iterator>
 #include <random>
@@ -69,12 +70,12 @@ TEST(LoadDefault, ThreeTiersInOrder) {
   EXPECT_EQ(cfg->tiers[1].name, "ib/balanced");
   EXPECT_EQ(cfg->tiers[2].name, "ib/premium");
   EXPECT_EQ(tier_text(cfg->tiers[0]),
-            "groq/llama-3.1-8b-instant -> deepseek/deepseek-chat -> "
+            "groq/openai/gpt-oss-20b -> deepseek/deepseek-flash -> "
             "together/meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo -> sarvam/sarvam-30b -> "
-            "openai/gpt-4o-mini");
+            "openai/gpt-6-luna");
   EXPECT_EQ(tier_text(cfg->tiers[1]),
-            "openai/gpt-4.1-mini -> sarvam/sarvam-105b -> anthropic/claude-haiku-4-5");
-  EXPECT_EQ(tier_text(cfg->tiers[2]), "anthropic/claude-sonnet-4-5 -> openai/gpt-4.1");
+            "openai/gpt-6-luna -> sarvam/sarvam-105b -> anthropic/claude-haiku-4-5");
+  EXPECT_EQ(tier_text(cfg->tiers[2]), "anthropic/claude-sonnet-4-6 -> openai/gpt-6.1-sol");
   EXPECT_EQ(cfg->find_tier("ib/balanced"), &cfg->tiers[1]);
 }
 
@@ -125,7 +126,28 @@ TEST(LoadDefault, ProvidersAsDocumented) {
   EXPECT_EQ(sarvam, (std::vector<std::string>{"sarvam-30b", "sarvam-105b"}));
   EXPECT_EQ(std::find(sarvam.begin(), sarvam.end(), "sarvam-m"), sarvam.end());
   EXPECT_EQ(cfg->find_provider("openai")->models,
-            (std::vector<std::string>{"gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini"}));
+            (std::vector<std::string>{"gpt-6-luna", "gpt-6.1-sol"}));
+}
+
+TEST(LoadDefault, NoRetiredOrRetiringDefaultModels) {
+  // Checked 2026-11-30 (see the comments in config/default.json): each id below is retired, or
+  // retires before 2027-01-15, and must not come back as a default.
+  const auto cfg = load_default({});
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  for (const std::string_view gone :
+       {"gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "claude-sonnet-4-5",
+        "claude-sonnet-4-5-20250929", "claude-opus-4-1", "llama-3.1-8b-instant",
+        "llama-3.3-70b-versatile", "deepseek-chat", "deepseek-reasoner", "sarvam-m"}) {
+    for (const auto& p : cfg->providers) {
+      EXPECT_EQ(std::find(p.models.begin(), p.models.end(), gone), p.models.end())
+          << p.name << ": " << gone;
+    }
+    for (const auto& t : cfg->tiers) {
+      for (const auto& e : t.entries) {
+        EXPECT_NE(e.model, gone) << t.name;
+      }
+    }
+  }
 }
 
 TEST(LoadDefault, BreakerAndCooldownAsDesigned) {
@@ -170,8 +192,8 @@ TEST(LoadDefault, DescribeListsTheResolvedConfig) {
            "sarvam: openai, https://api.sarvam.ai/v1, auth api-subscription-key, models: "
            "sarvam-30b, sarvam-105b",
            "anthropic: anthropic, https://api.anthropic.com/v1",
-           "ib/balanced: openai/gpt-4.1-mini -> sarvam/sarvam-105b -> anthropic/claude-haiku-4-5",
-           "ib/premium: anthropic/claude-sonnet-4-5 -> openai/gpt-4.1",
+           "ib/balanced: openai/gpt-6-luna -> sarvam/sarvam-105b -> anthropic/claude-haiku-4-5",
+           "ib/premium: anthropic/claude-sonnet-4-6 -> openai/gpt-6.1-sol",
        }) {
     EXPECT_NE(text.find(needle), std::string::npos) << needle << "\n" << text;
   }
@@ -345,6 +367,21 @@ TEST(LoadReplace, ProvidersAndTiersReplaceTheDefaults) {
   EXPECT_EQ(cfg.find_tier("ib/cheap"), nullptr);
 }
 
+TEST(LoadReplace, OpenAiReasoningModelsAreBuiltInAndReplaceable) {
+  auto cfg = load_ok(R"({
+    "providers": { "openai": {}, "groq": {} },
+    "tiers": { "t": [ { "provider": "openai", "model": "gpt-6-luna" } ] }
+  })");
+  EXPECT_EQ(cfg.find_provider("openai")->reasoning_models,
+            (std::vector<std::string>{"gpt-6", "gpt-5", "o1", "o3", "o4"}));
+  EXPECT_TRUE(cfg.find_provider("groq")->reasoning_models.empty());
+  cfg = load_ok(R"({
+    "providers": { "openai": { "reasoning_models": ["gpt-7"] } },
+    "tiers": { "t": [ { "provider": "openai", "model": "gpt-7-x" } ] }
+  })");
+  EXPECT_EQ(cfg.find_provider("openai")->reasoning_models, (std::vector<std::string>{"gpt-7"}));
+}
+
 TEST(LoadReplace, KnownNamesGiveProtocolAuthAndUrl) {
   const auto cfg = load_ok(R"({
     "providers": { "anthropic": {}, "sarvam": {}, "together": {}, "deepseek": {} },
@@ -381,9 +418,9 @@ TEST(LoadReplace, CustomProviderDefaultsFollowProtocol) {
 TEST(LoadReplace, OnlyProvidersGivenKeepsDefaultTiersForThoseProviders) {
   const auto cfg = load_ok(R"({ "providers": { "openai": {}, "anthropic": {} } })");
   ASSERT_EQ(cfg.tiers.size(), 3u);
-  EXPECT_EQ(tier_text(cfg.tiers[0]), "openai/gpt-4o-mini");
-  EXPECT_EQ(tier_text(cfg.tiers[1]), "openai/gpt-4.1-mini -> anthropic/claude-haiku-4-5");
-  EXPECT_EQ(tier_text(cfg.tiers[2]), "anthropic/claude-sonnet-4-5 -> openai/gpt-4.1");
+  EXPECT_EQ(tier_text(cfg.tiers[0]), "openai/gpt-6-luna");
+  EXPECT_EQ(tier_text(cfg.tiers[1]), "openai/gpt-6-luna -> anthropic/claude-haiku-4-5");
+  EXPECT_EQ(tier_text(cfg.tiers[2]), "anthropic/claude-sonnet-4-6 -> openai/gpt-6.1-sol");
   const auto groq_only = load_ok(R"({ "providers": { "groq": {} } })");
   ASSERT_EQ(groq_only.tiers.size(), 1u);
   EXPECT_EQ(groq_only.tiers[0].name, "ib/cheap");

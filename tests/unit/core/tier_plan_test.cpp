@@ -93,6 +93,105 @@ TEST(TierPlan, FailedAttemptsAre502UnsupportedOnly400DeadlineIs504) {
   EXPECT_EQ(decide_exhausted(w, t0).code, errc::gateway_timeout);
 }
 
+// Issue 12, example 3: the final answer must not hide a rate limit.
+TEST(TierPlan, EveryKeyedProviderRateLimitedNowOrBeforeIs429) {
+  // One provider with a key, answering 429 with Retry-After: 7 in this very request.
+  walk_summary one;
+  one.keyed = 1;
+  one.attempted = 1;
+  one.failed(outcome::rate_limited, t0 + 7s);
+  auto a = decide_exhausted(one, t0);
+  EXPECT_EQ(a.code, errc::rate_limited);
+  EXPECT_EQ(http_status(a.code), 429);
+  EXPECT_EQ(a.detail_code, "rate_limited");
+  EXPECT_FALSE(a.no_retry);
+  EXPECT_EQ(a.retry_after_s, 7);
+
+  // One answering 429 now, one skipped for an earlier 429: the soonest end.
+  walk_summary mixed;
+  mixed.keyed = 1;
+  mixed.attempted = 1;
+  mixed.failed(outcome::rate_limited, t0 + 9s);
+  mixed.skipped({step_kind::skip, outcome::skipped_cooldown, t0 + 4s});
+  a = decide_exhausted(mixed, t0);
+  EXPECT_EQ(a.code, errc::rate_limited);
+  EXPECT_EQ(a.retry_after_s, 4);
+
+  // A provider that cannot express the request does not stand in the way.
+  walk_summary with_unsupported = one;
+  with_unsupported.keyed = 2;
+  with_unsupported.unsupported = 1;
+  EXPECT_EQ(decide_exhausted(with_unsupported, t0).code, errc::rate_limited);
+}
+
+TEST(TierPlan, ExhaustedQuotaIs429ThatTheSdkMustNotRetry) {
+  walk_summary w;
+  w.keyed = 1;
+  w.attempted = 1;
+  w.failed(outcome::rate_limited, t0 + 60s, /*long_cooldown=*/true);
+  auto a = decide_exhausted(w, t0);
+  EXPECT_EQ(a.code, errc::rate_limited);
+  EXPECT_EQ(a.detail_code, "insufficient_quota");
+  EXPECT_TRUE(a.no_retry);
+  // With another provider merely rate limited, waiting can help: retriable.
+  w.keyed = 2;
+  w.attempted = 2;
+  w.failed(outcome::rate_limited, t0 + 3s);
+  a = decide_exhausted(w, t0);
+  EXPECT_EQ(a.detail_code, "rate_limited");
+  EXPECT_FALSE(a.no_retry);
+  EXPECT_EQ(a.retry_after_s, 3);
+}
+
+TEST(TierPlan, RateLimitBesideAnotherFailureIs502) {
+  walk_summary w;
+  w.keyed = 2;
+  w.attempted = 2;
+  w.failed(outcome::rate_limited, t0 + 7s);
+  w.failed(outcome::server_error);
+  auto a = decide_exhausted(w, t0);
+  EXPECT_EQ(a.code, errc::bad_gateway);
+  EXPECT_EQ(a.detail_code, "all_providers_failed");
+  EXPECT_TRUE(a.no_retry);
+  // Beside an open breaker: 502 too (an attempt was made), not 429.
+  walk_summary o;
+  o.keyed = 1;
+  o.attempted = 1;
+  o.failed(outcome::rate_limited, t0 + 7s);
+  o.skipped({step_kind::skip, outcome::skipped_circuit_open, t0 + 20s});
+  EXPECT_EQ(decide_exhausted(o, t0).code, errc::bad_gateway);
+}
+
+TEST(TierPlan, EveryKeyRejectedIs424AndEveryTimeoutIs504) {
+  walk_summary keys;
+  keys.keyed = 2;
+  keys.attempted = 2;
+  keys.failed(outcome::key_rejected);
+  keys.failed(outcome::key_rejected);
+  auto a = decide_exhausted(keys, t0);
+  EXPECT_EQ(http_status(a.code), 424);
+  EXPECT_EQ(a.detail_code, "provider_key_rejected");
+  EXPECT_TRUE(a.no_retry);
+  keys.failed(outcome::server_error);
+  keys.attempted = 3;
+  keys.keyed = 3;
+  EXPECT_EQ(decide_exhausted(keys, t0).code, errc::bad_gateway);
+
+  walk_summary slow;
+  slow.keyed = 2;
+  slow.attempted = 2;
+  slow.failed(outcome::first_byte_timeout);
+  slow.failed(outcome::connect_timeout);
+  a = decide_exhausted(slow, t0);
+  EXPECT_EQ(http_status(a.code), 504);
+  EXPECT_EQ(a.detail_code, "upstream_timeout");
+  EXPECT_TRUE(a.no_retry);
+  slow.failed(outcome::reset);
+  slow.attempted = 3;
+  slow.keyed = 3;
+  EXPECT_EQ(decide_exhausted(slow, t0).code, errc::bad_gateway);
+}
+
 TEST(TierPlan, AttemptTokens) {
   std::vector<attempt_record> a{
       attempt_of("openai", 503, outcome::server_error, 12),

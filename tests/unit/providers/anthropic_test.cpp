@@ -1,5 +1,7 @@
 #include "providers/anthropic.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
@@ -226,14 +228,73 @@ TEST(AnthropicEncode, ToolResultsComeFirstInTheirUserTurn) {
       R"({"type":"text","text":"also"}]}])");
 }
 
-TEST(AnthropicEncode, ToolIdsAreSanitisedConsistently) {
+TEST(AnthropicEncode, ToolIdsAreRewrittenConsistentlyAndInjectively) {
+  // "functions.f:0" (Kimi's form) and "functions_f_0" must not become one id; valid ids pass.
   auto out = encode_ok(R"({"model":"m","messages":[
     {"role":"user","content":"Hi"},
-    {"role":"assistant","tool_calls":[{"id":"functions.f:0","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},
-    {"role":"tool","tool_call_id":"functions.f:0","content":"ok"}],
+    {"role":"assistant","tool_calls":[
+      {"id":"functions.f:0","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}},
+      {"id":"functions_f_0","type":"function","function":{"name":"f","arguments":"{}"}},
+      {"id":"ibx_66","type":"function","function":{"name":"f","arguments":"{}"}},
+      {"id":"call_ok-1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+    {"role":"tool","tool_call_id":"functions.f:0","content":"ok"},
+    {"role":"tool","tool_call_id":"functions_f_0","content":"ok"},
+    {"role":"tool","tool_call_id":"ibx_66","content":"ok"},
+    {"role":"tool","tool_call_id":"call_ok-1","content":"ok"}],
     "tools":[{"type":"function","function":{"name":"f"}}]})");
-  EXPECT_NE(out.find(R"("id":"functions_f_0")"), std::string::npos) << out;
-  EXPECT_NE(out.find(R"("tool_use_id":"functions_f_0")"), std::string::npos) << out;
+  rapidjson::Document d;
+  d.Parse(out.c_str(), out.size());
+  ASSERT_TRUE(d.IsObject()) << out;
+  const auto& uses = d["messages"][1]["content"];
+  const auto& results = d["messages"][2]["content"];
+  ASSERT_EQ(uses.Size(), 4u);
+  ASSERT_EQ(results.Size(), 4u);
+  const char* expected[] = {"ibx_66756e6374696f6e732e663a30", "functions_f_0", "ibx_6962785f3636",
+                            "call_ok-1"};
+  for (rapidjson::SizeType i = 0; i < 4; ++i) {
+    EXPECT_STREQ(uses[i]["id"].GetString(), expected[i]);
+    EXPECT_STREQ(results[i]["tool_use_id"].GetString(), expected[i]);
+  }
+}
+
+TEST(AnthropicEncode, ToolIdRewriteNeverMergesDistinctIds) {
+  // Every id from a small alphabet that mixes valid and invalid characters and the prefix:
+  // distinct inputs give distinct outputs, and every output matches Anthropic's pattern.
+  const std::string alphabet = "ibx_.:-";
+  std::vector<std::string> ids;
+  std::vector<std::string> shorter{""};
+  for (int len = 1; len <= 4; ++len) {
+    std::vector<std::string> next;
+    for (const auto& id : shorter) {
+      for (char c : alphabet) {
+        next.push_back(id + c);
+      }
+    }
+    ids.insert(ids.end(), next.begin(), next.end());
+    shorter = std::move(next);
+  }
+  std::map<std::string, std::string> seen;
+  for (const auto& id : ids) {
+    std::string body = R"({"model":"m","messages":[{"role":"user","content":"Hi"},)"
+                       R"({"role":"assistant","tool_calls":[{"id":)";
+    body += '"' + id + '"';
+    body += R"(,"type":"function","function":{"name":"f","arguments":"{}"}}]},)"
+            R"({"role":"tool","tool_call_id":)";
+    body += '"' + id + '"';
+    body += R"(,"content":"ok"}],"tools":[{"type":"function","function":{"name":"f"}}]})";
+    auto out = encode_ok(body);
+    rapidjson::Document d;
+    d.Parse(out.c_str(), out.size());
+    ASSERT_TRUE(d.IsObject()) << out;
+    std::string mapped = d["messages"][1]["content"][0]["id"].GetString();
+    EXPECT_EQ(mapped, d["messages"][2]["content"][0]["tool_use_id"].GetString());
+    for (char c : mapped) {
+      ASSERT_TRUE(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') << mapped;
+    }
+    auto [it, fresh] = seen.emplace(mapped, id);
+    EXPECT_TRUE(fresh) << id << " and " << it->second << " both became " << mapped;
+  }
+  EXPECT_GT(seen.size(), 1000u);
 }
 
 TEST(AnthropicEncode, ToolChoiceVariants) {
@@ -287,15 +348,123 @@ TEST(AnthropicEncode, ToolsKeepSchemaAndDescription) {
     {"name":"b","input_schema":{"type":"object","properties":{}}}])"));
   expect_rejected(with_user(R"("tools":[{"type":"function","function":{"description":"x"}}])"),
                   "tools[0].function.name");
+  expect_rejected(with_user(R"("tools":[{"type":"function","function":{"name":"a.b"}}])"),
+                  "tools[0].function.name");
+  expect_rejected(with_user(R"("tools":[{"type":"function","function":{"name":")"
+                            + std::string(129, 'x') + R"("}}])"),
+                  "tools[0].function.name");
+  expect_rejected(with_user(R"("tools":[{"type":"function","function":{"name":"a"}},
+                                        {"type":"function","function":{"name":"a"}}])"),
+                  "tools[1].function.name");
   expect_rejected(with_user(R"("tools":[{"type":"custom","custom":{"name":"x"}}])"),
                   "tools[0].type");
   expect_rejected(with_user(R"("tools":{"type":"function"})"), "tools");
+}
+
+TEST(AnthropicEncode, ToolSchemasBecomeObjectSchemas) {
+  // Issue 12, example 1: `parameters: {}` and a schema with properties but no type reached
+  // Anthropic without `"type":"object"` (400 `input_schema.type: Field required`).
+  auto out = encode_ok(with_user(R"("tools":[
+    {"type":"function","function":{"name":"a","parameters":{}}},
+    {"type":"function","function":{"name":"b","parameters":{"properties":{"x":{"type":"string"}},"required":["x"]}}},
+    {"type":"function","function":{"name":"c"}},
+    {"type":"function","function":{"name":"d","parameters":{"type":"object"}}}])"));
+  EXPECT_EQ(
+      member_json(out, "tools"),
+      R"([{"name":"a","input_schema":{"type":"object"}},)"
+      R"({"name":"b","input_schema":{"type":"object","properties":{"x":{"type":"string"}},"required":["x"]}},)"
+      R"({"name":"c","input_schema":{"type":"object","properties":{}}},)"
+      R"({"name":"d","input_schema":{"type":"object"}}])");
+  expect_rejected(
+      with_user(
+          R"("tools":[{"type":"function","function":{"name":"a","parameters":{"type":"string"}}}])"),
+      "tools[0].function.parameters.type");
+  expect_rejected(
+      with_user(
+          R"("tools":[{"type":"function","function":{"name":"a","parameters":{"type":["object","null"]}}}])"),
+      "tools[0].function.parameters.type");
+  expect_rejected(
+      with_user(R"("tools":[{"type":"function","function":{"name":"a","parameters":[]}}])"),
+      "tools[0].function.parameters");
+  // Blank descriptions are left out.
+  out = encode_ok(
+      with_user(R"("tools":[{"type":"function","function":{"name":"a","description":"  "}}])"));
+  EXPECT_EQ(member_json(out, "tools"),
+            R"([{"name":"a","input_schema":{"type":"object","properties":{}}}])");
+}
+
+TEST(AnthropicEncode, ToolChoiceMustNameADeclaredTool) {
+  expect_rejected(with_user(R"("tools":[{"type":"function","function":{"name":"f"}}],
+                   "tool_choice":{"type":"function","function":{"name":"g"}})"),
+                  "tool_choice");
+}
+
+TEST(AnthropicEncode, ToolCallsAndResultsMustPair) {
+  const std::string tools = R"(,"tools":[{"type":"function","function":{"name":"f"}}]})";
+  auto call = [](std::string_view id) {
+    return R"({"role":"assistant","tool_calls":[{"id":")" + std::string(id)
+           + R"(","type":"function","function":{"name":"f","arguments":"{}"}}]})";
+  };
+  auto result = [](std::string_view id) {
+    return R"({"role":"tool","tool_call_id":")" + std::string(id) + R"(","content":"ok"})";
+  };
+  const std::string hi = R"({"role":"user","content":"Hi"})";
+  // A tool message with no tool call before it.
+  expect_rejected(R"({"model":"m","messages":[)" + hi + "," + result("x") + "]" + tools,
+                  "messages[1].tool_call_id");
+  // A tool message answering a call of an older assistant turn.
+  expect_rejected(R"({"model":"m","messages":[)" + hi + "," + call("a") + "," + result("a") + ","
+                      + R"({"role":"assistant","content":"done"},)" + hi + "," + result("a") + "]"
+                      + tools,
+                  "messages[5].tool_call_id");
+  // The same call answered twice.
+  expect_rejected(R"({"model":"m","messages":[)" + hi + "," + call("a") + "," + result("a") + ","
+                      + result("a") + "]" + tools,
+                  "messages[3].tool_call_id");
+  // A call nobody answered, in the middle and at the end.
+  expect_rejected(R"({"model":"m","messages":[)" + hi + "," + call("a") + "," + hi + "]" + tools,
+                  "messages[1].tool_calls[0].id");
+  expect_rejected(R"({"model":"m","messages":[)" + hi + "," + call("a") + "]" + tools,
+                  "messages[1].tool_calls[0].id");
+  // Duplicate ids across turns.
+  expect_rejected(R"({"model":"m","messages":[)" + hi + "," + call("a") + "," + result("a") + ","
+                      + call("a") + "," + result("a") + "]" + tools,
+                  "messages[3].tool_calls[0].id");
+  // Paired across a merged user message: fine.
+  encode_ok(R"({"model":"m","messages":[)" + hi + "," + call("a") + "," + hi + "," + result("a")
+            + "]" + tools);
+}
+
+TEST(AnthropicEncode, ImageMediaTypesAreNormalisedOrRefused) {
+  auto image = [](std::string_view url) {
+    return R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"see"},)"
+           R"({"type":"image_url","image_url":{"url":")"
+           + std::string(url) + R"("}}]}]})";
+  };
+  auto media_type = [&](std::string_view url) {
+    rapidjson::Document d;
+    auto out = encode_ok(image(url));
+    d.Parse(out.c_str(), out.size());
+    return std::string(d["messages"][0]["content"][1]["source"]["media_type"].GetString());
+  };
+  EXPECT_EQ(media_type("data:image/jpg;base64,/9j/"), "image/jpeg");
+  EXPECT_EQ(media_type("data:IMAGE/PNG;base64,iVBO"), "image/png");
+  EXPECT_EQ(media_type("data:image/webp;base64,UklG"), "image/webp");
+  EXPECT_EQ(media_type("data:image/gif;base64,R0lG"), "image/gif");
+  expect_rejected(image("data:image/svg+xml;base64,PHN2"), "messages[0].content[1].image_url.url");
+  expect_rejected(image("data:image/tiff;base64,SUkq"), "messages[0].content[1].image_url.url");
+  expect_rejected(image("data:image/png;base64,"), "messages[0].content[1].image_url.url");
+  expect_rejected(
+      R"({"model":"m","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}]}]})",
+      "messages[0].content[0].type");
 }
 
 TEST(AnthropicEncode, StopStringAndArray) {
   EXPECT_EQ(member_json(encode_ok(with_user(R"("stop":"END")")), "stop_sequences"), R"(["END"])");
   EXPECT_EQ(member_json(encode_ok(with_user(R"("stop":["a"," ","\n\t","b\n"])")), "stop_sequences"),
             R"(["a","b\n"])");
+  EXPECT_EQ(member_json(encode_ok(with_user(R"("stop":["a","b","a"])")), "stop_sequences"),
+            R"(["a","b"])");
   EXPECT_EQ(member_json(encode_ok(with_user(R"("stop":"  ")")), "stop_sequences"), "");
   EXPECT_EQ(member_json(encode_ok(with_user(R"("stop":[])")), "stop_sequences"), "");
   EXPECT_EQ(member_json(encode_ok(with_user(R"("stop":null)")), "stop_sequences"), "");
@@ -316,8 +485,14 @@ TEST(AnthropicEncode, MaxTokensPrecedenceAndDefault) {
 }
 
 TEST(AnthropicEncode, TemperatureClampedTopPPassed) {
+  // Claude 4.x refuse temperature and top_p together: temperature wins (issue 12, example 1).
   EXPECT_TRUE(json_eq(encode_ok(with_user(R"("temperature":1.7,"top_p":0.9)")),
-                      expected_user(R"("temperature":1.0,"top_p":0.9)")));
+                      expected_user(R"("temperature":1.0)")));
+  EXPECT_TRUE(json_eq(encode_ok(with_user(R"("temperature":0.2,"top_p":0.9)")),
+                      expected_user(R"("temperature":0.2)")));
+  EXPECT_TRUE(json_eq(encode_ok(with_user(R"("top_p":0.9)")), expected_user(R"("top_p":0.9)")));
+  EXPECT_TRUE(json_eq(encode_ok(with_user(R"("temperature":null,"top_p":0.5)")),
+                      expected_user(R"("top_p":0.5)")));
   EXPECT_TRUE(
       json_eq(encode_ok(with_user(R"("temperature":2)")), expected_user(R"("temperature":1)")));
   EXPECT_TRUE(
@@ -325,7 +500,26 @@ TEST(AnthropicEncode, TemperatureClampedTopPPassed) {
   EXPECT_TRUE(json_eq(encode_ok(with_user(R"("temperature":0.25)")),
                       expected_user(R"("temperature":0.25)")));
   expect_rejected(with_user(R"("temperature":"hot")"), "temperature");
+  expect_rejected(with_user(R"("temperature":-0.1)"), "temperature");
+  expect_rejected(with_user(R"("temperature":2.5)"), "temperature");
   expect_rejected(with_user(R"("top_p":[1])"), "top_p");
+  expect_rejected(with_user(R"("top_p":1.5)"), "top_p");
+}
+
+TEST(AnthropicEncode, NoSamplingFromApiVersion20261021) {
+  EXPECT_TRUE(sampling_accepted("2023-06-01"));
+  EXPECT_FALSE(sampling_accepted("2026-10-21"));
+  EXPECT_FALSE(sampling_accepted("2027-01-01"));
+  auto r = encode_body(make_request(with_user(R"("temperature":0.2,"top_p":0.9)")), upstream_model,
+                       "2026-10-21");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_TRUE(json_eq(*r, expected_user()));
+  r = encode_body(make_request(with_user(R"("top_p":0.9)")), upstream_model, "2026-10-21");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_TRUE(json_eq(*r, expected_user()));
+  // Still validated: a value OpenAI would refuse is refused.
+  r = encode_body(make_request(with_user(R"("temperature":3)")), upstream_model, "2026-10-21");
+  EXPECT_FALSE(r.has_value());
 }
 
 TEST(AnthropicEncode, StreamPassesStreamOptionsDropped) {
@@ -393,14 +587,21 @@ TEST(AnthropicEncode, ArgumentsGivenAsObjectOrEmptyAreAccepted) {
     {"role":"assistant","tool_calls":[
       {"id":"a","type":"function","function":{"name":"f","arguments":{"x":[1,{"y":null}]}}},
       {"id":"b","type":"function","function":{"name":"f","arguments":"  "}},
-      {"id":"c","type":"function","function":{"name":"f"}}]}],
+      {"id":"c","type":"function","function":{"name":"f"}}]},
+    {"role":"tool","tool_call_id":"a","content":"1"},
+    {"role":"tool","tool_call_id":"b","content":"2"},
+    {"role":"tool","tool_call_id":"c","content":"3"}],
     "tools":[{"type":"function","function":{"name":"f"}}]})");
   EXPECT_TRUE(json_eq(member_json(out, "messages"), R"([
     {"role":"user","content":[{"type":"text","text":"Hi"}]},
     {"role":"assistant","content":[
       {"type":"tool_use","id":"a","name":"f","input":{"x":[1,{"y":null}]}},
       {"type":"tool_use","id":"b","name":"f","input":{}},
-      {"type":"tool_use","id":"c","name":"f","input":{}}]}])"));
+      {"type":"tool_use","id":"c","name":"f","input":{}}]},
+    {"role":"user","content":[
+      {"type":"tool_result","tool_use_id":"a","content":"1"},
+      {"type":"tool_result","tool_use_id":"b","content":"2"},
+      {"type":"tool_result","tool_use_id":"c","content":"3"}]}])"));
 }
 
 TEST(AnthropicEncode, DummyToolWhenHistoryHasToolsButRequestHasNone) {
@@ -1035,7 +1236,9 @@ TEST(AnthropicStream, ToolCallDeltasWithEmptyPartialJson) {
       head
           + R"({"tool_calls":[{"index":0,"id":"toolu_A","type":"function","function":{"name":"now","arguments":""}}]})"
           + tail);
-  EXPECT_EQ(lines[3], head + R"({"tool_calls":[{"index":0,"function":{"arguments":""}}]})" + tail);
+  // The tool without parameters gets "{}" when its block closes (issue 12, example 2).
+  EXPECT_EQ(lines[3],
+            head + R"({"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]})" + tail);
   EXPECT_EQ(
       lines[4],
       head
@@ -1050,13 +1253,104 @@ TEST(AnthropicStream, ToolCallDeltasWithEmptyPartialJson) {
   EXPECT_EQ(a.reasoning, "Two tools.");
   EXPECT_EQ(a.content, "");
   ASSERT_EQ(a.call_args.size(), 2u);
-  EXPECT_EQ(a.call_args[0], "");
+  EXPECT_EQ(a.call_args[0], "{}");
   EXPECT_EQ(a.call_args[1], R"({"a":1})");
   EXPECT_EQ(a.finish_reason, "tool_calls");
   ASSERT_TRUE(a.tokens.has_value());
   EXPECT_EQ(a.tokens->prompt_tokens, 17);
   EXPECT_EQ(a.tokens->completion_tokens, 30);
   EXPECT_EQ(a.tokens->cached_tokens, 5);
+}
+
+std::string tool_start(int index, std::string_view id, std::string_view name,
+                       std::string_view input = "{}") {
+  return event("content_block_start", R"({"type":"content_block_start","index":)"
+                                          + std::to_string(index)
+                                          + R"(,"content_block":{"type":"tool_use","id":")"
+                                          + std::string(id) + R"(","name":")" + std::string(name)
+                                          + R"(","input":)" + std::string(input) + "}}");
+}
+std::string json_delta(int index, std::string_view partial) {
+  return event("content_block_delta",
+               R"({"type":"content_block_delta","index":)" + std::to_string(index)
+                   + R"(,"delta":{"type":"input_json_delta","partial_json":")"
+                   + std::string(partial) + R"("}})");
+}
+std::string block_stop(int index) {
+  return event("content_block_stop",
+               R"({"type":"content_block_stop","index":)" + std::to_string(index) + "}");
+}
+const std::string tool_use_stop = event(
+    "message_delta",
+    R"({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":9}})");
+
+TEST(AnthropicStream, ToolWithoutArgumentsAssemblesToAnEmptyObject) {
+  // Issue 12, example 2: start (input {}) then stop, no input_json_delta between.
+  auto out = run_stream(message_start + tool_start(0, "toolu_1", "now") + block_stop(0)
+                        + tool_use_stop + message_stop);
+  ASSERT_FALSE(out.failure.has_value()) << out.failure->envelope;
+  auto a = assemble(out.client_bytes);
+  ASSERT_EQ(a.call_args.size(), 1u);
+  EXPECT_EQ(a.call_args[0], "{}");
+  EXPECT_EQ(a.finish_reason, "tool_calls");
+  // The same split at every byte gives the same assembly.
+  for (std::size_t piece : {1u, 2u, 7u}) {
+    auto split = run_stream(message_start + tool_start(0, "toolu_1", "now") + block_stop(0)
+                                + tool_use_stop + message_stop,
+                            false, piece);
+    EXPECT_EQ(split.client_bytes, out.client_bytes);
+  }
+}
+
+TEST(AnthropicStream, InterleavedTextAndToolBlocksEachGetValidArguments) {
+  std::string input = message_start + text_start + text_delta("Checking.") + block_stop(0);
+  input += tool_start(1, "toolu_a", "clock") + ping + block_stop(1);
+  input += tool_start(2, "toolu_b", "add") + json_delta(2, R"({\"a\":)") + ping + json_delta(2, "")
+           + json_delta(2, "2}") + block_stop(2);
+  input += event(
+      "content_block_start",
+      R"({"type":"content_block_start","index":3,"content_block":{"type":"text","text":""}})");
+  input += block_stop(3);  // an empty text block: nothing
+  input += tool_start(4, "toolu_c", "noop") + block_stop(4);
+  input += tool_use_stop + message_stop;
+  auto out = run_stream(input);
+  ASSERT_FALSE(out.failure.has_value()) << out.failure->envelope;
+  auto a = assemble(out.client_bytes);
+  EXPECT_EQ(a.content, "Checking.");
+  ASSERT_EQ(a.call_args.size(), 3u);
+  EXPECT_EQ(a.call_ids, (std::vector<std::string>{"toolu_a", "toolu_b", "toolu_c"}));
+  EXPECT_EQ(a.call_args[0], "{}");
+  EXPECT_EQ(a.call_args[1], R"({"a":2})");
+  EXPECT_EQ(a.call_args[2], "{}");
+  for (const auto& args : a.call_args) {
+    rapidjson::Document d;
+    d.Parse(args.data(), args.size());
+    EXPECT_TRUE(!d.HasParseError() && d.IsObject()) << args;
+  }
+}
+
+TEST(AnthropicStream, ToolInputGivenAtStartAndBlocksLeftOpen) {
+  // Input carried whole by content_block_start (no deltas) is what the call gets.
+  auto out = run_stream(message_start + tool_start(0, "toolu_1", "f", R"({"x":[1,2]})")
+                        + block_stop(0) + tool_use_stop + message_stop);
+  auto a = assemble(out.client_bytes);
+  ASSERT_EQ(a.call_args.size(), 1u);
+  EXPECT_EQ(a.call_args[0], R"({"x":[1,2]})");
+  // No content_block_stop: the arguments still come before the finish reason.
+  out = run_stream(message_start + tool_start(0, "toolu_1", "f") + tool_use_stop + message_stop);
+  a = assemble(out.client_bytes);
+  ASSERT_EQ(a.call_args.size(), 1u);
+  EXPECT_EQ(a.call_args[0], "{}");
+  auto finish = out.client_bytes.find(R"("finish_reason":"tool_calls")");
+  auto args = out.client_bytes.find(R"("arguments":"{}")");
+  ASSERT_NE(finish, std::string::npos);
+  ASSERT_NE(args, std::string::npos);
+  EXPECT_LT(args, finish);
+  // No message_delta either.
+  out = run_stream(message_start + tool_start(0, "toolu_1", "f") + message_stop);
+  a = assemble(out.client_bytes);
+  ASSERT_EQ(a.call_args.size(), 1u);
+  EXPECT_EQ(a.call_args[0], "{}");
 }
 
 TEST(AnthropicStream, ErrorBeforeContentIsAFailureWithoutCommit) {

@@ -56,6 +56,7 @@ TEST(Dialect, EveryOtherDialectRewritesTheCommonFields) {
 TEST(Dialect, ProviderSpecificRules) {
   const dialect& groq = find_dialect("groq");
   EXPECT_TRUE(groq.strip_message_names);
+  EXPECT_TRUE(groq.strip_reasoning_content);  // Groq 400s on it (checked 2026-11-30)
   EXPECT_TRUE(groq.require_single_choice);
   EXPECT_TRUE(rejects_field(groq, "logprobs"));
   EXPECT_TRUE(rejects_field(groq, "logit_bias"));
@@ -63,7 +64,8 @@ TEST(Dialect, ProviderSpecificRules) {
   EXPECT_FALSE(drops_field(groq, "parallel_tool_calls"));
 
   const dialect& deepseek = find_dialect("deepseek");
-  EXPECT_TRUE(deepseek.strip_reasoning_content);
+  // Thinking mode requires reasoning_content back on tool-call turns (checked 2026-11-30).
+  EXPECT_FALSE(deepseek.strip_reasoning_content);
   EXPECT_FALSE(deepseek.strip_message_names);
   EXPECT_TRUE(rejects_field(deepseek, "logprobs"));
   EXPECT_TRUE(rejects_field(deepseek, "top_logprobs"));
@@ -76,6 +78,20 @@ TEST(Dialect, ProviderSpecificRules) {
 
   for (const char* name : {"openai", "groq", "deepseek", "together"}) {
     EXPECT_TRUE(find_dialect(name).force_include_usage) << name;
+  }
+}
+
+TEST(Dialect, ReasoningContentIsStrippedOnlyWhereItIsRejected) {
+  for (const char* kept : {"openai", "deepseek", "together", "sarvam", "generic"}) {
+    EXPECT_FALSE(find_dialect(kept).strip_reasoning_content) << kept;
+  }
+  EXPECT_TRUE(find_dialect("groq").strip_reasoning_content);
+}
+
+TEST(Dialect, EmptyToolArgumentsBecomeAnObjectExceptForOpenAi) {
+  EXPECT_FALSE(find_dialect("openai").empty_tool_arguments_as_object);
+  for (const char* name : {"groq", "deepseek", "together", "sarvam", "generic"}) {
+    EXPECT_TRUE(find_dialect(name).empty_tool_arguments_as_object) << name;
   }
 }
 

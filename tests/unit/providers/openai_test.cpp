@@ -76,22 +76,76 @@ TEST(OpenAiEncode, OpenAiIsPassThroughWithModelPatchedAndUsageForced) {
 }
 
 TEST(OpenAiEncode, GroqRewrites) {
-  EXPECT_EQ(
-      body_for("groq", rich_request, "llama-3.1-8b-instant"),
-      R"({"model":"llama-3.1-8b-instant","messages":[{"role":"system","content":"Be brief."},)"
-      R"({"role":"user","content":"Hi"},)"
-      R"({"role":"assistant","content":"Yo","reasoning_content":"hmm"}],)"
-      R"("max_tokens":100,"temperature":0.2,"stream":true,)"
-      R"("stream_options":{"include_usage":true}})");
-}
-
-TEST(OpenAiEncode, DeepSeekRewrites) {
-  EXPECT_EQ(body_for("deepseek", rich_request, "deepseek-reasoner"),
-            R"({"model":"deepseek-reasoner","messages":[{"role":"system","content":"Be brief."},)"
-            R"({"role":"user","name":"ann","content":"Hi"},)"
+  EXPECT_EQ(body_for("groq", rich_request, "openai/gpt-oss-20b"),
+            R"({"model":"openai/gpt-oss-20b","messages":[{"role":"system","content":"Be brief."},)"
+            R"({"role":"user","content":"Hi"},)"
             R"({"role":"assistant","content":"Yo"}],)"
             R"("max_tokens":100,"temperature":0.2,"stream":true,)"
             R"("stream_options":{"include_usage":true}})");
+}
+
+TEST(OpenAiEncode, DeepSeekRewrites) {
+  EXPECT_EQ(body_for("deepseek", rich_request, "deepseek-v4-pro"),
+            R"({"model":"deepseek-v4-pro","messages":[{"role":"system","content":"Be brief."},)"
+            R"({"role":"user","name":"ann","content":"Hi"},)"
+            R"({"role":"assistant","content":"Yo","reasoning_content":"hmm"}],)"
+            R"("max_tokens":100,"temperature":0.2,"stream":true,)"
+            R"("stream_options":{"include_usage":true}})");
+}
+
+// providers.md §3 / api-docs.deepseek.com guides/thinking_mode (checked 2026-11-30): in a
+// thinking-mode tool loop the assistant turn's reasoning_content must go back unchanged, or
+// DeepSeek answers 400.
+const std::string deepseek_tool_loop =
+    "{\"model\":\"ib/cheap\",\"messages\":["
+    "{\"role\":\"user\",\"content\":\"Weather in Pune tomorrow?\"},"
+    "{\"role\":\"assistant\",\"content\":null,"
+    "\"reasoning_content\":\"I need the date first.\\n\\u0926\\u093f\\u0928 \\\"x\\\" "
+    "\xE0\xA4\xA8\","
+    "\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\","
+    "\"function\":{\"name\":\"get_date\",\"arguments\":\"{}\"}}]},"
+    "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"2026-12-01\"}],"
+    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_date\"}}],"
+    "\"stream\":false}";
+
+TEST(OpenAiEncode, DeepSeekToolLoopKeepsReasoningContentByteForByte) {
+  const std::string out = body_for("deepseek", deepseek_tool_loop, "deepseek-v4-pro");
+  const chat_request req = request(deepseek_tool_loop);
+  const auto messages = req.raw_value("messages");
+  ASSERT_TRUE(messages);
+  EXPECT_NE(out.find("\"messages\":" + std::string(*messages)), std::string::npos) << out;
+  EXPECT_EQ(out, replace_all(deepseek_tool_loop, "\"model\":\"ib/cheap\"",
+                             "\"model\":\"deepseek-v4-pro\""));
+}
+
+TEST(OpenAiEncode, DeepSeekToolLoopKeepsReasoningContentThroughADeveloperRewrite) {
+  // A developer message forces the messages to be rebuilt; reasoning_content must survive that
+  // too (same text, escapes normalised by the JSON writer).
+  std::string body = deepseek_tool_loop;
+  body = replace_all(body, "\"messages\":[",
+                     "\"messages\":[{\"role\":\"developer\",\"content\":\"Be brief.\"},");
+  const std::string out = body_for("deepseek", body, "deepseek-v4-pro");
+  rapidjson::Document doc;
+  doc.Parse(out.data(), out.size());
+  ASSERT_FALSE(doc.HasParseError()) << out;
+  const auto& msgs = doc["messages"];
+  EXPECT_EQ(std::string(msgs[0]["role"].GetString()), "system");
+  ASSERT_TRUE(msgs[2].HasMember("reasoning_content")) << out;
+  EXPECT_EQ(std::string(msgs[2]["reasoning_content"].GetString()),
+            "I need the date first.\n\xE0\xA4\xA6\xE0\xA4\xBF\xE0\xA4\xA8 \"x\" \xE0\xA4\xA8");
+}
+
+TEST(OpenAiEncode, ReasoningContentPerDialect) {
+  // Groq rejects the field (400 "property 'reasoning_content' is unsupported"); the others get
+  // it unchanged (checked 2026-11-30, see providers/dialect.cpp).
+  const std::string groq = body_for("groq", deepseek_tool_loop, "openai/gpt-oss-20b");
+  EXPECT_EQ(groq.find("reasoning_content"), std::string::npos) << groq;
+  EXPECT_NE(groq.find("\"tool_calls\":[{\"id\":\"call_1\""), std::string::npos) << groq;
+  for (const char* kept : {"openai", "deepseek", "together", "sarvam", "my-vllm"}) {
+    const std::string out = body_for(kept, deepseek_tool_loop, "m");
+    EXPECT_EQ(out, replace_all(deepseek_tool_loop, "\"model\":\"ib/cheap\"", "\"model\":\"m\""))
+        << kept;
+  }
 }
 
 TEST(OpenAiEncode, TogetherRewrites) {
@@ -662,6 +716,125 @@ TEST(OpenAiStream, ToolCallsAndFinishReasonCommit) {
                    R"("finish_reason":null}]})"
                    "\n\n");
   EXPECT_FALSE(empty.content);
+}
+
+// -- tool calls whose arguments never arrive ------------------------------------------------------
+
+const std::string empty_args_stream =
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_date","arguments":""}},{"index":1,"id":"call_2","type":"function","function":{"name":"now","arguments":""}}]},"finish_reason":null}]})"
+    "\n\n"
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"{\"tz\":"}}]},"finish_reason":null}]})"
+    "\n\n"
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"\"IST\"}"}}]},"finish_reason":null}]})"
+    "\n\n"
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})"
+    "\n\n"
+    "data: [DONE]\n\n";
+
+const std::string injected_empty_args =
+    R"(data: {"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]},"finish_reason":null}]})"
+    "\n\n";
+
+TEST(OpenAiStream, EmptyToolArgumentsGetAnObjectBeforeTheFinishChunk) {
+  for (const char* name : {"groq", "deepseek", "together", "sarvam", "my-vllm"}) {
+    SCOPED_TRACE(name);
+    auto r = run(name, stream_without_usage, empty_args_stream);
+    EXPECT_TRUE(r.done);
+    const auto finish = r.bytes.find(R"("finish_reason":"tool_calls")");
+    const auto injected = r.bytes.find(injected_empty_args);
+    ASSERT_NE(finish, std::string::npos) << r.bytes;
+    ASSERT_NE(injected, std::string::npos) << r.bytes;
+    EXPECT_LT(injected, finish);
+    // Only call 0 lacked arguments: call 1 got a real fragment and is left alone.
+    EXPECT_EQ(r.bytes.find(R"("index":1,"function":{"arguments":"{}"})"), std::string::npos);
+    // Everything else is forwarded as it came.
+    EXPECT_EQ(replace_all(r.bytes, injected_empty_args, ""), empty_args_stream);
+    expect_split_invariant(name, stream_without_usage, empty_args_stream);
+  }
+}
+
+TEST(OpenAiStream, OpenAiStreamIsNotPatched) {
+  auto r = run("openai", stream_without_usage, empty_args_stream);
+  EXPECT_EQ(r.bytes, empty_args_stream);
+}
+
+TEST(OpenAiStream, EmptyToolArgumentsInTheFinishChunkArePatchedInPlace) {
+  // The whole call and the finish reason in one chunk: the call's own fragment gets "{}" (a
+  // chunk injected before it would name the call before its id and name).
+  const std::string one =
+      R"(data: {"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]},"finish_reason":"tool_calls"}]})"
+      "\n\ndata: [DONE]\n\n";
+  auto r = run("groq", stream_without_usage, one);
+  EXPECT_EQ(r.bytes, replace_all(one, R"("arguments":"")", R"("arguments":"{}")"));
+  // Missing `arguments` altogether is completed too.
+  const std::string bare =
+      R"(data: {"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f"}}]},"finish_reason":"tool_calls"}]})"
+      "\n\ndata: [DONE]\n\n";
+  auto b = run("together", stream_without_usage, bare);
+  EXPECT_NE(b.bytes.find(R"("function":{"name":"f","arguments":"{}"})"), std::string::npos)
+      << b.bytes;
+}
+
+TEST(OpenAiStream, ToolArgumentsThatArriveAreNeverTouched) {
+  const std::string ok =
+      R"(data: {"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]},"finish_reason":null}]})"
+      "\n\n"
+      R"(data: {"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":1}"}}]},"finish_reason":null}]})"
+      "\n\n"
+      R"(data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})"
+      "\n\ndata: [DONE]\n\n";
+  EXPECT_EQ(run("deepseek", stream_without_usage, ok).bytes, ok);
+}
+
+TEST(OpenAiDecode, EmptyToolArgumentsBecomeAnObject) {
+  const std::string body =
+      R"({"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,)"
+      R"("message":{"role":"assistant","content":null,"tool_calls":[)"
+      R"({"id":"call_1","type":"function","function":{"name":"f","arguments":""}},)"
+      R"({"id":"call_2","type":"function","function":{"name":"g","arguments":"{\"a\":1}"}}]},)"
+      R"("finish_reason":"tool_calls"}]})";
+  for (const char* name : {"groq", "deepseek", "together", "sarvam", "my-vllm"}) {
+    SCOPED_TRACE(name);
+    auto d = decode(name, 200, body);
+    EXPECT_EQ(d.result, outcome::success);
+    EXPECT_EQ(d.body, replace_all(body, R"("arguments":"")", R"("arguments":"{}")"));
+  }
+  auto oai = decode("openai", 200, body);
+  EXPECT_EQ(oai.body, body);
+}
+
+TEST(OpenAiEncode, ReasoningModelsLoseSamplingUnlessReasoningEffortIsNone) {
+  config::provider_config p;
+  p.name = "openai";
+  p.reasoning_models = {"gpt-6", "o3"};
+  auto request = [](std::string body) {
+    auto r = parse_chat_request(std::move(body));
+    EXPECT_TRUE(r.has_value());
+    return r.has_value() ? std::move(*r) : chat_request{};
+  };
+  const auto sampled = request(
+      R"({"model":"ib/balanced","temperature":0.2,"top_p":0.9,"messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_TRUE(openai::refuses_sampling(p, sampled, "gpt-6-luna"));
+  EXPECT_TRUE(openai::refuses_sampling(p, sampled, "o3-mini"));
+  EXPECT_FALSE(openai::refuses_sampling(p, sampled, "gpt-4.1-mini"));
+  EXPECT_FALSE(openai::refuses_sampling(p, sampled, "xgpt-6"));
+  auto up = openai::encode_request(p, sampled, "gpt-6-luna", "sk-x");
+  ASSERT_TRUE(up.has_value());
+  EXPECT_EQ(up->body, R"({"model":"gpt-6-luna","messages":[{"role":"user","content":"hi"}]})");
+  // The client chose no reasoning: the model takes sampling parameters, which then go through.
+  const auto none = request(
+      R"({"model":"m","temperature":0.2,"reasoning_effort":"none","messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_FALSE(openai::refuses_sampling(p, none, "gpt-6-luna"));
+  up = openai::encode_request(p, none, "gpt-6-luna", "sk-x");
+  ASSERT_TRUE(up.has_value());
+  EXPECT_NE(up->body.find(R"("temperature":0.2)"), std::string::npos);
+  const auto high = request(
+      R"({"model":"m","temperature":0.2,"reasoning_effort":"high","messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_TRUE(openai::refuses_sampling(p, high, "gpt-6-luna"));
+  // Another model of the same provider keeps them.
+  up = openai::encode_request(p, sampled, "gpt-4.1", "sk-x");
+  ASSERT_TRUE(up.has_value());
+  EXPECT_NE(up->body.find(R"("top_p":0.9)"), std::string::npos);
 }
 
 TEST(OpenAiStream, InBandErrors) {
