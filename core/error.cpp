@@ -110,18 +110,69 @@ std::string_view to_string(errc code) noexcept {
   return "unknown";
 }
 
+namespace {
+
+/// The length of the well-formed UTF-8 sequence at `text[i]` (whose first byte is >= 0x80), or
+/// 0 when it is not one (RFC 3629 §4: no overlong forms, no surrogates, nothing past U+10FFFF,
+/// no truncated sequence).
+std::size_t utf8_sequence(std::string_view text, std::size_t i) noexcept {
+  auto at = [&](std::size_t k) { return static_cast<unsigned char>(text[i + k]); };
+  const unsigned char c = at(0);
+  std::size_t len = 0;
+  unsigned char lo = 0x80;  // the range of the second byte
+  unsigned char hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    lo = c == 0xE0 ? 0xA0 : 0x80;
+    hi = c == 0xED ? 0x9F : 0xBF;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    lo = c == 0xF0 ? 0x90 : 0x80;
+    hi = c == 0xF4 ? 0x8F : 0xBF;
+  } else {
+    return 0;
+  }
+  if (i + len > text.size() || at(1) < lo || at(1) > hi) {
+    return 0;
+  }
+  for (std::size_t k = 2; k < len; ++k) {
+    if ((at(k) & 0xC0) != 0x80) {
+      return 0;
+    }
+  }
+  return len;
+}
+
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view text) {
   static constexpr char hex[] = "0123456789abcdef";
   out.reserve(out.size() + text.size() + 2);
   out.push_back('"');
-  std::size_t run = 0;  // start of the pending run of characters that need no escaping
-  for (std::size_t i = 0; i < text.size(); ++i) {
+  std::size_t run = 0;  // start of the pending run of bytes copied as they are
+  std::size_t i = 0;
+  while (i < text.size()) {
     auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') {
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      if (auto len = utf8_sequence(text, i); len != 0) {
+        i += len;
+        continue;
+      }
+      // Not UTF-8 (bytes an upstream sent, a cut sequence): U+FFFD for this byte, then go on
+      // with the next one, so that the output is always valid UTF-8 and so valid JSON.
+      out.append(text.data() + run, i - run);
+      out += "\xEF\xBF\xBD";
+      run = ++i;
       continue;
     }
     out.append(text.data() + run, i - run);
-    run = i + 1;
+    run = ++i;
     switch (c) {
       case '"':
         out += "\\\"";

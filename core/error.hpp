@@ -49,7 +49,10 @@ std::string_view to_string(errc code) noexcept;
 /// `{"error":{"message":"...","type":"...","param":null,"code":null}}`.
 std::string to_envelope(const error& err);
 
-/// Appends `text` to `out` as a JSON string literal (quoted and escaped).
+/// Appends `text` to `out` as a JSON string literal (quoted and escaped). Bytes that are not
+/// well-formed UTF-8 (RFC 3629: overlong forms, surrogates, code points past U+10FFFF, cut
+/// sequences, stray continuation bytes) are written as U+FFFD, one per byte, so the result is
+/// always valid JSON text (RFC 8259 §8.1) whatever bytes an upstream sent.
 void append_json_string(std::string& out, std::string_view text);
 
 }  // namespace ib
