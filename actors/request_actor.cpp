@@ -1,8 +1,6 @@
 #include "actors/request_actor.hpp"
 
 #include <algorithm>
-#include <condition_variable>
-#include <mutex>
 
 #include <caf/all.hpp>
 
@@ -20,17 +18,6 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
-std::mutex inflight_mutex;
-std::condition_variable inflight_zero;
-std::size_t inflight_count = 0;
-
-void inflight_change(int delta) {
-  std::lock_guard lock{inflight_mutex};
-  inflight_count = static_cast<std::size_t>(static_cast<long>(inflight_count) + delta);
-  if (inflight_count == 0) {
-    inflight_zero.notify_all();
-  }
-}
 using std::chrono::duration_cast;
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
@@ -494,7 +481,7 @@ void finish(request_actor_t* self, int status, const std::string& provider,
   if (st.ctx->deps->registry) {
     st.ctx->deps->registry->inflight_add(-1);
   }
-  inflight_change(-1);
+  st.ctx->deps->inflight->remove();
   self->quit();
 }
 
@@ -505,7 +492,7 @@ caf::behavior request_actor(request_actor_t* self, std::shared_ptr<request_conte
   if (st.ctx->deps->registry) {
     st.ctx->deps->registry->inflight_add(1);
   }
-  inflight_change(1);
+  st.ctx->deps->inflight->add();
   auto handle = caf::actor_cast<caf::actor>(self);
   st.ctx->responder.on_cancel([handle, gate = st.ctx->deps->gate] {
     if (auto pass = gate->enter()) {
@@ -548,14 +535,26 @@ void spawn_request_actor(caf::actor_system& sys, std::shared_ptr<request_context
   release_thread_logger();
 }
 
-std::size_t inflight_requests() noexcept {
-  std::lock_guard lock{inflight_mutex};
-  return inflight_count;
+void inflight_tracker::add() noexcept {
+  std::lock_guard lock{mutex_};
+  ++count_;
 }
 
-void await_inflight_requests(std::chrono::milliseconds limit) {
-  std::unique_lock lock{inflight_mutex};
-  inflight_zero.wait_for(lock, limit, [] { return inflight_count == 0; });
+void inflight_tracker::remove() noexcept {
+  std::lock_guard lock{mutex_};
+  if (count_ > 0 && --count_ == 0) {
+    idle_.notify_all();
+  }
+}
+
+std::size_t inflight_tracker::count() const noexcept {
+  std::lock_guard lock{mutex_};
+  return count_;
+}
+
+void inflight_tracker::await_idle(std::chrono::milliseconds limit) {
+  std::unique_lock lock{mutex_};
+  idle_.wait_for(lock, limit, [this] { return count_ == 0; });
 }
 
 }  // namespace ib::actors

@@ -2,8 +2,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -67,9 +69,27 @@ class system_gate {
   std::atomic<bool> closed_{false};
 };
 
+/// Counts the chat requests whose request actor has not finished, for a graceful shutdown (the
+/// `inferbridge_inflight_requests` gauge shows the same count to operators). Thread-safe.
+class inflight_tracker {
+ public:
+  void add() noexcept;
+  /// Wakes `await_idle` when the count reaches zero.
+  void remove() noexcept;
+  std::size_t count() const noexcept;
+  /// Blocks until no request is in flight or `limit` passes. Never call it on an I/O thread.
+  void await_idle(std::chrono::milliseconds limit);
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable idle_;
+  std::size_t count_ = 0;
+};
+
 /// What every request actor shares: configuration, the health board, the metrics actor.
 struct gateway_deps {
   std::shared_ptr<system_gate> gate = std::make_shared<system_gate>();
+  std::shared_ptr<inflight_tracker> inflight = std::make_shared<inflight_tracker>();
   std::shared_ptr<const config::config> cfg;
   std::shared_ptr<const health_board> board;
   caf::actor metrics;
@@ -96,11 +116,5 @@ struct request_context {
 /// answers exactly once; reports every attempt to the provider's supervisor and the finished
 /// request to the metrics actor; and cancels the upstream call if the client goes away.
 void spawn_request_actor(caf::actor_system& sys, std::shared_ptr<request_context> ctx);
-
-/// Chat requests whose request actor has not finished yet.
-std::size_t inflight_requests() noexcept;
-
-/// Blocks until no chat request is in flight or `limit` passes (for a graceful shutdown).
-void await_inflight_requests(std::chrono::milliseconds limit);
 
 }  // namespace ib::actors

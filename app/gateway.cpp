@@ -22,6 +22,7 @@
 #include "metrics/registry.hpp"
 #include "storage/fernet.hpp"
 #include "storage/key_store.hpp"
+#include "storage/master_key.hpp"
 
 namespace ib::app {
 
@@ -190,7 +191,7 @@ int run_gateway(const config::config& cfg_in) {
     log_line(std::string("shutting down on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
     server.close();
     // Let in-flight requests finish (bounded), then stop the long-lived actors.
-    actors::await_inflight_requests(std::chrono::seconds(10));
+    deps->inflight->await_idle(std::chrono::seconds(10));
   }
   // No I/O thread may use the actor system from here on (late requests get 503).
   deps->gate->close_and_wait();

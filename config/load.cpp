@@ -14,6 +14,8 @@
 #include <rapidjson/error/en.h>
 #include <unistd.h>
 
+#include "core/text.hpp"
+
 namespace ib::config {
 
 namespace {
@@ -676,20 +678,10 @@ result<rapidjson::Document> parse_json(std::string_view text, std::string_view w
   return doc;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())) != 0) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())) != 0) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 /// The value of `name` in `env`, trimmed; empty counts as unset.
 std::string_view env_value(const env_map& env, std::string_view name) {
   const auto it = env.find(name);
-  return it == env.end() ? std::string_view{} : trim(it->second);
+  return it == env.end() ? std::string_view{} : trim(it->second, " \t\r\n\v\f");
 }
 
 result<void> apply_listen(std::string_view text, std::string_view field, server_config& out) {
@@ -801,7 +793,7 @@ result<config> load(std::string_view json_text, const env_map& env) {
     std::string_view rest = v;
     while (!rest.empty()) {
       const auto comma = rest.find(',');
-      const auto key = trim(rest.substr(0, comma));
+      const auto key = trim(rest.substr(0, comma), " \t\r\n\v\f");
       if (!key.empty()) {
         cfg.master_keys.emplace_back(key);
       }

@@ -1,9 +1,9 @@
 #include "core/breaker.hpp"
 
 #include <algorithm>
-#include <array>
-#include <cctype>
 #include <string>
+
+#include "core/http_date.hpp"
 
 namespace ib {
 
@@ -161,7 +161,6 @@ void breaker::prune(steady_time now) {
 
 namespace {
 
-constexpr std::int64_t ms_per_day = 86'400'000;
 // About 31 700 years: far beyond any cap, and clear of overflow in the arithmetic below.
 constexpr std::int64_t max_ms = 1'000'000'000'000'000;
 
@@ -217,237 +216,6 @@ std::optional<milliseconds> parse_decimal(std::string_view s, int scale) {
   return milliseconds{ms};
 }
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-std::int64_t days_from_civil(std::int64_t y, int m, int d) {
-  y -= m <= 2 ? 1 : 0;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy =
-      (153 * static_cast<unsigned>(m > 2 ? m - 3 : m + 9) + 2) / 5 + static_cast<unsigned>(d) - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-std::int64_t year_of_unix_ms(std::int64_t unix_ms) {
-  // Inverse of days_from_civil, year only.
-  const std::int64_t z = unix_ms / ms_per_day + 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400;
-  return mp >= 10 ? y + 1 : y;
-}
-
-bool is_leap(std::int64_t y) {
-  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-int days_in_month(std::int64_t y, int m) {
-  static constexpr std::array<int, 12> days{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && is_leap(y) ? 29 : days[static_cast<std::size_t>(m - 1)];
-}
-
-/// A cursor over an HTTP date; each method consumes a token or reports failure.
-class date_scanner {
- public:
-  explicit date_scanner(std::string_view s) : s_(s) {}
-
-  bool done() const { return pos_ == s_.size(); }
-
-  bool literal(std::string_view lit) {
-    if (s_.substr(pos_, lit.size()) != lit) {
-      return false;
-    }
-    pos_ += lit.size();
-    return true;
-  }
-
-  bool spaces() {  // one or more
-    const auto start = pos_;
-    while (pos_ < s_.size() && s_[pos_] == ' ') {
-      ++pos_;
-    }
-    return pos_ > start;
-  }
-
-  /// Exactly `min_digits`..`max_digits` digits.
-  std::optional<int> number(std::size_t min_digits, std::size_t max_digits) {
-    int v = 0;
-    std::size_t n = 0;
-    while (pos_ < s_.size() && n < max_digits && is_digit(s_[pos_])) {
-      v = v * 10 + (s_[pos_] - '0');
-      ++pos_;
-      ++n;
-    }
-    if (n < min_digits || (pos_ < s_.size() && is_digit(s_[pos_]))) {
-      return std::nullopt;
-    }
-    return v;
-  }
-
-  std::string_view word() {
-    const auto start = pos_;
-    while (pos_ < s_.size() && std::isalpha(static_cast<unsigned char>(s_[pos_])) != 0) {
-      ++pos_;
-    }
-    return s_.substr(start, pos_ - start);
-  }
-
- private:
-  std::string_view s_;
-  std::size_t pos_ = 0;
-};
-
-constexpr std::array<std::string_view, 12> month_names{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-constexpr std::array<std::string_view, 7> short_days{"Mon", "Tue", "Wed", "Thu",
-                                                     "Fri", "Sat", "Sun"};
-constexpr std::array<std::string_view, 7> long_days{"Monday", "Tuesday",  "Wednesday", "Thursday",
-                                                    "Friday", "Saturday", "Sunday"};
-
-template <std::size_t N>
-bool one_of(std::string_view w, const std::array<std::string_view, N>& names) {
-  return std::find(names.begin(), names.end(), w) != names.end();
-}
-
-std::optional<int> month_of(std::string_view w) {
-  for (std::size_t i = 0; i < month_names.size(); ++i) {
-    if (month_names[i] == w) {
-      return static_cast<int>(i) + 1;
-    }
-  }
-  return std::nullopt;
-}
-
-struct civil_time {
-  std::int64_t year = 0;
-  int month = 0;
-  int day = 0;
-  int hour = 0;
-  int minute = 0;
-  int second = 0;
-};
-
-bool read_clock(date_scanner& in, civil_time& t) {
-  const auto h = in.number(2, 2);
-  if (!h || !in.literal(":")) {
-    return false;
-  }
-  const auto m = in.number(2, 2);
-  if (!m || !in.literal(":")) {
-    return false;
-  }
-  const auto s = in.number(2, 2);
-  if (!s) {
-    return false;
-  }
-  t.hour = *h;
-  t.minute = *m;
-  t.second = *s;
-  return true;
-}
-
-// IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
-std::optional<civil_time> parse_imf_fixdate(std::string_view s) {
-  date_scanner in{s};
-  civil_time t;
-  if (!one_of(in.word(), short_days) || !in.literal(", ")) {
-    return std::nullopt;
-  }
-  const auto day = in.number(2, 2);
-  if (!day || !in.literal(" ")) {
-    return std::nullopt;
-  }
-  const auto month = month_of(in.word());
-  if (!month || !in.literal(" ")) {
-    return std::nullopt;
-  }
-  const auto year = in.number(4, 4);
-  if (!year || !in.literal(" ") || !read_clock(in, t) || !in.literal(" GMT") || !in.done()) {
-    return std::nullopt;
-  }
-  t.year = *year;
-  t.month = *month;
-  t.day = *day;
-  return t;
-}
-
-// RFC 850: `Sunday, 06-Nov-94 08:49:37 GMT`.
-std::optional<civil_time> parse_rfc850(std::string_view s, std::int64_t now_unix_ms) {
-  date_scanner in{s};
-  civil_time t;
-  if (!one_of(in.word(), long_days) || !in.literal(", ")) {
-    return std::nullopt;
-  }
-  const auto day = in.number(2, 2);
-  if (!day || !in.literal("-")) {
-    return std::nullopt;
-  }
-  const auto month = month_of(in.word());
-  if (!month || !in.literal("-")) {
-    return std::nullopt;
-  }
-  const auto yy = in.number(2, 2);
-  if (!yy || !in.literal(" ") || !read_clock(in, t) || !in.literal(" GMT") || !in.done()) {
-    return std::nullopt;
-  }
-  // RFC 9110 §5.6.7: a two-digit year more than 50 years in the future means the most recent
-  // past year with those digits.
-  const std::int64_t now_year = year_of_unix_ms(now_unix_ms);
-  std::int64_t year = now_year - now_year % 100 + *yy;
-  if (year > now_year + 50) {
-    year -= 100;
-  }
-  t.year = year;
-  t.month = *month;
-  t.day = *day;
-  return t;
-}
-
-// asctime: `Sun Nov  6 08:49:37 1994`.
-std::optional<civil_time> parse_asctime(std::string_view s) {
-  date_scanner in{s};
-  civil_time t;
-  if (!one_of(in.word(), short_days) || !in.literal(" ")) {
-    return std::nullopt;
-  }
-  const auto month = month_of(in.word());
-  if (!month || !in.spaces()) {
-    return std::nullopt;
-  }
-  const auto day = in.number(1, 2);
-  if (!day || !in.literal(" ") || !read_clock(in, t) || !in.literal(" ")) {
-    return std::nullopt;
-  }
-  const auto year = in.number(4, 4);
-  if (!year || !in.done()) {
-    return std::nullopt;
-  }
-  t.year = *year;
-  t.month = *month;
-  t.day = *day;
-  return t;
-}
-
-std::optional<std::int64_t> http_date_unix_ms(std::string_view s, std::int64_t now_unix_ms) {
-  auto t = parse_imf_fixdate(s);
-  if (!t) {
-    t = parse_rfc850(s, now_unix_ms);
-  }
-  if (!t) {
-    t = parse_asctime(s);
-  }
-  if (!t || t->month < 1 || t->month > 12 || t->day < 1 || t->day > days_in_month(t->year, t->month)
-      || t->hour > 23 || t->minute > 59 || t->second > 60) {
-    return std::nullopt;
-  }
-  const std::int64_t seconds =
-      t->hour * 3600 + t->minute * 60 + std::min(t->second, 59);  // a leap second rounds down
-  return days_from_civil(t->year, t->month, t->day) * ms_per_day + seconds * 1000;
-}
-
 }  // namespace
 
 std::optional<milliseconds> parse_retry_after(std::string_view retry_after,
@@ -464,8 +232,9 @@ std::optional<milliseconds> parse_retry_after(std::string_view retry_after,
   if (is_digit(text.front()) || text.front() == '.') {
     return parse_decimal(text, 3);
   }
-  if (const auto at = http_date_unix_ms(text, now_unix_ms)) {
-    return milliseconds{std::max<std::int64_t>(*at - now_unix_ms, 0)};
+  const auto now_s = std::chrono::floor<std::chrono::seconds>(milliseconds{now_unix_ms});
+  if (const auto at = parse_http_date(text, now_s.count())) {
+    return milliseconds{std::max<std::int64_t>(*at * 1000 - now_unix_ms, 0)};
   }
   return std::nullopt;
 }

@@ -106,9 +106,9 @@ struct cooldown_config {
 };
 
 /// Parses `retry-after-ms` (milliseconds, may be fractional) or else `retry-after` (delta seconds,
-/// possibly fractional, or an IMF-fixdate HTTP date, RFC 9110 §10.2.3; the obsolete RFC 850 and
-/// asctime forms are accepted too). `now_unix_ms` is the wall clock for HTTP dates; a date in the
-/// past gives 0 ms. An unusable `retry-after-ms` falls through to `retry-after`. Returns nullopt
+/// possibly fractional, or an HTTP date as `parse_http_date` in core/http_date.hpp reads it,
+/// RFC 9110 §10.2.3). `now_unix_ms` is the wall clock for HTTP dates; a date in the past gives
+/// 0 ms. An unusable `retry-after-ms` falls through to `retry-after`. Returns nullopt
 /// when both are absent, negative or unparseable.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view retry_after,
                                                            std::string_view retry_after_ms,

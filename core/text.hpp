@@ -25,6 +25,16 @@ constexpr bool istarts_with(std::string_view s, std::string_view prefix) noexcep
   return true;
 }
 
+/// `s` without leading and trailing bytes from `chars` (default: JSON's whitespace, RFC 8259 §2;
+/// pass " \t" for HTTP's optional whitespace, RFC 9110 §5.6.3).
+constexpr std::string_view trim(std::string_view s, std::string_view chars = " \t\r\n") noexcept {
+  const auto b = s.find_first_not_of(chars);
+  if (b == std::string_view::npos) {
+    return {};
+  }
+  return s.substr(b, s.find_last_not_of(chars) - b + 1);
+}
+
 /// Whether `a` and `b` are equal, ASCII letters compared without case.
 constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
   return a.size() == b.size() && istarts_with(a, b);

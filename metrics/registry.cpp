@@ -13,6 +13,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "metrics/names.hpp"
+
 namespace ib::metrics {
 
 namespace {
@@ -23,47 +25,26 @@ const prometheus::Histogram::BucketBoundaries& latency_buckets() {
   return b;
 }
 
+/// Registers in `reg` the family that `m` (metrics/names.hpp) describes, with `builder`.
+template <class Builder>
+auto& add_family(Builder builder, prometheus::Registry& reg, const names::metric& m) {
+  return builder.Name(std::string(m.name)).Help(std::string(m.help)).Register(reg);
+}
+
 }  // namespace
 
 struct registry::impl {
   impl()
       : reg(std::make_shared<prometheus::Registry>()),
-        requests(prometheus::BuildCounter()
-                     .Name("inferbridge_requests_total")
-                     .Help("Chat requests answered, by tier, serving provider and status code.")
-                     .Register(*reg)),
-        duration(prometheus::BuildHistogram()
-                     .Name("inferbridge_request_duration_seconds")
-                     .Help("Time from request to complete response, by tier.")
-                     .Register(*reg)),
-        ttfb(prometheus::BuildHistogram()
-                 .Name("inferbridge_time_to_first_byte_seconds")
-                 .Help("Time from request to the first response body byte, by tier.")
-                 .Register(*reg)),
-        attempts(prometheus::BuildCounter()
-                     .Name("inferbridge_upstream_attempts_total")
-                     .Help("Upstream attempts by provider and outcome.")
-                     .Register(*reg)),
-        upstream_duration(prometheus::BuildHistogram()
-                              .Name("inferbridge_upstream_duration_seconds")
-                              .Help("Duration of upstream attempts, by provider.")
-                              .Register(*reg)),
-        fallbacks(prometheus::BuildCounter()
-                      .Name("inferbridge_fallbacks_total")
-                      .Help("Fallbacks from one provider to the next, by tier and reason.")
-                      .Register(*reg)),
-        circuit(prometheus::BuildGauge()
-                    .Name("inferbridge_circuit_state")
-                    .Help("Circuit breaker state per provider: 0 closed, 1 half-open, 2 open.")
-                    .Register(*reg)),
-        tokens(prometheus::BuildCounter()
-                   .Name("inferbridge_tokens_total")
-                   .Help("Tokens reported by providers, by provider and kind.")
-                   .Register(*reg)),
-        inflight_family(prometheus::BuildGauge()
-                            .Name("inferbridge_inflight_requests")
-                            .Help("Chat requests in flight.")
-                            .Register(*reg)),
+        requests(add_family(prometheus::BuildCounter(), *reg, names::requests_total)),
+        duration(add_family(prometheus::BuildHistogram(), *reg, names::request_duration)),
+        ttfb(add_family(prometheus::BuildHistogram(), *reg, names::time_to_first_byte)),
+        attempts(add_family(prometheus::BuildCounter(), *reg, names::upstream_attempts_total)),
+        upstream_duration(add_family(prometheus::BuildHistogram(), *reg, names::upstream_duration)),
+        fallbacks(add_family(prometheus::BuildCounter(), *reg, names::fallbacks_total)),
+        circuit(add_family(prometheus::BuildGauge(), *reg, names::circuit_state)),
+        tokens(add_family(prometheus::BuildCounter(), *reg, names::tokens_total)),
+        inflight_family(add_family(prometheus::BuildGauge(), *reg, names::inflight_requests)),
         inflight(inflight_family.Add({})) {}
 
   using cache = std::map<std::string, void*, std::less<>>;

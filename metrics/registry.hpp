@@ -10,8 +10,10 @@
 
 namespace ib::metrics {
 
-/// The Prometheus metrics of design §7 (prometheus-cpp). Thread-safe; label children are looked
-/// up once per label set and cached. No user-identifying labels.
+/// The Prometheus metrics of design §7 (prometheus-cpp), named in metrics/names.hpp, which also
+/// says which actors write which metric. A thread-safe sink: any thread may call any member;
+/// label children are looked up once per label set and cached (a hit allocates nothing). No
+/// user-identifying labels.
 class registry {
  public:
   registry();

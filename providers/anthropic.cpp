@@ -41,34 +41,6 @@ std::string_view finish_reason(std::string_view stop_reason) noexcept {
   return "stop";
 }
 
-bool exceeds_depth(std::string_view text, int max_depth) noexcept {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char ch : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (ch == '\\') {
-        escaped = true;
-      } else if (ch == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (ch == '"') {
-      in_string = true;
-    } else if (ch == '[' || ch == '{') {
-      if (++depth > max_depth) {
-        return true;
-      }
-    } else if ((ch == ']' || ch == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return false;
-}
-
 namespace {
 
 // Large enough for any real count, small enough that sums never overflow.
@@ -543,7 +515,7 @@ result<std::string> request_encoder::convert_tool_use(const Value& call, const s
     args.SetObject();  // a call without arguments (a streamed empty input joins to "")
   } else if (raw->IsString()) {
     auto text = json::view(*raw);
-    if (detail::exceeds_depth(text, max_json_depth)) {
+    if (exceeds_depth(text, max_json_depth)) {
       return invalid(args_path, "nested too deeply");
     }
     args.Parse<json::parse_flags>(text.data(), text.size());
@@ -1123,7 +1095,7 @@ decoded_response bad_message(std::string_view why) {
 
 decoded_response decode_message(std::string_view body, std::string_view upstream_model,
                                 std::int64_t created) {
-  if (detail::exceeds_depth(body, max_json_depth)) {
+  if (exceeds_depth(body, max_json_depth)) {
     return bad_message("nested too deeply");
   }
   rapidjson::Document doc;
@@ -1250,7 +1222,7 @@ bool sampling_accepted(std::string_view anthropic_version) noexcept {
 
 result<std::string> encode_body(const chat_request& req, std::string_view upstream_model,
                                 std::string_view anthropic_version) {
-  if (detail::exceeds_depth(req.body, max_json_depth)) {
+  if (exceeds_depth(req.body, max_json_depth)) {
     return error{errc::invalid_request, "request body nested too deeply"};
   }
   rapidjson::Document doc;

@@ -15,10 +15,6 @@ namespace ib::providers::anthropic::detail {
 /// The OpenAI `finish_reason` for an Anthropic `stop_reason` (providers.md §2.2).
 std::string_view finish_reason(std::string_view stop_reason) noexcept;
 
-/// True when `text` nests arrays/objects deeper than `max_depth`. Linear, no recursion; strings
-/// are skipped; malformed input is not diagnosed.
-bool exceeds_depth(std::string_view text, int max_depth) noexcept;
-
 /// Anthropic token counts. `input` excludes the cached tokens, which come separately.
 struct token_tally {
   std::int64_t input = 0;

@@ -12,6 +12,7 @@
 #include <rapidjson/writer.h>
 
 #include "core/error.hpp"
+#include "core/text.hpp"
 #include "providers/error_map.hpp"
 #include "providers/json.hpp"
 #include "providers/sse.hpp"
@@ -36,16 +37,6 @@ void write_json(const rapidjson::Value& v, std::string& out) {
 
 bool is_json_space(char c) noexcept {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && is_json_space(s.front())) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && is_json_space(s.back())) {
-    s.remove_suffix(1);
-  }
-  return s;
 }
 
 bool is_null_or_false(std::string_view raw) noexcept {

@@ -10,7 +10,6 @@
 
 #include "core/request_record.hpp"
 #include "core/result.hpp"
-#include "storage/fernet.hpp"
 #include "storage/secrets.hpp"
 
 namespace ib::storage {
@@ -30,11 +29,14 @@ struct provider_key_record {
 
 /// The LMDB environment under the data dir, with the named databases of design §6:
 /// users, emails, api_keys, provider_keys, requests (plus requests_by_time, an index for
-/// retention by age). Thread-safe: every call runs in its own transaction, read transactions
-/// are not bound to a thread (MDB_NOTLS), and LMDB runs one write transaction at a time
-/// (others wait). Every write transaction is committed and synced before the call returns.
-/// Every LMDB failure (MDB_MAP_FULL included) comes back as errc::storage. One key_store per
-/// directory per process: a second open of the same directory is refused.
+/// retention by age, and request_counts). Thread-safe: every call runs in its own transaction,
+/// read transactions are not bound to a thread (MDB_NOTLS), and LMDB runs one write transaction
+/// at a time (others wait). Every write transaction is committed and synced before the call
+/// returns. Every LMDB failure (MDB_MAP_FULL included) comes back as errc::storage. One key_store
+/// per directory per process: a second open of the same directory is refused.
+///
+/// Users and keys are implemented in key_store.cpp, the request log in request_log.cpp; the
+/// master keys live beside the store, not in it (storage/master_key.hpp).
 class key_store {
  public:
   /// Opens (creating if needed) the environment in `dir` (created with mode 0700 if missing),
@@ -53,6 +55,7 @@ class key_store {
   /// `api_key_hash` is SHA-256 of the gateway key.
   result<user_record> create_user(std::string_view email, const sha256_digest& api_key_hash,
                                   std::int64_t now_unix);
+  /// The user with this id; nullopt when there is none (or the id is malformed).
   result<std::optional<user_record>> find_user(std::string_view user_id) const;
   /// The user owning the gateway key with this hash.
   result<std::optional<std::string>> user_for_key_hash(const sha256_digest& hash) const;
@@ -62,6 +65,7 @@ class key_store {
   /// Stores (or replaces) `user_id`'s key for `rec.provider`. Returns true when it replaced one;
   /// errc::not_found when the user does not exist.
   result<bool> put_provider_key(std::string_view user_id, const provider_key_record& rec);
+  /// `user_id`'s provider keys, ordered by provider name; empty for an unknown user.
   result<std::vector<provider_key_record>> list_provider_keys(std::string_view user_id) const;
   /// Returns false when there was no such key.
   result<bool> delete_provider_key(std::string_view user_id, std::string_view provider);
@@ -79,16 +83,18 @@ class key_store {
 
   // -- request log ------------------------------------------------------------------------------
 
-  /// Appends records in one transaction, then enforces retention (`max_records_per_user` for
-  /// each user touched, and drops records older than `now - max_age` for every user; a limit
-  /// <= 0 is off). At most 10,000 records are dropped per call; later calls finish the job.
+  /// Appends records (metadata only, stored as `to_json(request_record)`) in one transaction,
+  /// then enforces retention (`max_records_per_user` for each user touched, and drops records
+  /// older than `now_unix - max_age_s`, both in seconds, for every user; a limit <= 0 is off).
+  /// At most 10,000 records are dropped per call; later calls finish the job.
   /// errc::invalid_request (and nothing written) when a record's user id or id is empty, over
   /// 200 bytes, or holds a NUL.
   result<void> append_requests(const std::vector<request_record>& records, int max_records_per_user,
                                std::int64_t max_age_s, std::int64_t now_unix);
   /// `user_id`'s records, newest first, at most `limit`; with `before` (a request id), only
   /// records older than that one. `has_more` tells whether more exist past the page.
-  /// errc::invalid_request when `before` names no record of this user.
+  /// errc::invalid_request when `before` names no record of this user; an unknown or malformed
+  /// `user_id` gives an empty page.
   struct page {
     std::vector<std::string> records_json;  ///< each as `to_json(request_record)`
     bool has_more = false;
@@ -104,11 +110,5 @@ class key_store {
   explicit key_store(std::unique_ptr<impl> p);
   std::unique_ptr<impl> impl_;
 };
-
-/// Resolves the master keys: from `env_keys` (IB_MASTER_KEY's comma-separated values) when given,
-/// else `<data_dir>/master.key` (created with mode 0600 holding one generated key and a newline
-/// on first start). Errors name the offending key position, never its value.
-result<std::vector<fernet_key>> load_master_keys(const std::vector<std::string>& env_keys,
-                                                 const std::string& data_dir);
 
 }  // namespace ib::storage

@@ -1,8 +1,13 @@
 // The health supervisor and provider actor with real threads and a real loopback socket (the
 // upstream here is a listener that accepts and never answers: an external provider, stalled).
 #include <chrono>
+#include <condition_variable>
+#include <future>
+#include <latch>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include <boost/asio.hpp>
 #include <caf/all.hpp>
@@ -58,7 +63,11 @@ class SupervisorTest : public testing::Test {
       if (ec) {
         return;
       }
-      held_.push_back(std::move(s));  // read nothing, answer nothing
+      {
+        std::lock_guard lock{held_mutex_};
+        held_.push_back(std::move(s));  // read nothing, answer nothing
+      }
+      held_changed_.notify_all();
       accept();
     });
   }
@@ -84,6 +93,18 @@ class SupervisorTest : public testing::Test {
     return u;
   }
 
+  /// Waits (bounded) until the stalled upstream holds `n` connections. `held_` is written on the
+  /// I/O thread, so it is only touched under `held_mutex_`.
+  bool wait_for_connections(std::size_t n, std::chrono::milliseconds limit = 5s) {
+    std::unique_lock lock{held_mutex_};
+    return held_changed_.wait_for(lock, limit, [&] { return held_.size() >= n; });
+  }
+
+  std::size_t connections() {
+    std::lock_guard lock{held_mutex_};
+    return held_.size();
+  }
+
   template <class Pred>
   bool eventually(Pred pred, std::chrono::milliseconds limit = 5s) {
     auto end = std::chrono::steady_clock::now() + limit;
@@ -99,7 +120,9 @@ class SupervisorTest : public testing::Test {
   caf::actor_system sys_;
   net::io_context io_;
   net::ip::tcp::acceptor acceptor_;
-  std::vector<net::ip::tcp::socket> held_;
+  std::mutex held_mutex_;
+  std::condition_variable held_changed_;
+  std::vector<net::ip::tcp::socket> held_;  // guarded by held_mutex_
   std::thread io_thread_;
   std::shared_ptr<config::provider_config> provider_;
   std::shared_ptr<health_slot> slot_;
@@ -112,7 +135,7 @@ TEST_F(SupervisorTest, InFlightCallFallsBackWhenItsProviderActorDiesAndTheActorI
   ASSERT_TRUE(first);
   self->send(first, call_atom::value, make_call(self, 7));
   // The call is upstream (connected, waiting for a first byte that never comes).
-  ASSERT_TRUE(eventually([&] { return !held_.empty(); })) << "no upstream connection";
+  ASSERT_TRUE(wait_for_connections(1)) << "no upstream connection";
   auto t0 = std::chrono::steady_clock::now();
   caf::anon_send_exit(first, caf::exit_reason::kill);
   bool got = false;
@@ -131,7 +154,8 @@ TEST_F(SupervisorTest, InFlightCallFallsBackWhenItsProviderActorDiesAndTheActorI
   auto second = slot_->load()->provider;
   auto call = make_call(self, 8);
   self->send(second, call_atom::value, call);
-  ASSERT_TRUE(eventually([&] { return held_.size() == 2; }));
+  ASSERT_TRUE(wait_for_connections(2)) << "the restarted provider actor did not connect";
+  EXPECT_EQ(connections(), 2u);
   call->control->cancel();
   self->receive(
       [&](reply_atom, std::shared_ptr<attempt_result>& r) {
@@ -141,7 +165,7 @@ TEST_F(SupervisorTest, InFlightCallFallsBackWhenItsProviderActorDiesAndTheActorI
       caf::after(5s) >> [] { ADD_FAILURE() << "cancel did not end the call"; });
 }
 
-TEST_F(SupervisorTest, HalfOpenAdmitsExactlyOneConcurrentProbe) {
+TEST_F(SupervisorTest, HalfOpenAdmitsExactlyOneOfManyConcurrentProbes) {
   caf::scoped_actor self{sys_};
   for (int i = 0; i < 2; ++i) {
     auto rep = std::make_shared<attempt_report>();
@@ -151,20 +175,60 @@ TEST_F(SupervisorTest, HalfOpenAdmitsExactlyOneConcurrentProbe) {
     self->send(supervisor_, report_atom::value, rep);
   }
   ASSERT_TRUE(eventually([&] { return slot_->load()->state == breaker_state::open; }));
-  auto retry_at = slot_->load()->retry_at;
-  while (std::chrono::steady_clock::now() < retry_at) {
-    std::this_thread::yield();
+  // Waiting for a point in time (the end of the cooldown), not for another thread.
+  std::this_thread::sleep_until(slot_->load()->retry_at);
+
+  // Many request attempts ask for the probe slot at the same time, each from its own actor on its
+  // own thread, released together by a latch: their admit requests race into the supervisor's
+  // mailbox, and the supervisor is the one place that decides.
+  enum class answer { admitted, refused, failed };
+  constexpr int requesters = 12;
+  std::latch start{requesters};
+  std::vector<std::promise<answer>> answers(requesters);
+  std::vector<std::future<answer>> results;
+  for (auto& p : answers) {
+    results.push_back(p.get_future());
   }
-  // Many requesters ask at once; the supervisor is the one place that decides.
-  int admitted = 0;
-  int refused = 0;
-  for (int i = 0; i < 50; ++i) {
-    self->request(supervisor_, 2s, admit_atom::value)
-        .receive([&](bool ok) { ok ? ++admitted : ++refused; },
-                 [&](caf::error&) { ADD_FAILURE() << "admit failed"; });
+  {
+    std::vector<std::jthread> threads;
+    for (auto& p : answers) {
+      threads.emplace_back([this, &start, &p] {
+        caf::scoped_actor requester{sys_};
+        start.arrive_and_wait();
+        requester->request(supervisor_, 2s, admit_atom::value)
+            .receive([&](bool ok) { p.set_value(ok ? answer::admitted : answer::refused); },
+                     [&](caf::error&) { p.set_value(answer::failed); });
+      });
+    }
+    // The answers arrive as values through promises; every wait is bounded (the request itself
+    // times out after 2 s, so the threads always end and are joined here).
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    int admitted = 0;
+    int refused = 0;
+    int failed = 0;
+    for (auto& f : results) {
+      if (f.wait_until(deadline) != std::future_status::ready) {
+        ADD_FAILURE() << "a requester got no answer";
+        continue;
+      }
+      switch (f.get()) {
+        case answer::admitted:
+          ++admitted;
+          break;
+        case answer::refused:
+          ++refused;
+          break;
+        case answer::failed:
+          ++failed;
+          break;
+      }
+    }
+    EXPECT_EQ(admitted, 1) << "the half-open breaker must admit exactly one probe";
+    EXPECT_EQ(refused, requesters - 1);
+    EXPECT_EQ(failed, 0);
   }
-  EXPECT_EQ(admitted, 1);
-  EXPECT_EQ(refused, 49);
+  EXPECT_TRUE(eventually([&] { return slot_->load()->state == breaker_state::half_open; }));
+
   auto rep = std::make_shared<attempt_report>();
   rep->user = user("usr_1");
   rep->result = outcome::success;
