@@ -105,6 +105,23 @@ result<bool> delete_key(key_actor_t* self, const delete_key_cmd& cmd) {
   return *removed;
 }
 
+/// Rebuilds the snapshot from the store and publishes it; on failure keeps the published one.
+void reload_snapshot(key_actor_t* self) {
+  auto& st = self->state;
+  try {
+    auto snap = load_key_snapshot(*st.store, *st.keyring);
+    if (!snap) {
+      log_line("key actor: reloading the key snapshot failed (" + snap.error().message
+               + "); keeping the last published one");
+      return;
+    }
+    publish(self, std::move(*snap));
+  } catch (const std::exception& e) {
+    log_line(std::string("key actor: reloading the key snapshot failed (") + e.what()
+             + "); keeping the last published one");
+  }
+}
+
 /// Runs `fn` and hands its result to `done`; an exception becomes an internal error.
 template <class T, class F>
 void answer(const std::function<void(result<T>)>& done, F&& fn) {
@@ -120,10 +137,15 @@ void answer(const std::function<void(result<T>)>& done, F&& fn) {
 
 caf::behavior key_actor(key_actor_t* self, std::shared_ptr<storage::key_store> store,
                         std::shared_ptr<const storage::fernet_keyring> keyring,
-                        std::shared_ptr<key_directory> dir) {
+                        std::shared_ptr<key_directory> dir, bool reload) {
   self->state.store = std::move(store);
   self->state.keyring = std::move(keyring);
   self->state.dir = std::move(dir);
+  if (reload) {
+    // A predecessor may have died between a durable write and publishing it: the store is the
+    // truth, so rebuild the snapshot from it before taking any command.
+    reload_snapshot(self);
+  }
   return {
       [self](mkuser_atom, std::shared_ptr<create_user_cmd>& cmd) {
         answer<created_user>(cmd->done, [&] { return create_user(self, cmd->email); });
@@ -134,6 +156,72 @@ caf::behavior key_actor(key_actor_t* self, std::shared_ptr<storage::key_store> s
       [self](delkey_atom, std::shared_ptr<delete_key_cmd>& cmd) {
         answer<bool>(cmd->done, [&] { return delete_key(self, *cmd); });
       },
+  };
+}
+
+// -- the key supervisor: the stable handle that callers use ---------------------------------------
+
+// Design: callers (app/api.cpp) hold the supervisor, never the key actor. Writes are rare and off
+// the chat path, so one extra hop (a scheduled actor forwarding a shared_ptr) is cheaper than
+// publishing a changing handle that every caller would have to reload. The supervisor owns no
+// data; it only forwards, notices the key actor's death (monitor) and spawns a successor that
+// reloads the snapshot from the store. Commands that die with the old key actor (in its mailbox,
+// or forwarded before the supervisor saw the death) are answered by their `answer_if_dropped`
+// wrapper, not by the supervisor.
+
+struct key_supervisor_state {
+  std::shared_ptr<storage::key_store> store;
+  std::shared_ptr<const storage::fernet_keyring> keyring;
+  std::shared_ptr<key_directory> dir;
+  caf::actor child;
+  std::uint64_t restarts = 0;
+  static inline const char* name = "key_supervisor";
+};
+
+using key_supervisor_t = caf::stateful_actor<key_supervisor_state>;
+
+void spawn_child(key_supervisor_t* self, bool reload) {
+  auto& st = self->state;
+  // Detached: LMDB commits fsync, which must not block the scheduler's threads.
+  st.child =
+      self->spawn<caf::detached + caf::monitored>(key_actor, st.store, st.keyring, st.dir, reload);
+}
+
+caf::behavior key_supervisor(key_supervisor_t* self, std::shared_ptr<storage::key_store> store,
+                             std::shared_ptr<const storage::fernet_keyring> keyring,
+                             std::shared_ptr<key_directory> dir) {
+  auto& st = self->state;
+  st.store = std::move(store);
+  st.keyring = std::move(keyring);
+  st.dir = std::move(dir);
+  spawn_child(self, false);
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source != st.child.address()) {
+      return;
+    }
+    ++st.restarts;
+    log_line("key actor died (" + caf::to_string(dm.reason)
+             + "); restarting it with the snapshot reloaded from the store");
+    spawn_child(self, true);
+  });
+  self->set_exit_handler([self](const caf::exit_msg& em) {
+    // The key actor is monitored, not linked: take it down with us (it handles the commands
+    // queued before the exit first).
+    self->send_exit(self->state.child, em.reason);
+    self->quit(em.reason);
+  });
+  return {
+      [self](mkuser_atom a, std::shared_ptr<create_user_cmd>& cmd) {
+        self->send(self->state.child, a, std::move(cmd));
+      },
+      [self](putkey_atom a, std::shared_ptr<put_key_cmd>& cmd) {
+        self->send(self->state.child, a, std::move(cmd));
+      },
+      [self](delkey_atom a, std::shared_ptr<delete_key_cmd>& cmd) {
+        self->send(self->state.child, a, std::move(cmd));
+      },
+      [self](child_atom) { return self->state.child; },
   };
 }
 
@@ -204,7 +292,7 @@ result<std::shared_ptr<const key_snapshot>> load_key_snapshot(
 caf::actor spawn_key_actor(caf::actor_system& sys, std::shared_ptr<storage::key_store> store,
                            std::shared_ptr<const storage::fernet_keyring> keyring,
                            std::shared_ptr<key_directory> dir) {
-  return sys.spawn<caf::detached>(key_actor, std::move(store), std::move(keyring), std::move(dir));
+  return sys.spawn(key_supervisor, std::move(store), std::move(keyring), std::move(dir));
 }
 
 }  // namespace ib::actors

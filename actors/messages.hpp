@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -46,12 +47,60 @@ using record_atom = caf::atom_constant<caf::atom("record")>;    ///< request -> 
 using listreq_atom = caf::atom_constant<caf::atom("listreq")>;  ///< api -> metrics
 using flush_atom = caf::atom_constant<caf::atom("flush")>;      ///< metrics timer
 using tick_atom = caf::atom_constant<caf::atom("tick")>;        ///< supervisor timer
+using child_atom = caf::atom_constant<caf::atom("child")>;      ///< test -> key/metrics supervisor
+using writer_atom = caf::atom_constant<caf::atom("writer")>;    ///< metrics supervisor <-> metrics
 
 // -- errors ---------------------------------------------------------------------------------------
 
 /// An `ib::errc` as a caf::error (category "ib").
 inline caf::error make_caf_error(errc x, std::string msg = {}) {
   return {static_cast<std::uint8_t>(x), caf::atom("ib"), caf::make_message(std::move(msg))};
+}
+
+namespace detail {
+
+/// Holds a command's `done` until it runs; runs it with `errc::unavailable` if it never did.
+template <class T>
+class drop_guard {
+ public:
+  drop_guard(std::function<void(result<T>)> done, std::string message)
+      : done_(std::move(done)), message_(std::move(message)) {}
+  drop_guard(const drop_guard&) = delete;
+  drop_guard& operator=(const drop_guard&) = delete;
+  // A destructor is a boundary: nothing may escape it.
+  ~drop_guard() {
+    if (auto done = take()) {
+      try {
+        done(error{errc::unavailable, std::move(message_), {}, "service_restarting"});
+      } catch (...) {
+        // The caller's responder (if any) still answers 500 when it is destroyed.
+      }
+    }
+  }
+  /// The callback, once; empty afterwards.
+  std::function<void(result<T>)> take() noexcept { return std::exchange(done_, nullptr); }
+
+ private:
+  std::function<void(result<T>)> done_;
+  std::string message_;
+};
+
+}  // namespace detail
+
+/// Wraps a command's `done` so that it runs exactly once even if the command is dropped: a
+/// command whose message dies unhandled (its actor was killed or crashed with it in the mailbox,
+/// or it was sent to an actor already dead) calls `done` with `errc::unavailable` and `message`
+/// from whichever thread dropped it, so `done` must be thread-agnostic (http::responder is).
+/// Calling the wrapper a second time does nothing.
+template <class T>
+std::function<void(result<T>)> answer_if_dropped(std::function<void(result<T>)> done,
+                                                 std::string message) {
+  auto guard = std::make_shared<detail::drop_guard<T>>(std::move(done), std::move(message));
+  return [guard](result<T> r) {
+    if (auto d = guard->take()) {
+      d(std::move(r));
+    }
+  };
 }
 
 // -- request <-> provider -------------------------------------------------------------------------

@@ -133,6 +133,82 @@ caf::behavior metrics_actor(metrics_actor_t* self, std::shared_ptr<metrics::regi
         flush(self);
         self->send(self->state.writer, listreq_atom::value, std::move(cmd));
       },
+      [self](writer_atom, caf::actor& writer) {
+        // The supervisor restarted the writer: batches sent to the old one died with it.
+        self->state.writer = std::move(writer);
+      },
+  };
+}
+
+// -- the metrics supervisor: the stable handle that callers use -----------------------------------
+
+// Design: request actors (gateway_deps::metrics) and the API hold the supervisor, never the
+// metrics actor, so a restart needs no caller to learn a new handle. That costs one extra
+// scheduled hop per finished request (a few microseconds, see docs/toolchain-notes.md); a
+// published handle would save it but would put an atomic load and a reload protocol into every
+// caller. The supervisor owns both children (monitored, not linked, so a death is noticed rather
+// than propagated): a dead metrics actor is replaced by one that uses the current writer (its
+// unflushed batch is lost: metadata only); a dead writer is replaced and the metrics actor told.
+// Listings that die with either are answered by their `answer_if_dropped` wrapper.
+
+struct metrics_supervisor_state {
+  std::shared_ptr<metrics::registry> reg;
+  std::shared_ptr<storage::key_store> store;
+  config::request_log_config log_cfg;
+  caf::actor writer;
+  caf::actor child;
+  std::uint64_t restarts = 0;
+  static inline const char* name = "metrics_supervisor";
+};
+
+using metrics_supervisor_t = caf::stateful_actor<metrics_supervisor_state>;
+
+void spawn_writer(metrics_supervisor_t* self) {
+  auto& st = self->state;
+  st.writer = self->spawn<caf::detached + caf::monitored>(request_log_writer, st.store, st.log_cfg);
+}
+
+void spawn_child(metrics_supervisor_t* self) {
+  auto& st = self->state;
+  st.child = self->spawn<caf::monitored>(metrics_actor, st.reg, st.writer);
+}
+
+caf::behavior metrics_supervisor(metrics_supervisor_t* self, std::shared_ptr<metrics::registry> reg,
+                                 std::shared_ptr<storage::key_store> store,
+                                 config::request_log_config log_cfg) {
+  auto& st = self->state;
+  st.reg = std::move(reg);
+  st.store = std::move(store);
+  st.log_cfg = log_cfg;
+  spawn_writer(self);
+  spawn_child(self);
+  self->set_down_handler([self](const caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source == st.writer.address()) {
+      ++st.restarts;
+      log_line("request log writer died (" + caf::to_string(dm.reason) + "); restarting it");
+      spawn_writer(self);
+      self->send(st.child, writer_atom::value, st.writer);
+    } else if (dm.source == st.child.address()) {
+      ++st.restarts;
+      log_line("metrics actor died (" + caf::to_string(dm.reason) + "); restarting it");
+      spawn_child(self);
+    }
+  });
+  self->set_exit_handler([self](const caf::exit_msg& em) {
+    // The metrics actor flushes its batch and stops the writer on its exit (see above).
+    self->send_exit(self->state.child, em.reason);
+    self->quit(em.reason);
+  });
+  return {
+      [self](record_atom a, std::shared_ptr<request_record>& r) {
+        self->send(self->state.child, a, std::move(r));
+      },
+      [self](listreq_atom a, std::shared_ptr<list_requests_cmd>& cmd) {
+        self->send(self->state.child, a, std::move(cmd));
+      },
+      [self](child_atom) { return self->state.child; },
+      [self](writer_atom) { return self->state.writer; },
   };
 }
 
@@ -141,8 +217,7 @@ caf::behavior metrics_actor(metrics_actor_t* self, std::shared_ptr<metrics::regi
 caf::actor spawn_metrics_actor(caf::actor_system& sys, std::shared_ptr<metrics::registry> reg,
                                std::shared_ptr<storage::key_store> store,
                                config::request_log_config log_cfg) {
-  auto writer = sys.spawn<caf::detached>(request_log_writer, std::move(store), log_cfg);
-  return sys.spawn(metrics_actor, std::move(reg), std::move(writer));
+  return sys.spawn(metrics_supervisor, std::move(reg), std::move(store), log_cfg);
 }
 
 }  // namespace ib::actors

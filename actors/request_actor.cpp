@@ -8,6 +8,7 @@
 #include "actors/messages.hpp"
 #include "core/breaker.hpp"
 #include "core/error.hpp"
+#include "core/request_walk.hpp"
 #include "core/tier_plan.hpp"
 #include "metrics/registry.hpp"
 #include "providers/error_map.hpp"
@@ -28,25 +29,15 @@ std::int64_t ms_between(steady::time_point a, steady::time_point b) {
 
 struct request_state {
   std::shared_ptr<request_context> ctx;
-  std::size_t next = 0;       ///< index of the next plan entry to consider
-  std::uint32_t attempt = 0;  ///< the attempt in flight (0 before the first)
+  /// The fallback walk (core/request_walk.hpp): every decision; this actor carries them out.
+  std::optional<request_walk> walk;
   const config::tier_entry* current = nullptr;
   const health_slot* slot = nullptr;
   bool probe = false;
-  bool in_flight = false;
   steady::time_point attempt_start{};
   std::shared_ptr<call_control> control;
-  std::vector<attempt_record> attempts;
-
-  walk_summary walk;  ///< what the walk has seen, for the final error
-  std::string unsupported_message;
-  std::string unsupported_param;  ///< the field the (last) adapter refusal named
-  /// `provider: message` of the upstream errors the final answer quotes (429s, rejected keys),
-  /// joined with "; ".
-  std::string upstream_messages;
 
   // Streams.
-  bool committed = false;
   std::string pending;       ///< held until the commit point
   std::string stream_model;  ///< the upstream model the stream named
   std::optional<std::int64_t> ttfb_ms;
@@ -61,12 +52,12 @@ using request_actor_t = caf::stateful_actor<request_state>;
 
 /// The OpenAI envelope plus `inferbridge_attempts`.
 std::string gateway_error_body(const error& err, const std::vector<attempt_record>& attempts) {
-  std::string env = to_envelope(err);
-  // `{"error":{...}}`: insert before the two closing braces.
-  std::string extra = R"(,"inferbridge_attempts":)";
-  append_attempts_json(extra, attempts);
-  env.insert(env.size() - 2, extra);
-  return env;
+  std::string out;
+  open_envelope(out, err.message, error_type(err.code), err.param, err.detail_code);
+  out += R"(,"inferbridge_attempts":)";
+  append_attempts_json(out, attempts);
+  out += "}}";
+  return out;
 }
 
 // -- the walk -------------------------------------------------------------------------------------
@@ -76,7 +67,7 @@ void finish(request_actor_t* self, int status, const std::string& provider,
             const std::string& model, const std::optional<usage>& tokens);
 
 http::header_list base_headers(request_actor_t* self, const std::string& provider,
-                               const std::string& model) {
+                               const std::string& model, std::string attempts) {
   auto& st = self->state;
   http::header_list h;
   h.reserve(8);
@@ -84,90 +75,37 @@ http::header_list base_headers(request_actor_t* self, const std::string& provide
   h.emplace_back("x-inferbridge-tier", st.ctx->tier.empty() ? "direct" : st.ctx->tier);
   h.emplace_back("x-inferbridge-provider", provider.empty() ? "none" : provider);
   h.emplace_back("x-inferbridge-model", model);
-  h.emplace_back("x-inferbridge-attempts", attempts_header(st.attempts));
+  h.emplace_back("x-inferbridge-attempts", std::move(attempts));
   return h;
 }
 
-void answer_error(request_actor_t* self, const error& err, bool no_retry,
-                  std::optional<std::int64_t> retry_after_s = std::nullopt) {
-  auto& st = self->state;
-  http::response res;
-  res.status = http_status(err.code);
-  res.headers = base_headers(self, {}, {});
-  if (no_retry) {
-    res.headers.emplace_back("x-should-retry", "false");
-  }
-  if (retry_after_s) {
-    res.headers.emplace_back("retry-after", std::to_string(*retry_after_s));
-  }
-  res.body = gateway_error_body(err, st.attempts);
-  st.ctx->responder.send(std::move(res));
-  finish(self, res.status, {}, {}, std::nullopt);
+http::header_list base_headers(request_actor_t* self, const std::string& provider,
+                               const std::string& model) {
+  return base_headers(self, provider, model, attempts_header(self->state.walk->attempts()));
 }
 
 /// Every provider was tried or skipped: the final answer of design §4 (decided in core).
-void exhausted(request_actor_t* self) {
+void answer_final(request_actor_t* self) {
   auto& st = self->state;
-  auto answer = decide_exhausted(st.walk, steady::now());
   const std::string& route = st.ctx->tier.empty() ? st.ctx->request->model : st.ctx->tier;
-  std::string message;
-  switch (answer.code) {
-    case errc::no_provider_key: {
-      std::string names;
-      for (const auto& e : st.ctx->plan) {
-        if (names.find(e.provider) == std::string::npos) {
-          names += names.empty() ? "" : ", ";
-          names += e.provider;
-        }
-      }
-      if (answer.detail_code == "provider_key_rejected") {
-        message = "Every provider of " + route
-                  + " you have a key for rejected it (401/402/403): replace it with POST "
-                    "/v1/keys.";
-      } else {
-        message = "You have no provider key for any provider of " + route
-                  + ". Register one with POST /v1/keys for one of: " + names + ".";
-      }
-      break;
-    }
-    case errc::rate_limited:
-      if (answer.detail_code == "insufficient_quota") {
-        message = "Every provider of " + route
-                  + " you have a key for refused for lack of quota or credit (429); retrying "
-                    "will not help until you add some.";
-      } else {
-        message = "Every provider of " + route
-                  + " you have a key for is rate limited (429); retry after the time given in "
-                    "Retry-After.";
-      }
-      break;
-    case errc::unavailable:
-      message = "Every provider of " + route
-                + " you have a key for is unavailable (circuit open); retry after the time given "
-                  "in Retry-After.";
-      break;
-    case errc::invalid_request:
-      message = st.unsupported_message;
-      break;
-    case errc::gateway_timeout:
-      message = answer.detail_code == "deadline"
-                    ? std::string("the request deadline expired")
-                    : "Every provider of " + route + " timed out: " + attempts_header(st.attempts);
-      break;
-    default:
-      message = "All providers failed for " + route + ": " + attempts_header(st.attempts);
-      break;
+  std::vector<std::string> providers;
+  providers.reserve(st.ctx->plan.size());
+  for (const auto& e : st.ctx->plan) {
+    providers.push_back(e.provider);
   }
-  if ((answer.code == errc::rate_limited || answer.detail_code == "provider_key_rejected")
-      && !st.upstream_messages.empty()) {
-    message += " Upstream: ";
-    message += st.upstream_messages;
+  auto f = st.walk->final_answer(route, providers, steady::now());
+  http::response res;
+  res.status = http_status(f.err.code);
+  res.headers = base_headers(self, {}, {});
+  if (f.no_retry) {
+    res.headers.emplace_back("x-should-retry", "false");
   }
-  std::string param = answer.detail_code == "no_provider_key" ? std::string("model")
-                      : answer.code == errc::invalid_request  ? st.unsupported_param
-                                                              : std::string{};
-  error err{answer.code, std::move(message), std::move(param), answer.detail_code};
-  answer_error(self, err, answer.no_retry, answer.retry_after_s);
+  if (f.retry_after_s) {
+    res.headers.emplace_back("retry-after", std::to_string(*f.retry_after_s));
+  }
+  res.body = gateway_error_body(f.err, st.walk->attempts());
+  st.ctx->responder.send(std::move(res));
+  finish(self, res.status, {}, {}, std::nullopt);
 }
 
 /// When the user's cooldown for the current provider ends after the 429 `r` (its Retry-After,
@@ -182,22 +120,6 @@ steady_time cooldown_end(request_actor_t* self, const attempt_result& r) {
                ? cfg.max_cooldown
                : cooldown_for(parse_retry_after(r.retry_after, r.retry_after_ms, now_unix_ms), cfg);
   return steady::now() + d;
-}
-
-/// Accounts a 429 or a rejected key for the final answer: the user's cooldown end and the
-/// upstream's own message.
-void note_upstream_failure(request_actor_t* self, const attempt_result& r, steady_time until) {
-  auto& st = self->state;
-  st.walk.failed(r.result, until, r.long_cooldown);
-  auto fields = providers::parse_error_body(r.body);
-  if (fields && !fields->message.empty()) {
-    if (!st.upstream_messages.empty()) {
-      st.upstream_messages += "; ";
-    }
-    st.upstream_messages += st.current->provider;
-    st.upstream_messages += ": ";
-    st.upstream_messages += fields->message;
-  }
 }
 
 void report(request_actor_t* self, const attempt_result& r, steady_time cooldown_until = {}) {
@@ -228,12 +150,11 @@ void start_call(request_actor_t* self, const config::tier_entry& e, const health
   st.current = &e;
   st.slot = slot;
   st.probe = probe;
-  st.in_flight = true;
   st.attempt_start = steady::now();
-  ++st.attempt;
+  const auto attempt = st.walk->start(e.provider);
   st.control = std::make_shared<call_control>();
   auto call = std::make_shared<upstream_call>();
-  call->attempt = st.attempt;
+  call->attempt = attempt;
   call->request = st.ctx->request;
   call->upstream_model = e.model;
   call->api_key = key.secret;
@@ -251,7 +172,6 @@ void start_call(request_actor_t* self, const config::tier_entry& e, const health
     };
     call->flow = std::move(flow);
   }
-  auto attempt = st.attempt;
   if (!provider) {
     auto r = std::make_shared<attempt_result>();
     r->attempt = attempt;
@@ -270,88 +190,75 @@ void start_call(request_actor_t* self, const config::tier_entry& e, const health
             });
 }
 
+/// The health view of plan entry `i` for the user: key, breaker snapshot, 429 cooldown.
+provider_view view_of(const request_state& st, std::size_t i) {
+  const auto& e = st.ctx->plan[i];
+  const auto* slot = st.ctx->deps->board->find(e.provider);
+  provider_view view;
+  view.has_key = slot != nullptr && st.ctx->user->key_for(e.provider) != nullptr;
+  auto snap = slot != nullptr ? slot->load() : nullptr;
+  if (snap) {
+    view.state = snap->state;
+    view.retry_at = snap->retry_at;
+    if (snap->cooldowns) {
+      if (auto it = snap->cooldowns->find(st.ctx->user->id); it != snap->cooldowns->end()) {
+        view.cooldown_until = it->second;
+      }
+    }
+  }
+  return view;
+}
+
 void next_attempt(request_actor_t* self) {
   auto& st = self->state;
   const auto& plan = st.ctx->plan;
-  const auto& user = *st.ctx->user;
-  while (st.next < plan.size()) {
-    auto now = steady::now();
-    if (now >= st.ctx->deadline) {
-      st.walk.deadline = true;
-      break;
-    }
-    const auto& e = plan[st.next++];
-    const auto* slot = st.ctx->deps->board->find(e.provider);
-    const auto* key = slot != nullptr ? user.key_for(e.provider) : nullptr;
-    provider_view view;
-    view.has_key = key != nullptr;
-    auto snap = slot != nullptr ? slot->load() : nullptr;
-    if (snap) {
-      view.state = snap->state;
-      view.retry_at = snap->retry_at;
-      if (snap->cooldowns) {
-        if (auto it = snap->cooldowns->find(user.id); it != snap->cooldowns->end()) {
-          view.cooldown_until = it->second;
-        }
-      }
-    }
-    auto next = next_step(view, now);
-    if (next.kind == step_kind::skip) {
-      st.walk.skipped(next);
-      st.attempts.push_back(
-          attempt_record{e.provider, 0, std::string(reason_text(next.skip_reason)), 0});
-      continue;
-    }
-    ++st.walk.keyed;
-    if (next.kind == step_kind::call) {
-      return start_call(self, e, slot, snap->provider, *key, false);
-    }
-    // The breaker's cooldown has passed: only the supervisor may hand out the single probe.
-    auto retry_at = snap->retry_at;
-    auto refused = [self, &e](steady_time soon) {
-      auto& st = self->state;
-      ++st.walk.skipped_open;  // already counted as keyed
-      st.walk.soonest_open = st.walk.soonest_open ? std::min(*st.walk.soonest_open, soon) : soon;
-      st.attempts.push_back(attempt_record{e.provider, 0, "circuit_open", 0});
-      next_attempt(self);
-    };
-    self->request(slot->supervisor, std::chrono::seconds(2), admit_atom::value)
-        .then(
-            [self, &e, slot, key, refused](bool ok) {
-              if (self->state.finished) {
-                return;
-              }
-              if (ok) {
-                return start_call(self, e, slot, slot->load()->provider, *key, true);
-              }
-              refused(slot->load()->retry_at);
-            },
-            [self, refused, retry_at](caf::error&) {
-              if (!self->state.finished) {
-                refused(retry_at);
-              }
-            });
-    return;
+  auto step = st.walk->advance(
+      [&st](std::size_t i) { return view_of(st, i); },
+      [&plan](std::size_t i) -> const std::string& { return plan[i].provider; }, steady::now());
+  if (step.action == walk_action::answer) {
+    return answer_final(self);
   }
-  exhausted(self);
+  const auto& e = plan[step.entry];
+  const auto* slot = st.ctx->deps->board->find(e.provider);
+  const auto* key = st.ctx->user->key_for(e.provider);
+  if (step.action == walk_action::call) {
+    return start_call(self, e, slot, slot->load()->provider, *key, false);
+  }
+  // The breaker's cooldown has passed: only the supervisor may hand out the single probe.
+  auto retry_at = slot->load()->retry_at;
+  auto refused = [self, &e](steady_time soon) {
+    self->state.walk->probe_refused(e.provider, soon);
+    next_attempt(self);
+  };
+  self->request(slot->supervisor, std::chrono::seconds(2), admit_atom::value)
+      .then(
+          [self, &e, slot, key, refused](bool ok) {
+            if (self->state.finished) {
+              return;
+            }
+            if (ok) {
+              return start_call(self, e, slot, slot->load()->provider, *key, true);
+            }
+            refused(slot->load()->retry_at);
+          },
+          [self, refused, retry_at](caf::error&) {
+            if (!self->state.finished) {
+              refused(retry_at);
+            }
+          });
 }
 
 // -- results --------------------------------------------------------------------------------------
 
-void commit_stream(request_actor_t* self) {
+void commit_stream(request_actor_t* self, std::string attempts) {
   auto& st = self->state;
-  st.committed = true;
   st.ttfb_ms = ms_between(st.ctx->start, steady::now());
-  // The attempt serving the stream shows as 200 in the headers sent now.
-  auto attempts = st.attempts;
-  st.attempts.push_back(
-      attempt_record{st.current->provider, 200, {}, ms_between(st.attempt_start, steady::now())});
   http::response head;
   head.status = 200;
   head.content_type = "text/event-stream; charset=utf-8";
   head.headers = base_headers(self, st.current->provider,
-                              st.stream_model.empty() ? st.current->model : st.stream_model);
-  st.attempts = std::move(attempts);
+                              st.stream_model.empty() ? st.current->model : st.stream_model,
+                              std::move(attempts));
   head.body = std::move(st.pending);
   st.pending = std::string{};
   st.ctx->responder.stream_begin(std::move(head));
@@ -359,97 +266,107 @@ void commit_stream(request_actor_t* self) {
 
 void on_result(request_actor_t* self, attempt_result& r) {
   auto& st = self->state;
-  if (st.finished || !st.in_flight || r.attempt != st.attempt) {
+  if (st.finished || !st.walk->in_flight() || r.attempt != st.walk->attempt()) {
     return;  // a late result of an attempt that was already given up
   }
-  st.in_flight = false;
   const steady_time until =
       r.result == outcome::rate_limited ? cooldown_end(self, r) : steady_time{};
   report(self, r, until);
   const auto& provider = st.current->provider;
-  auto latency_ms = duration_cast<milliseconds>(r.latency).count();
-  if (r.result == outcome::unsupported) {
-    ++st.walk.unsupported;
-    st.unsupported_message = provider + ": " + r.message;
-    st.unsupported_param = r.param;
-    st.attempts.push_back(attempt_record{provider, 0, "unsupported", 0});
-    return next_attempt(self);
-  }
-  ++st.walk.attempted;
-  st.attempts.push_back(attempt_of(provider, r.upstream_status, r.result, latency_ms));
+  attempt_end end;
+  end.result = r.result;
+  end.upstream_status = r.upstream_status;
+  end.latency_ms = duration_cast<milliseconds>(r.latency).count();
+  end.cooldown_until = until;
+  end.long_cooldown = r.long_cooldown;
+  std::optional<providers::error_fields> fields;
   if (r.result == outcome::rate_limited || r.result == outcome::key_rejected) {
-    note_upstream_failure(self, r, until);
-  } else if (falls_back(r.result)) {
-    st.walk.failed(r.result);
+    fields = providers::parse_error_body(r.body);
+    if (fields) {
+      end.message = fields->message;
+    }
   }
+  end.unsupported = r.message;
+  end.param = r.param;
   auto model = r.model.empty() ? st.current->model : r.model;
-  if (st.ctx->request->stream && st.committed) {
-    // After the commit point nothing can fall back: end the stream, with an error event if the
-    // upstream failed (never a silent truncation).
-    if (r.result == outcome::success) {
+  switch (st.walk->end(r.attempt, end)) {
+    case end_action::ignore:
+      return;
+    case end_action::end_stream:
       st.ctx->responder.stream_end();
       return finish(self, 200, provider, model, r.tokens);
+    case end_action::end_with_error: {
+      // After the commit point nothing can fall back: end the stream with an error event.
+      providers::stream_failure f{r.result, r.client_status, r.body};
+      if (f.envelope.empty()) {
+        f.envelope = to_envelope(error{errc::bad_gateway, provider + ": the stream failed"});
+      }
+      st.ctx->responder.stream_end(providers::stream_error_event(f));
+      return finish(self, 502, provider, model, r.tokens);
     }
-    providers::stream_failure f{r.result, r.client_status, r.body};
-    if (f.envelope.empty()) {
-      f.envelope = to_envelope(error{errc::bad_gateway, provider + ": the stream failed"});
-    }
-    st.ctx->responder.stream_end(providers::stream_error_event(f));
-    return finish(self, 502, provider, model, r.tokens);
-  }
-  if (r.result == outcome::success) {
-    if (st.ctx->request->stream) {
+    case end_action::commit_and_end:
       // A complete stream that never reached the commit point (e.g. an empty answer).
-      commit_stream(self);
+      commit_stream(self, attempts_header(st.walk->attempts()));
       st.ctx->responder.stream_end();
       return finish(self, 200, provider, model, r.tokens);
+    case end_action::answer: {
+      st.ttfb_ms = ms_between(st.ctx->start, steady::now());
+      http::response res;
+      res.status = 200;
+      res.headers = base_headers(self, provider, model);
+      res.body = std::move(r.body);
+      st.ctx->responder.send(std::move(res));
+      return finish(self, 200, provider, model, r.tokens);
     }
-    st.ttfb_ms = ms_between(st.ctx->start, steady::now());
-    http::response res;
-    res.status = 200;
-    res.headers = base_headers(self, provider, model);
-    res.body = std::move(r.body);
-    st.ctx->responder.send(std::move(res));
-    return finish(self, 200, provider, model, r.tokens);
+    case end_action::drop:
+      st.ctx->responder.drop();
+      return finish(self, 499, provider, model, std::nullopt);
+    case end_action::answer_final:
+      return answer_final(self);
+    case end_action::pass_through: {
+      // The request itself is at fault (400/404/413/422): the provider's error, same status.
+      http::response res;
+      res.status = r.client_status;
+      res.headers = base_headers(self, provider, model);
+      res.headers.emplace_back("x-should-retry", "false");
+      res.body = std::move(r.body);
+      st.ctx->responder.send(std::move(res));
+      return finish(self, res.status, provider, model, std::nullopt);
+    }
+    case end_action::fall_back:
+      st.pending.clear();
+      st.stream_model.clear();
+      return next_attempt(self);
   }
-  if (r.result == outcome::cancelled) {
-    st.ctx->responder.drop();
-    return finish(self, 499, provider, model, std::nullopt);
-  }
-  if (r.result == outcome::deadline) {
-    st.walk.deadline = true;
-    return exhausted(self);
-  }
-  if (!falls_back(r.result)) {
-    // The request itself is at fault (400/404/413/422): the provider's error, same status.
-    http::response res;
-    res.status = r.client_status;
-    res.headers = base_headers(self, provider, model);
-    res.headers.emplace_back("x-should-retry", "false");
-    res.body = std::move(r.body);
-    st.ctx->responder.send(std::move(res));
-    return finish(self, res.status, provider, model, std::nullopt);
-  }
-  st.pending.clear();
-  st.stream_model.clear();
-  next_attempt(self);
 }
 
 void on_piece(request_actor_t* self, stream_piece& p) {
   auto& st = self->state;
-  if (st.finished || !st.in_flight || p.attempt != st.attempt) {
+  if (st.finished) {
+    return;
+  }
+  const auto action = st.walk->piece(p.attempt, p.content);
+  if (action == request_walk::piece_action::ignore) {
     return;
   }
   if (!p.model.empty()) {
     st.stream_model = std::move(p.model);
   }
-  if (st.committed) {
-    st.ctx->responder.stream_write(std::move(p.bytes));
-    return;
-  }
-  st.pending += p.bytes;
-  if (p.content) {
-    commit_stream(self);
+  switch (action) {
+    case request_walk::piece_action::write:
+      st.ctx->responder.stream_write(std::move(p.bytes));
+      break;
+    case request_walk::piece_action::hold:
+      st.pending += p.bytes;
+      break;
+    case request_walk::piece_action::commit:
+      st.pending += p.bytes;
+      // The attempt serving the stream shows as 200 in the headers sent now.
+      commit_stream(self,
+                    st.walk->attempts_header_serving(ms_between(st.attempt_start, steady::now())));
+      break;
+    case request_walk::piece_action::ignore:
+      break;
   }
 }
 
@@ -469,7 +386,7 @@ void finish(request_actor_t* self, int status, const std::string& provider,
   rec->model = st.ctx->request->model;
   rec->provider = provider;
   rec->upstream_model = provider.empty() ? std::string{} : model;
-  rec->attempts = std::move(st.attempts);
+  rec->attempts = st.walk->take_attempts();
   rec->status = status;
   rec->latency_ms = ms_between(st.ctx->start, now);
   rec->ttfb_ms = st.ttfb_ms;
@@ -488,7 +405,7 @@ void finish(request_actor_t* self, int status, const std::string& provider,
 caf::behavior request_actor(request_actor_t* self, std::shared_ptr<request_context> ctx) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
-  st.attempts.reserve(st.ctx->plan.size() + 1);
+  st.walk.emplace(st.ctx->plan.size(), st.ctx->deadline, st.ctx->request->stream);
   if (st.ctx->deps->registry) {
     st.ctx->deps->registry->inflight_add(1);
   }
@@ -511,14 +428,12 @@ caf::behavior request_actor(request_actor_t* self, std::shared_ptr<request_conte
         if (st.control) {
           st.control->cancel();
         }
-        if (st.in_flight) {
+        if (st.walk->in_flight()) {
           attempt_result r;
-          r.attempt = st.attempt;
+          r.attempt = st.walk->attempt();
           r.result = outcome::cancelled;
           report(self, r);
-          st.attempts.push_back(attempt_record{st.current->provider, 0, "cancelled",
-                                               ms_between(st.attempt_start, steady::now())});
-          st.in_flight = false;
+          st.walk->cancel(ms_between(st.attempt_start, steady::now()));
         }
         std::string provider = st.current ? st.current->provider : std::string{};
         std::string model = st.current ? st.current->model : std::string{};

@@ -10,6 +10,7 @@
 #include <rapidjson/document.h>
 
 #include "actors/messages.hpp"
+#include "config/route.hpp"
 #include "core/error.hpp"
 #include "http/router.hpp"
 #include "metrics/registry.hpp"
@@ -136,6 +137,22 @@ std::string key_json(std::string_view provider, std::string_view hint, std::int6
 
 // -- endpoints ------------------------------------------------------------------------------------
 
+/// What a client is told when the key actor or the metrics actor died with its command: the
+/// command was (all but certainly) not applied and its supervisor has already restarted the
+/// actor, so this is a 503 with `Retry-After` (which the OpenAI SDKs honour) rather than a 500.
+constexpr std::string_view key_service_restarted =
+    "The key service restarted before answering; retry the request.";
+constexpr std::string_view request_log_restarted =
+    "The request log restarted before answering; retry the request.";
+
+/// Sends a failed command's error; a 503 (see above) carries `Retry-After: 1`.
+void send_command_error(http::responder& res, const error& err, http::header_list extra = {}) {
+  if (err.code == errc::unavailable) {
+    extra.emplace_back("retry-after", "1");
+  }
+  send_error(res, err, std::move(extra));
+}
+
 void create_user(const std::shared_ptr<const api_context>& api, http::request& req,
                  http::responder& res) {
   if (api->cfg->signup == config::signup_mode::admin) {
@@ -171,7 +188,7 @@ void create_user(const std::shared_ptr<const api_context>& api, http::request& r
         err.detail_code = "email_taken";
         extra.emplace_back("x-should-retry", "false");
       }
-      return send_error(*shared, err, std::move(extra));
+      return send_command_error(*shared, err, std::move(extra));
     }
     std::string body = R"({"id":)";
     append_json_string(body, r->id);
@@ -184,6 +201,7 @@ void create_user(const std::shared_ptr<const api_context>& api, http::request& r
     body += "}";
     shared->send(json_response(201, std::move(body)));
   };
+  cmd->done = actors::answer_if_dropped(std::move(cmd->done), std::string(key_service_restarted));
   caf::anon_send(api->key_actor, actors::mkuser_atom::value, std::move(cmd));
 }
 
@@ -217,11 +235,12 @@ void create_key(const std::shared_ptr<const api_context>& api, http::request& re
   auto shared = std::make_shared<http::responder>(std::move(res));
   cmd->done = [shared](result<actors::key_info> r) {
     if (!r) {
-      return send_error(*shared, r.error());
+      return send_command_error(*shared, r.error());
     }
     shared->send(
         json_response(r->replaced ? 200 : 201, key_json(r->provider, r->hint, r->created)));
   };
+  cmd->done = actors::answer_if_dropped(std::move(cmd->done), std::string(key_service_restarted));
   caf::anon_send(api->key_actor, actors::putkey_atom::value, std::move(cmd));
 }
 
@@ -260,7 +279,7 @@ void delete_key(const std::shared_ptr<const api_context>& api, http::request& re
   auto shared = std::make_shared<http::responder>(std::move(res));
   cmd->done = [shared, name = cmd->provider](result<bool> r) {
     if (!r) {
-      return send_error(*shared, r.error());
+      return send_command_error(*shared, r.error());
     }
     if (!*r) {
       return send_error(*shared,
@@ -272,6 +291,7 @@ void delete_key(const std::shared_ptr<const api_context>& api, http::request& re
     ok.content_type.clear();
     shared->send(std::move(ok));
   };
+  cmd->done = actors::answer_if_dropped(std::move(cmd->done), std::string(key_service_restarted));
   caf::anon_send(api->key_actor, actors::delkey_atom::value, std::move(cmd));
 }
 
@@ -288,29 +308,13 @@ void chat_completions(const std::shared_ptr<const api_context>& api, http::reque
   if (!parsed) {
     return send_error(res, parsed.error());
   }
-  auto ctx = std::make_shared<actors::request_context>();
-  const auto& model = parsed->model;
-  if (const auto* tier = cfg.find_tier(model)) {
-    ctx->tier = tier->name;
-    ctx->plan = tier->entries;
-  } else if (auto slash = model.find('/'); slash != std::string::npos
-                                           && cfg.find_provider(model.substr(0, slash)) != nullptr
-                                           && slash + 1 < model.size()) {
-    ctx->plan.push_back(config::tier_entry{model.substr(0, slash), model.substr(slash + 1)});
-  } else {
-    std::string tiers;
-    for (const auto& t : cfg.tiers) {
-      if (!tiers.empty()) {
-        tiers += ", ";
-      }
-      tiers += t.name;
-    }
-    return send_error(res,
-                      error{errc::not_found,
-                            "The model '" + model + "' does not exist. Use a tier (" + tiers
-                                + ") or provider/model with one of: " + api->provider_list + ".",
-                            "model", "model_not_found"});
+  auto route = config::resolve_route(cfg, parsed->model);
+  if (!route) {
+    return send_error(res, route.error());
   }
+  auto ctx = std::make_shared<actors::request_context>();
+  ctx->tier = std::move(route->tier);
+  ctx->plan = std::move(route->plan);
   auto timeout = cfg.limits_.request_timeout;
   if (!req.timeout_ms.empty()) {
     std::int64_t ms = 0;
@@ -359,10 +363,11 @@ void list_requests(const std::shared_ptr<const api_context>& api, http::request&
   auto shared = std::make_shared<http::responder>(std::move(res));
   cmd->done = [shared](result<std::string> r) {
     if (!r) {
-      return send_error(*shared, r.error());
+      return send_command_error(*shared, r.error());
     }
     shared->send(json_response(200, std::move(*r)));
   };
+  cmd->done = actors::answer_if_dropped(std::move(cmd->done), std::string(request_log_restarted));
   caf::anon_send(api->metrics_actor, actors::listreq_atom::value, std::move(cmd));
 }
 

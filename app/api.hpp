@@ -20,7 +20,9 @@ struct api_context {
   caf::actor_system* sys = nullptr;
   std::shared_ptr<const config::config> cfg;
   std::shared_ptr<actors::key_directory> keys;
+  /// The key actor's supervisor: forwards writes to the current key actor (restarted if it dies).
   caf::actor key_actor;
+  /// The metrics actor's supervisor: forwards records and listings to the current metrics actor.
   caf::actor metrics_actor;
   std::shared_ptr<const actors::gateway_deps> deps;
   std::string models_body;    ///< GET /v1/models, rendered once

@@ -108,6 +108,8 @@ int run_gateway(const config::config& cfg_in) {
   auto registry = std::make_shared<metrics::registry>();
   auto keys = std::make_shared<actors::key_directory>();
   keys->snapshot.store(*snapshot);
+  // Both handles are supervisors: they forward to the current key actor / metrics actor and
+  // restart it (and the request-log writer) if it dies, so these handles stay valid for good.
   auto key_actor = actors::spawn_key_actor(sys, opened->store, opened->keyring, keys);
   auto metrics_actor = actors::spawn_metrics_actor(sys, registry, opened->store, cfg->request_log);
 
@@ -198,6 +200,8 @@ int run_gateway(const config::config& cfg_in) {
   for (const auto& s : supervisors) {
     caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
   }
+  // Each supervisor passes the exit on to its children: the key actor finishes the commands
+  // queued before it; the metrics actor flushes its batch and then stops the writer.
   caf::anon_send_exit(key_actor, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(metrics_actor, caf::exit_reason::user_shutdown);
   sys.await_all_actors_done();

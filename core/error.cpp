@@ -199,27 +199,37 @@ void append_json_string(std::string& out, std::string_view text) {
   out.push_back('"');
 }
 
-std::string to_envelope(const error& err) {
-  std::string out;
-  out.reserve(96 + err.message.size());
+void open_envelope(std::string& out, std::string_view message, std::string_view type,
+                   std::string_view param, std::string_view code) {
+  out.reserve(out.size() + 80 + message.size() + type.size() + param.size() + code.size());
   out += R"({"error":{"message":)";
-  append_json_string(out, err.message);
+  append_json_string(out, message);
   out += R"(,"type":)";
-  append_json_string(out, error_type(err.code));
+  append_json_string(out, type);
   out += R"(,"param":)";
-  if (err.param.empty()) {
+  if (param.empty()) {
     out += "null";
   } else {
-    append_json_string(out, err.param);
+    append_json_string(out, param);
   }
   out += R"(,"code":)";
-  if (err.detail_code.empty()) {
+  if (code.empty()) {
     out += "null";
   } else {
-    append_json_string(out, err.detail_code);
+    append_json_string(out, code);
   }
+}
+
+std::string envelope(std::string_view message, std::string_view type, std::string_view param,
+                     std::string_view code) {
+  std::string out;
+  open_envelope(out, message, type, param, code);
   out += "}}";
   return out;
+}
+
+std::string to_envelope(const error& err) {
+  return envelope(err.message, error_type(err.code), err.param, err.detail_code);
 }
 
 }  // namespace ib

@@ -45,9 +45,19 @@ std::string_view error_type(errc code) noexcept;
 /// The short name of `code` (e.g. `invalid_request`), for logs and tests.
 std::string_view to_string(errc code) noexcept;
 
-/// Renders `err` as the OpenAI error envelope:
-/// `{"error":{"message":"...","type":"...","param":null,"code":null}}`.
+/// The OpenAI error envelope, the one producer of it in the gateway:
+/// `{"error":{"message":"...","type":"...","param":null,"code":null}}` (an empty `param` or
+/// `code` is written as null). Always valid JSON (see `append_json_string`).
+std::string envelope(std::string_view message, std::string_view type, std::string_view param = {},
+                     std::string_view code = {});
+
+/// `envelope` for `err`, with the type of its code (`error_type`).
 std::string to_envelope(const error& err);
+
+/// Appends the envelope without its two closing braces, so that a caller may add members of
+/// its own to the `error` object (e.g. `inferbridge_attempts`) and then close it with `}}`.
+void open_envelope(std::string& out, std::string_view message, std::string_view type,
+                   std::string_view param, std::string_view code);
 
 /// Appends `text` to `out` as a JSON string literal (quoted and escaped). Bytes that are not
 /// well-formed UTF-8 (RFC 3629: overlong forms, surrogates, code points past U+10FFFF, cut

@@ -65,30 +65,6 @@ std::string status_message(std::string_view provider, int status) {
 
 }  // namespace
 
-std::string envelope(std::string_view message, std::string_view type, std::string_view param,
-                     std::string_view code) {
-  std::string out;
-  out.reserve(64 + message.size() + type.size() + param.size() + code.size());
-  out += R"({"error":{"message":)";
-  append_json_string(out, message);
-  out += R"(,"type":)";
-  append_json_string(out, type);
-  out += R"(,"param":)";
-  if (param.empty()) {
-    out += "null";
-  } else {
-    append_json_string(out, param);
-  }
-  out += R"(,"code":)";
-  if (code.empty()) {
-    out += "null";
-  } else {
-    append_json_string(out, code);
-  }
-  out += "}}";
-  return out;
-}
-
 std::optional<error_fields> read_error_fields(const rapidjson::Value& v) {
   if (!v.IsObject()) {
     return std::nullopt;

@@ -6,6 +6,7 @@
 
 #include <rapidjson/document.h>
 
+#include "core/error.hpp"
 #include "core/outcome.hpp"
 #include "providers/adapter.hpp"
 #include "providers/dialect.hpp"
@@ -16,10 +17,8 @@ namespace ib::providers {
 /// Longest upstream error message copied into an envelope (bytes; cut at a UTF-8 boundary).
 inline constexpr std::size_t max_error_message_bytes = 1024;
 
-/// The OpenAI error envelope `{"error":{"message":…,"type":…,"param":…,"code":…}}`; an empty
-/// `param` or `code` is written as null. Never fails.
-std::string envelope(std::string_view message, std::string_view type, std::string_view param = {},
-                     std::string_view code = {});
+/// The OpenAI error envelope: `ib::envelope` (core/error.hpp), the gateway's one producer.
+using ib::envelope;
 
 /// The fields of a provider's error, whichever shape it came in.
 struct error_fields {

@@ -1,0 +1,34 @@
+#include "config/route.hpp"
+
+#include "core/error.hpp"
+
+namespace ib::config {
+
+result<route> resolve_route(const config& cfg, std::string_view model) {
+  if (const auto* t = cfg.find_tier(model)) {
+    return route{t->name, t->entries};
+  }
+  if (auto slash = model.find('/'); slash != std::string_view::npos && slash + 1 < model.size()
+                                    && cfg.find_provider(model.substr(0, slash)) != nullptr) {
+    route r;
+    r.plan.push_back(
+        tier_entry{std::string(model.substr(0, slash)), std::string(model.substr(slash + 1))});
+    return r;
+  }
+  std::string tiers;
+  for (const auto& t : cfg.tiers) {
+    tiers += tiers.empty() ? "" : ", ";
+    tiers += t.name;
+  }
+  std::string providers;
+  for (const auto& p : cfg.providers) {
+    providers += providers.empty() ? "" : ", ";
+    providers += p.name;
+  }
+  return error{errc::not_found,
+               "The model '" + std::string(model) + "' does not exist. Use a tier (" + tiers
+                   + ") or provider/model with one of: " + providers + ".",
+               "model", "model_not_found"};
+}
+
+}  // namespace ib::config
