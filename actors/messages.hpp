@@ -34,7 +34,7 @@ using steady_time = std::chrono::steady_clock::time_point;
 
 // -- atoms (text <= 10 characters) ----------------------------------------------------------------
 
-using call_atom = caf::atom_constant<caf::atom("call")>;        ///< request -> provider
+using call_atom = caf::atom_constant<caf::atom("call")>;        ///< request <-> provider
 using reply_atom = caf::atom_constant<caf::atom("reply")>;      ///< exchange -> request
 using chunk_atom = caf::atom_constant<caf::atom("chunk")>;      ///< exchange -> request
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;    ///< client gone -> request
@@ -52,9 +52,43 @@ using writer_atom = caf::atom_constant<caf::atom("writer")>;    ///< metrics sup
 
 // -- errors ---------------------------------------------------------------------------------------
 
-/// An `ib::errc` as a caf::error (category "ib").
-inline caf::error make_caf_error(errc x, std::string msg = {}) {
-  return {static_cast<std::uint8_t>(x), caf::atom("ib"), caf::make_message(std::move(msg))};
+/// The CAF error category of `ib::errc`.
+inline constexpr caf::atom_value error_category = caf::atom("ib");
+
+}  // namespace ib::actors
+
+namespace ib {
+
+/// An `ib::errc` as a caf::error of category "ib"; the context holds (message, param). Found by
+/// ADL, so a handler returning `caf::result<T>` may simply `return errc::unavailable;`.
+inline caf::error make_error(errc x, std::string msg = {}, std::string param = {}) {
+  return {static_cast<std::uint8_t>(x), actors::error_category,
+          caf::make_message(std::move(msg), std::move(param))};
+}
+
+/// `err` as a caf::error of category "ib" (its `detail_code` is not carried).
+inline caf::error make_error(error err) {
+  return make_error(err.code, std::move(err.message), std::move(err.param));
+}
+
+}  // namespace ib
+
+namespace ib::actors {
+
+/// The `ib::error` that `e` carries, if `e` is of category "ib" (see `ib::make_error`).
+inline std::optional<error> to_ib_error(const caf::error& e) {
+  if (!e || e.category() != error_category) {
+    return std::nullopt;
+  }
+  error out{static_cast<errc>(e.code()), {}};
+  const auto& ctx = e.context();
+  if (ctx.match_elements<std::string, std::string>()) {
+    out.message = ctx.get_as<std::string>(0);
+    out.param = ctx.get_as<std::string>(1);
+  } else if (ctx.match_elements<std::string>()) {
+    out.message = ctx.get_as<std::string>(0);
+  }
+  return out;
 }
 
 namespace detail {
@@ -130,7 +164,11 @@ struct stream_flow {
   std::size_t high_water = 256 * 1024;
 };
 
-/// One upstream attempt, sent by a request actor to a provider actor.
+/// One upstream attempt, asked of a provider actor by a request actor with
+/// `request(provider, call_atom, call)`. The provider answers at once: with nothing once the
+/// exchange has started (its pieces and its `attempt_result` then come as `chunk_atom` and
+/// `reply_atom` messages to `reply_to`), or with an "ib" error when it cannot take the call
+/// (`errc::invalid_request`: the request cannot be expressed in the provider's protocol).
 struct upstream_call {
   std::uint32_t attempt = 0;
   std::shared_ptr<const providers::chat_request> request;

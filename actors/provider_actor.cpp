@@ -71,14 +71,15 @@ class call_handler final : public http::exchange_handler {
   }
 
   void on_complete(http::exchange_result r) override {
+    const outcome failure = outcome_of(r.failure);
     auto res = std::make_shared<attempt_result>();
     res->attempt = call_->attempt;
     res->upstream_status = r.head.status;
     res->retry_after = std::move(r.head.retry_after);
     res->retry_after_ms = std::move(r.head.retry_after_ms);
-    if (r.failure == outcome::success && translator_) {
+    if (failure == outcome::success && translator_) {
       finish_stream(*res);
-    } else if (r.failure == outcome::success) {
+    } else if (failure == outcome::success) {
       providers::upstream_response up{r.head.status, r.head.content_type, r.body};
       auto d = providers::decode_response(*cfg_, *call_->request, call_->upstream_model, up);
       res->result = d.result;
@@ -91,21 +92,11 @@ class call_handler final : public http::exchange_handler {
       // The exchange was stopped on an in-band error: that error is the verdict.
       fill_failure(*res, *out_.failure);
     } else {
-      res->result = r.failure;
-      res->client_status = r.failure == outcome::deadline ? 504 : 502;
-      res->body = failure_envelope(*cfg_, r.failure, 0);
+      res->result = failure;
+      res->client_status = failure == outcome::deadline ? 504 : 502;
+      res->body = failure_envelope(*cfg_, failure, 0);
     }
     res->latency = elapsed();
-    caf::anon_send(call_->reply_to, reply_atom::value, std::move(res));
-  }
-
-  void on_error_before_start(std::string message, std::string param) {
-    auto res = std::make_shared<attempt_result>();
-    res->attempt = call_->attempt;
-    res->result = outcome::unsupported;
-    res->client_status = 400;
-    res->message = std::move(message);
-    res->param = std::move(param);
     caf::anon_send(call_->reply_to, reply_atom::value, std::move(res));
   }
 
@@ -169,6 +160,44 @@ http::client_options client_options_for(const config::provider_config& cfg, std:
 
 }  // namespace
 
+outcome outcome_of(http::exchange_failure f) noexcept {
+  using http::exchange_failure;
+  switch (f) {
+    case exchange_failure::none:
+      return outcome::success;
+    case exchange_failure::connect_error:
+    case exchange_failure::tls_error:
+      return outcome::connect_error;
+    case exchange_failure::connect_timeout:
+      return outcome::connect_timeout;
+    case exchange_failure::reset:
+      return outcome::reset;
+    case exchange_failure::first_byte_timeout:
+      return outcome::first_byte_timeout;
+    case exchange_failure::idle_timeout:
+    case exchange_failure::total_timeout:
+      return outcome::total_timeout;
+    case exchange_failure::deadline:
+      return outcome::deadline;
+    case exchange_failure::body_too_large:
+    case exchange_failure::bad_response:
+      return outcome::bad_response;
+    case exchange_failure::cancelled:
+      return outcome::cancelled;
+    case exchange_failure::pool_closed:
+      return outcome::provider_down;
+  }
+  return outcome::bad_response;
+}
+
+outcome outcome_of_refusal(const caf::error& e) noexcept {
+  if (e && e.category() == error_category
+      && e.code() == static_cast<std::uint8_t>(errc::invalid_request)) {
+    return outcome::unsupported;
+  }
+  return outcome::provider_down;
+}
+
 caf::behavior provider_actor(caf::event_based_actor* self, provider_options opts) {
   auto cfg = opts.provider;
   auto pool = std::make_shared<http::upstream_pool>(
@@ -182,8 +211,8 @@ caf::behavior provider_actor(caf::event_based_actor* self, provider_options opts
           auto up =
               providers::encode_request(*cfg, *call->request, call->upstream_model, call->api_key);
           if (!up) {
-            handler->on_error_before_start(up.error().message, up.error().param);
-            return caf::delegated<void>{};
+            // Not this provider's protocol: refuse the call; the caller records `unsupported`.
+            return make_error(std::move(up).error());  // errc::invalid_request
           }
           http::outgoing_request req;
           req.target = std::move(up->target);
@@ -195,9 +224,11 @@ caf::behavior provider_actor(caf::event_based_actor* self, provider_options opts
           call->control->attach(std::move(control));
         } catch (const std::exception& e) {
           // Caught at the handler boundary: an exception must not kill the provider actor.
-          handler->on_complete(http::exchange_result{outcome::bad_response, {}, {}, false});
+          // The call counts as taken: the attempt ends as a bad response, reported as usual.
+          handler->on_complete(
+              http::exchange_result{http::exchange_failure::bad_response, {}, {}, false});
         }
-        return caf::delegated<void>{};
+        return caf::unit;  // taken: the exchange reports to `call->reply_to`
       },
   };
 }

@@ -6,6 +6,7 @@
 
 #include "actors/asio_scheduler.hpp"
 #include "actors/messages.hpp"
+#include "actors/provider_actor.hpp"
 #include "core/breaker.hpp"
 #include "core/error.hpp"
 #include "core/request_walk.hpp"
@@ -63,6 +64,7 @@ std::string gateway_error_body(const error& err, const std::vector<attempt_recor
 // -- the walk -------------------------------------------------------------------------------------
 
 void next_attempt(request_actor_t* self);
+void on_result(request_actor_t* self, attempt_result& r);
 void finish(request_actor_t* self, int status, const std::string& provider,
             const std::string& model, const std::optional<usage>& tokens);
 
@@ -179,14 +181,22 @@ void start_call(request_actor_t* self, const config::tier_entry& e, const health
     self->send(self, reply_atom::value, std::move(r));
     return;
   }
+  // The provider answers at once; the exchange's pieces and result come later as messages.
   self->request(provider, caf::infinite, call_atom::value, std::move(call))
-      .then([] { /* the provider answers through reply_atom, never here */ },
-            [self, attempt](caf::error&) {
-              // The provider actor was gone before it took the call.
-              auto r = std::make_shared<attempt_result>();
-              r->attempt = attempt;
-              r->result = outcome::provider_down;
-              self->send(self, reply_atom::value, std::move(r));
+      .then([] { /* taken */ },
+            [self, attempt](caf::error& e) {
+              // Refused (the request cannot be expressed for this provider), or the provider
+              // actor was gone before it took the call.
+              attempt_result r;
+              r.attempt = attempt;
+              r.result = outcome_of_refusal(e);
+              if (r.result == outcome::unsupported) {
+                auto err = to_ib_error(e);
+                r.client_status = http_status(err->code);
+                r.message = std::move(err->message);
+                r.param = std::move(err->param);
+              }
+              on_result(self, r);
             });
 }
 

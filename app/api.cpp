@@ -10,9 +10,9 @@
 #include <rapidjson/document.h>
 
 #include "actors/messages.hpp"
+#include "app/routes.hpp"
 #include "config/route.hpp"
 #include "core/error.hpp"
-#include "http/router.hpp"
 #include "metrics/registry.hpp"
 #include "providers/json.hpp"
 
@@ -83,7 +83,7 @@ std::string_view bearer_token(std::string_view header) {
 std::shared_ptr<const actors::user_entry> authenticate(const api_context& api,
                                                        const http::request& req,
                                                        http::responder& res) {
-  auto token = bearer_token(req.authorization);
+  auto token = bearer_token(req.headers[authorization_header]);
   if (token.empty()) {
     send_error(res, error{errc::unauthorized,
                           "You didn't provide an API key. Send your InferBridge key (ib_...) in "
@@ -156,7 +156,7 @@ void send_command_error(http::responder& res, const error& err, http::header_lis
 void create_user(const std::shared_ptr<const api_context>& api, http::request& req,
                  http::responder& res) {
   if (api->cfg->signup == config::signup_mode::admin) {
-    auto token = bearer_token(req.authorization);
+    auto token = bearer_token(req.headers[authorization_header]);
     const auto& admin = api->cfg->admin_token;
     if (token.size() != admin.size() || admin.empty()
         || CRYPTO_memcmp(token.data(), admin.data(), admin.size()) != 0) {
@@ -316,11 +316,11 @@ void chat_completions(const std::shared_ptr<const api_context>& api, http::reque
   ctx->tier = std::move(route->tier);
   ctx->plan = std::move(route->plan);
   auto timeout = cfg.limits_.request_timeout;
-  if (!req.timeout_ms.empty()) {
+  const std::string& timeout_ms = req.headers[timeout_header];
+  if (!timeout_ms.empty()) {
     std::int64_t ms = 0;
-    auto [end, ec] =
-        std::from_chars(req.timeout_ms.data(), req.timeout_ms.data() + req.timeout_ms.size(), ms);
-    if (ec != std::errc{} || end != req.timeout_ms.data() + req.timeout_ms.size() || ms <= 0) {
+    auto [end, ec] = std::from_chars(timeout_ms.data(), timeout_ms.data() + timeout_ms.size(), ms);
+    if (ec != std::errc{} || end != timeout_ms.data() + timeout_ms.size() || ms <= 0) {
       return send_error(
           res, error{errc::invalid_request, "x-inferbridge-timeout-ms must be a positive integer",
                      "x-inferbridge-timeout-ms"});
@@ -455,9 +455,9 @@ void handle(const std::shared_ptr<const api_context>& api, http::request&& req,
     return send_error(
         res, error{errc::unavailable, "the gateway is shutting down", {}, "shutting_down"});
   }
-  auto m = http::match_route(req.method, req.path());
-  switch (m.route) {
-    case http::route::none: {
+  auto m = routes().match(req.method, req.path());
+  switch (endpoint_of(m)) {
+    case endpoint::none: {
       if (m.error == errc::method_not_allowed) {
         return send_error(res,
                           error{errc::method_not_allowed,
@@ -469,25 +469,25 @@ void handle(const std::shared_ptr<const api_context>& api, http::request&& req,
                                                         + ". See the OpenAI-compatible endpoints "
                                                           "under /v1."});
     }
-    case http::route::create_user:
+    case endpoint::create_user:
       return create_user(api, req, res);
-    case http::route::create_key:
+    case endpoint::create_key:
       return create_key(api, req, res);
-    case http::route::list_keys:
+    case endpoint::list_keys:
       return list_keys(api, req, res);
-    case http::route::delete_key:
+    case endpoint::delete_key:
       return delete_key(api, req, m.param, res);
-    case http::route::chat_completions:
+    case endpoint::chat_completions:
       return chat_completions(api, req, res);
-    case http::route::list_models: {
+    case endpoint::list_models: {
       if (!authenticate(*api, req, res)) {
         return;
       }
       return res.send(json_response(200, api->models_body));
     }
-    case http::route::list_requests:
+    case endpoint::list_requests:
       return list_requests(api, req, res);
-    case http::route::metrics: {
+    case endpoint::metrics: {
       if (!req.from_loopback && !api->cfg->metrics_public) {
         return send_error(res, error{errc::forbidden,
                                      "/metrics is served to loopback clients only (set "
@@ -498,9 +498,9 @@ void handle(const std::shared_ptr<const api_context>& api, http::request&& req,
       r.body = api->deps->registry->serialize();
       return res.send(std::move(r));
     }
-    case http::route::healthz:
+    case endpoint::healthz:
       return res.send(json_response(200, R"({"status":"ok"})"));
-    case http::route::readyz:
+    case endpoint::readyz:
       return readiness(api, res);
   }
 }

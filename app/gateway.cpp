@@ -18,6 +18,7 @@
 #include "actors/metrics_actor.hpp"
 #include "actors/request_actor.hpp"
 #include "app/api.hpp"
+#include "app/routes.hpp"
 #include "http/server.hpp"
 #include "metrics/registry.hpp"
 #include "storage/fernet.hpp"
@@ -158,6 +159,8 @@ int run_gateway(const config::config& cfg_in) {
   sopts.max_header_bytes = cfg->limits_.max_header_bytes;
   sopts.read_timeout = cfg->limits_.client_read_timeout;
   sopts.idle_timeout = cfg->limits_.client_idle_timeout;
+  sopts.kept_headers.assign(kept_header_names.begin(), kept_header_names.end());
+  sopts.server_name = "inferbridge";
   std::shared_ptr<const api_context> api_ro = api;
   http::server server{io, sopts, [api_ro](http::request&& req, http::responder&& res) {
                         handle(api_ro, std::move(req), std::move(res));

@@ -113,10 +113,7 @@ std::optional<breaker_transition> breaker::record(outcome o, steady_time now,
 }
 
 breaker_state breaker::state(steady_time now) const {
-  if (state_ == breaker_state::open && now >= open_until_) {
-    return breaker_state::half_open;
-  }
-  return state_;
+  return effective_state(state_, open_until_, now);
 }
 
 void breaker::trip(steady_time now) {

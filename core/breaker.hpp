@@ -30,6 +30,14 @@ struct breaker_config {
 
 enum class breaker_state : std::uint8_t { closed = 0, half_open = 1, open = 2 };
 
+/// The state a breaker published as `published`, with probes allowed from `retry_at`, is in at
+/// `now`: an open breaker whose cooldown has passed reads as half-open (design §5). The one
+/// copy of that rule, for the breaker itself and every reader of its published snapshot.
+constexpr breaker_state effective_state(breaker_state published, steady_time retry_at,
+                                        steady_time now) noexcept {
+  return published == breaker_state::open && now >= retry_at ? breaker_state::half_open : published;
+}
+
 std::string_view to_string(breaker_state s) noexcept;
 
 /// A transition, returned so the owner can log it and publish a new snapshot.

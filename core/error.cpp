@@ -70,46 +70,6 @@ std::string_view error_type(errc code) noexcept {
   return "server_error";
 }
 
-std::string_view to_string(errc code) noexcept {
-  switch (code) {
-    case errc::none:
-      return "none";
-    case errc::invalid_request:
-      return "invalid_request";
-    case errc::unauthorized:
-      return "unauthorized";
-    case errc::forbidden:
-      return "forbidden";
-    case errc::not_found:
-      return "not_found";
-    case errc::method_not_allowed:
-      return "method_not_allowed";
-    case errc::conflict:
-      return "conflict";
-    case errc::payload_too_large:
-      return "payload_too_large";
-    case errc::unprocessable:
-      return "unprocessable";
-    case errc::no_provider_key:
-      return "no_provider_key";
-    case errc::rate_limited:
-      return "rate_limited";
-    case errc::internal:
-      return "internal";
-    case errc::storage:
-      return "storage";
-    case errc::crypto:
-      return "crypto";
-    case errc::bad_gateway:
-      return "bad_gateway";
-    case errc::unavailable:
-      return "unavailable";
-    case errc::gateway_timeout:
-      return "gateway_timeout";
-  }
-  return "unknown";
-}
-
 namespace {
 
 /// The length of the well-formed UTF-8 sequence at `text[i]` (whose first byte is >= 0x80), or

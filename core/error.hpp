@@ -42,9 +42,6 @@ int http_status(errc code) noexcept;
 /// The OpenAI envelope's `type` for `code` (e.g. `invalid_request_error`).
 std::string_view error_type(errc code) noexcept;
 
-/// The short name of `code` (e.g. `invalid_request`), for logs and tests.
-std::string_view to_string(errc code) noexcept;
-
 /// The OpenAI error envelope, the one producer of it in the gateway:
 /// `{"error":{"message":"...","type":"...","param":null,"code":null}}` (an empty `param` or
 /// `code` is written as null). Always valid JSON (see `append_json_string`).

@@ -19,14 +19,11 @@ step next_step(const provider_view& v, steady_time now) noexcept {
   if (v.cooldown_until && *v.cooldown_until > now) {
     return {step_kind::skip, outcome::skipped_cooldown, *v.cooldown_until};
   }
-  switch (v.state) {
+  switch (effective_state(v.state, v.retry_at, now)) {
     case breaker_state::closed:
       return {step_kind::call, outcome::success, {}};
     case breaker_state::open:
-      if (now < v.retry_at) {
-        return {step_kind::skip, outcome::skipped_circuit_open, v.retry_at};
-      }
-      break;
+      return {step_kind::skip, outcome::skipped_circuit_open, v.retry_at};
     case breaker_state::half_open:
       break;
   }

@@ -20,6 +20,38 @@
 
 namespace ib::http {
 
+std::string_view to_string(exchange_failure f) noexcept {
+  switch (f) {
+    case exchange_failure::none:
+      return "none";
+    case exchange_failure::connect_error:
+      return "connect_error";
+    case exchange_failure::tls_error:
+      return "tls_error";
+    case exchange_failure::connect_timeout:
+      return "connect_timeout";
+    case exchange_failure::reset:
+      return "reset";
+    case exchange_failure::first_byte_timeout:
+      return "first_byte_timeout";
+    case exchange_failure::idle_timeout:
+      return "idle_timeout";
+    case exchange_failure::total_timeout:
+      return "total_timeout";
+    case exchange_failure::deadline:
+      return "deadline";
+    case exchange_failure::body_too_large:
+      return "body_too_large";
+    case exchange_failure::bad_response:
+      return "bad_response";
+    case exchange_failure::cancelled:
+      return "cancelled";
+    case exchange_failure::pool_closed:
+      return "pool_closed";
+  }
+  return "unknown";
+}
+
 namespace net = boost::asio;
 namespace ssl = boost::asio::ssl;
 namespace beast = boost::beast;
@@ -333,7 +365,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     }
     if (!completed_ && handler_) {
       exchange_result r;
-      r.failure = outcome::provider_down;
+      r.failure = exchange_failure::pool_closed;
       handler_->on_complete(std::move(r));
     }
   }
@@ -347,15 +379,15 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     net::co_spawn(strand_, run(), [self = shared_from_this()](std::exception_ptr e) {
       if (e) {
         self->abandon_connection();
-        self->complete(outcome::bad_response);
+        self->complete(exchange_failure::bad_response);
       }
       self->unregister();
     });
   }
 
-  void cancel() override { abort(outcome::cancelled); }
+  void cancel() override { abort(exchange_failure::cancelled); }
 
-  void abort(outcome why) {
+  void abort(exchange_failure why) {
     net::post(strand_, [self = shared_from_this(), why] {
       if (self->completed_) {
         return;
@@ -391,7 +423,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
 
   void watch() {
     timer_.async_wait([self = shared_from_this()](error_code) {
-      if (self->completed_ || self->forced_ != outcome::success) {
+      if (self->completed_ || self->forced_ != exchange_failure::none) {
         self->watching_ = false;
         return;
       }
@@ -408,22 +440,22 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     });
   }
 
-  outcome timeout_kind(steady::time_point now) const {
+  exchange_failure timeout_kind(steady::time_point now) const {
     if (deadline_is_request_ && now >= req_.deadline) {
-      return outcome::deadline;
+      return exchange_failure::deadline;
     }
     if (now >= total_deadline_) {
-      return outcome::total_timeout;
+      return exchange_failure::total_timeout;
     }
     switch (stage_) {
       case stage::connecting:
-        return outcome::connect_timeout;
+        return exchange_failure::connect_timeout;
       case stage::waiting:
-        return outcome::first_byte_timeout;
+        return exchange_failure::first_byte_timeout;
       case stage::receiving:
         break;
     }
-    return payload_seen_ ? outcome::total_timeout : outcome::first_byte_timeout;
+    return payload_seen_ ? exchange_failure::idle_timeout : exchange_failure::first_byte_timeout;
   }
 
   void close_socket() {
@@ -437,11 +469,11 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
   }
 
   /// The failure to report for an I/O error `ec`, taking timeouts and aborts into account.
-  outcome failure_for(const error_code& ec, outcome io_default) const {
-    if (forced_ != outcome::success) {
+  exchange_failure failure_for(const error_code& ec, exchange_failure io_default) const {
+    if (forced_ != exchange_failure::none) {
       return forced_;
     }
-    if (timed_out_ != outcome::success) {
+    if (timed_out_ != exchange_failure::none) {
       return timed_out_;
     }
     (void)ec;
@@ -450,7 +482,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
 
   // -- the exchange -------------------------------------------------------------------------------
   net::awaitable<void> run() {
-    if (forced_ != outcome::success) {
+    if (forced_ != exchange_failure::none) {
       complete(forced_);
       co_return;
     }
@@ -488,8 +520,8 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
   /// Whether a failure on the connection may be retried on a fresh one: a pooled connection, no
   /// byte of the response received, and no timeout or cancellation behind the failure.
   bool stale_connection(bool may_retry, const error_code& ec, bool got_bytes) const {
-    return may_retry && !got_bytes && is_disconnect(ec) && forced_ == outcome::success
-           && timed_out_ == outcome::success;
+    return may_retry && !got_bytes && is_disconnect(ec) && forced_ == exchange_failure::none
+           && timed_out_ == exchange_failure::none;
   }
 
   net::awaitable<bool> connect() {
@@ -503,7 +535,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     auto [rec, results] = co_await resolver_->async_resolve(ep.host, port, use_tuple);
     resolver_.reset();
     if (rec || results.empty()) {
-      complete(failure_for(rec, outcome::connect_error));
+      complete(failure_for(rec, exchange_failure::connect_error));
       co_return false;
     }
     conn_ = std::make_unique<connection>();
@@ -516,7 +548,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     (void)endpoint;
     if (cec) {
       abandon_connection();
-      complete(failure_for(cec, outcome::connect_error));
+      complete(failure_for(cec, exchange_failure::connect_error));
       co_return false;
     }
     error_code ignored;
@@ -525,14 +557,14 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
       auto* native = conn_->tls->native_handle();
       if (!SSL_set_tlsext_host_name(native, ep.host.c_str())) {
         abandon_connection();
-        complete(outcome::connect_error);
+        complete(exchange_failure::tls_error);
         co_return false;
       }
       conn_->tls->set_verify_callback(ssl::host_name_verification(ep.host));
       auto [hec] = co_await conn_->tls->async_handshake(ssl::stream_base::client, use_tuple);
       if (hec) {
         abandon_connection();
-        complete(failure_for(hec, outcome::connect_error));
+        complete(failure_for(hec, exchange_failure::tls_error));
         co_return false;
       }
     }
@@ -580,11 +612,11 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     if (wec) {
       // Nothing can have been answered yet, whatever the error: a write error on a pooled
       // connection is always a stale connection, unless a timeout or cancel closed it.
-      if (may_retry && forced_ == outcome::success && timed_out_ == outcome::success) {
+      if (may_retry && forced_ == exchange_failure::none && timed_out_ == exchange_failure::none) {
         co_return false;
       }
       abandon_connection();
-      complete(failure_for(wec, outcome::reset));
+      complete(failure_for(wec, exchange_failure::reset));
       co_return true;
     }
 
@@ -602,7 +634,8 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
         co_return false;
       }
       abandon_connection();
-      complete(failure_for(hec, is_disconnect(hec) ? outcome::reset : outcome::bad_response));
+      complete(failure_for(
+          hec, is_disconnect(hec) ? exchange_failure::reset : exchange_failure::bad_response));
       co_return true;
     }
     result_.reused_connection = may_retry;
@@ -613,7 +646,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     if (status >= 100 && status < 200) {
       // Interim responses are not expected for our requests; treat as a broken upstream.
       abandon_connection();
-      complete(outcome::bad_response);
+      complete(exchange_failure::bad_response);
       co_return true;
     }
     std::string piece;
@@ -631,7 +664,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
       (void)rn;
       if (parser.too_large) {
         abandon_connection();
-        complete(outcome::bad_response);
+        complete(exchange_failure::body_too_large);
         co_return true;
       }
       if (streaming && !piece.empty()) {
@@ -646,9 +679,9 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
         }
         if (action.pause) {
           co_await wait_resume();
-          if (forced_ != outcome::success || timed_out_ != outcome::success) {
+          if (forced_ != exchange_failure::none || timed_out_ != exchange_failure::none) {
             abandon_connection();
-            complete(failure_for({}, outcome::cancelled));
+            complete(failure_for({}, exchange_failure::cancelled));
             co_return true;
           }
         }
@@ -666,19 +699,19 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
       if (rec) {
         abandon_connection();
         complete(failure_for(rec, is_disconnect(rec) || rec == bhttp::error::partial_message
-                                      ? outcome::reset
-                                      : outcome::bad_response));
+                                      ? exchange_failure::reset
+                                      : exchange_failure::bad_response));
         co_return true;
       }
     }
-    if (stopped || !keep_alive || forced_ != outcome::success || timed_out_ != outcome::success
-        || conn_->buffer.size() != 0) {
+    if (stopped || !keep_alive || forced_ != exchange_failure::none
+        || timed_out_ != exchange_failure::none || conn_->buffer.size() != 0) {
       abandon_connection();
     } else {
       pool_->give_back(std::move(conn_),
                        idle_limit(parser.keep_alive_header, pool_->opts.max_idle));
     }
-    complete(outcome::success);
+    complete(exchange_failure::none);
     co_return true;
   }
 
@@ -686,7 +719,8 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     // While paused for a slow client, only the total deadline applies.
     auto saved = deadline_;
     deadline_ = total_deadline_;
-    while (!resume_requested_ && forced_ == outcome::success && timed_out_ == outcome::success) {
+    while (!resume_requested_ && forced_ == exchange_failure::none
+           && timed_out_ == exchange_failure::none) {
       pause_timer_.expires_at(steady::time_point::max());
       co_await pause_timer_.async_wait(use_tuple);
     }
@@ -706,7 +740,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     }
   }
 
-  void complete(outcome why) {
+  void complete(exchange_failure why) {
     if (completed_) {
       return;
     }
@@ -742,8 +776,8 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
   bool payload_seen_ = false;
   bool resume_requested_ = false;
   stage stage_ = stage::connecting;
-  outcome forced_ = outcome::success;
-  outcome timed_out_ = outcome::success;
+  exchange_failure forced_ = exchange_failure::none;
+  exchange_failure timed_out_ = exchange_failure::none;
 
   friend class ib::http::upstream_pool;
 };
@@ -771,7 +805,7 @@ std::shared_ptr<exchange_control> upstream_pool::start(outgoing_request req,
     }
   }
   if (closed) {
-    ex->abort(outcome::provider_down);
+    ex->abort(exchange_failure::pool_closed);
   }
   ex->launch(id);
   return ex;
@@ -791,7 +825,7 @@ void upstream_pool::shutdown() {
     idle.swap(impl_->idle);
   }
   for (auto& ex : live) {
-    ex->abort(outcome::provider_down);
+    ex->abort(exchange_failure::pool_closed);
   }
   // Sockets are only ever touched on the I/O threads: close the idle ones there.
   if (!idle.empty()) {

@@ -8,7 +8,6 @@
 #include <string>
 #include <string_view>
 
-#include "core/outcome.hpp"
 #include "http/message.hpp"
 
 namespace boost::asio {
@@ -83,13 +82,32 @@ struct response_head {
   std::string retry_after_ms;
 };
 
+/// What went wrong on the wire, if anything: the client's own account of an exchange, in HTTP
+/// terms. What it means for the request (fallback, breaker) is decided above `http/`.
+enum class exchange_failure : std::uint8_t {
+  none = 0,            ///< a complete response arrived (any status)
+  connect_error,       ///< name resolution failed or the connection was refused or unreachable
+  tls_error,           ///< the TLS handshake failed (certificate, host name, SNI)
+  connect_timeout,     ///< not connected within `connect_timeout`
+  reset,               ///< the connection was reset or closed before a complete response
+  first_byte_timeout,  ///< no payload byte within `first_byte_timeout` of sending the request
+  idle_timeout,        ///< streaming: no payload piece within `first_byte_timeout` of the last
+  total_timeout,       ///< `total_timeout` expired
+  deadline,            ///< the request's overall deadline (`outgoing_request::deadline`) expired
+  body_too_large,      ///< a buffered body exceeded `max_body_bytes`
+  bad_response,        ///< malformed HTTP: framing, an interim 1xx response, an internal fault
+  cancelled,           ///< `exchange_control::cancel()`
+  pool_closed,         ///< the pool was shut down (or dropped the exchange) before it completed
+};
+
+/// The name of `f` (e.g. `first_byte_timeout`), for logs and tests.
+std::string_view to_string(exchange_failure f) noexcept;
+
 /// How an exchange ended.
 struct exchange_result {
-  outcome failure = outcome::success;  ///< success, or connect_error, connect_timeout, reset,
-                                       ///< first_byte_timeout, total_timeout, deadline,
-                                       ///< bad_response, cancelled, provider_down
-  response_head head;                  ///< status 0 when no response head arrived
-  std::string body;  ///< the whole body when it was buffered (non-stream, or a non-2xx status)
+  exchange_failure failure = exchange_failure::none;
+  response_head head;  ///< status 0 when no response head arrived
+  std::string body;    ///< the whole body when it was buffered (non-stream, or a non-2xx status)
   /// The response came on a pooled connection (false when a stale pooled connection was
   /// replaced by a fresh one, see `upstream_pool`).
   bool reused_connection = false;
@@ -143,7 +161,7 @@ class upstream_pool {
   std::shared_ptr<exchange_control> start(outgoing_request req,
                                           std::shared_ptr<exchange_handler> handler);
 
-  /// Aborts every in-flight exchange (`on_complete(provider_down)`) and drops idle connections.
+  /// Aborts every in-flight exchange (`on_complete(pool_closed)`) and drops idle connections.
   void shutdown();
 
   struct counters {

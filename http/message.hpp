@@ -1,5 +1,7 @@
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -12,13 +14,17 @@ enum class method : std::uint8_t { get, head, post, put, patch, delete_, options
 
 std::string_view to_string(method m) noexcept;
 
+/// At most this many request header fields are kept (`server_options::kept_headers`).
+inline constexpr std::size_t max_kept_headers = 4;
+
 /// A client request as handlers see it: no Beast types.
 struct request {
   http::method method = method::other;
   std::string target;  ///< as received: path and query
   std::string body;
-  std::string authorization;  ///< the `Authorization` header, if any
-  std::string timeout_ms;     ///< the `x-inferbridge-timeout-ms` header, if any
+  /// The values of the fields named in `server_options::kept_headers`, in that order (the last
+  /// one if a field repeats); empty if absent. No other header field is stored.
+  std::array<std::string, max_kept_headers> headers;
   bool keep_alive = true;
   bool from_loopback = false;  ///< the peer address is a loopback address
 

@@ -4,67 +4,91 @@ namespace ib::http {
 
 namespace {
 
-struct entry {
-  std::string_view path;
-  route get;
-  route post;
-  route del;
-  std::string_view allow;
-};
+constexpr std::size_t index_of(method m) noexcept {
+  return static_cast<std::size_t>(m);
+}
 
-constexpr entry table[] = {
-    {"/v1/users", route::none, route::create_user, route::none, "POST"},
-    {"/v1/keys", route::list_keys, route::create_key, route::none, "GET, POST"},
-    {"/v1/chat/completions", route::none, route::chat_completions, route::none, "POST"},
-    {"/v1/models", route::list_models, route::none, route::none, "GET"},
-    {"/v1/requests", route::list_requests, route::none, route::none, "GET"},
-    {"/metrics", route::metrics, route::none, route::none, "GET"},
-    {"/healthz", route::healthz, route::none, route::none, "GET"},
-    {"/readyz", route::readyz, route::none, route::none, "GET"},
-};
-
-route_match pick(const entry& e, method m) noexcept {
-  route r = route::none;
-  switch (m) {
-    case method::get:
-    case method::head:
-      r = e.get;
-      break;
-    case method::post:
-      r = e.post;
-      break;
-    case method::delete_:
-      r = e.del;
-      break;
-    default:
-      break;
+/// Whether `path` matches `pattern`; sets `param` to the segment a `{name}` segment matched.
+bool path_matches(std::string_view pattern, std::string_view path,
+                  std::string_view& param) noexcept {
+  std::size_t i = 0;
+  std::size_t j = 0;
+  while (i < pattern.size() && j < path.size()) {
+    if (pattern[i] == '{' && i > 0 && pattern[i - 1] == '/') {
+      auto close = pattern.find('}', i);
+      if (close != std::string_view::npos
+          && (close + 1 == pattern.size() || pattern[close + 1] == '/')) {
+        auto end = path.find('/', j);
+        if (end == std::string_view::npos) {
+          end = path.size();
+        }
+        if (end == j) {
+          return false;  // an empty segment never fills a parameter
+        }
+        param = path.substr(j, end - j);
+        i = close + 1;
+        j = end;
+        continue;
+      }
+    }
+    if (pattern[i] != path[j]) {
+      return false;
+    }
+    ++i;
+    ++j;
   }
-  if (r == route::none) {
-    return {route::none, {}, errc::method_not_allowed, e.allow};
-  }
-  return {r, {}, errc::none, {}};
+  return i == pattern.size() && j == path.size();
 }
 
 }  // namespace
 
-route_match match_route(method m, std::string_view path) noexcept {
-  for (const auto& e : table) {
-    if (path == e.path) {
-      return pick(e, m);
+router::router(std::span<const route> table) {
+  for (const auto& r : table) {
+    if (r.id == 0 || r.method == method::other) {
+      continue;  // neither can ever be matched
+    }
+    pattern_entry* entry = nullptr;
+    for (auto& p : patterns_) {
+      if (p.pattern == r.pattern) {
+        entry = &p;
+        break;
+      }
+    }
+    if (entry == nullptr) {
+      entry = &patterns_.emplace_back();
+      entry->pattern = std::string(r.pattern);
+    }
+    entry->ids[index_of(r.method)] = r.id;
+  }
+  for (auto& p : patterns_) {
+    for (std::size_t i = 0; i < method_count; ++i) {
+      if (p.ids[i] == 0) {
+        continue;
+      }
+      if (!p.allow.empty()) {
+        p.allow += ", ";
+      }
+      p.allow += to_string(static_cast<method>(i));
     }
   }
-  constexpr std::string_view keys_prefix = "/v1/keys/";
-  if (path.starts_with(keys_prefix) && path.size() > keys_prefix.size()) {
-    auto param = path.substr(keys_prefix.size());
-    if (param.find('/') != std::string_view::npos) {
-      return {route::none, {}, errc::not_found, {}};
+}
+
+route_match router::match(method m, std::string_view path) const noexcept {
+  for (const auto& p : patterns_) {
+    std::string_view param;
+    if (!path_matches(p.pattern, path, param)) {
+      continue;
     }
-    if (m != method::delete_) {
-      return {route::none, {}, errc::method_not_allowed, "DELETE"};
+    auto id = p.ids[index_of(m)];
+    if (id == 0 && m == method::head) {
+      id = p.ids[index_of(method::get)];
     }
-    return {route::delete_key, param, errc::none, {}};
+    if (id == 0) {
+      return {0, {}, errc::method_not_allowed, p.allow};
+    }
+    return {id, param, errc::none, {}};
   }
-  return {route::none, {}, errc::not_found, {}};
+  return {0, {}, errc::not_found, {}};
 }
 
 }  // namespace ib::http

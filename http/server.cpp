@@ -27,6 +27,24 @@ namespace {
 
 std::atomic<std::uint64_t> unanswered_count{0};
 
+/// A field of `server_options::kept_headers`, resolved once: Beast's code for the name, or
+/// `unknown` and the name to compare (case-insensitively).
+struct kept_field {
+  bhttp::field code = bhttp::field::unknown;
+  std::string name;
+};
+
+std::vector<kept_field> resolve_kept(const std::vector<std::string>& names) {
+  std::vector<kept_field> out;
+  for (const auto& n : names) {
+    if (out.size() == max_kept_headers) {
+      break;  // listen() reports it
+    }
+    out.push_back({bhttp::string_to_field(n), n});
+  }
+  return out;
+}
+
 method to_method(bhttp::verb v) noexcept {
   switch (v) {
     case bhttp::verb::get:
@@ -82,11 +100,14 @@ void append_size(std::string& out, std::size_t n) {
 }
 
 /// The head of a response: status line and headers, ending with the blank line.
-std::string render_head(const response& res, bool keep_alive, bool chunked, bool head_only) {
+std::string render_head(const response& res, std::string_view server_name, bool keep_alive,
+                        bool chunked, bool head_only) {
   std::string out;
   out.reserve(160 + res.headers.size() * 48);
   append_status_line(out, res.status);
-  out += "server: inferbridge\r\n";
+  if (!server_name.empty()) {
+    append_header(out, "server", server_name);
+  }
   bool no_body = res.status == 204 || res.status == 304;
   if (!no_body && !res.content_type.empty()) {
     append_header(out, "content-type", res.content_type);
@@ -143,10 +164,13 @@ bool is_loopback(const tcp::endpoint& ep) {
 
 }  // namespace
 
-/// The client request parser: keeps the request line, the few headers the gateway reads and the
-/// body, instead of storing every header field (the OpenAI SDKs send a dozen) in a map.
+/// The client request parser: keeps the request line, the few header fields the handler reads
+/// (`server_options::kept_headers`) and the body, instead of storing every field (the OpenAI
+/// SDKs send a dozen) in a map.
 class request_parser final : public bhttp::basic_parser<true> {
  public:
+  explicit request_parser(const std::vector<kept_field>& kept) : kept_(kept) {}
+
   request req;
   bool expect_continue = false;
 
@@ -161,20 +185,16 @@ class request_parser final : public bhttp::basic_parser<true> {
   }
   void on_field_impl(bhttp::field name, beast::string_view name_string, beast::string_view value,
                      error_code&) override {
-    switch (name) {
-      case bhttp::field::authorization:
-        req.authorization.assign(value.data(), value.size());
-        break;
-      case bhttp::field::expect:
-        expect_continue = beast::iequals(value, "100-continue");
-        break;
-      case bhttp::field::unknown:
-        if (beast::iequals(name_string, "x-inferbridge-timeout-ms")) {
-          req.timeout_ms.assign(value.data(), value.size());
-        }
-        break;
-      default:
-        break;
+    if (name == bhttp::field::expect) {
+      expect_continue = beast::iequals(value, "100-continue");
+    }
+    for (std::size_t i = 0; i < kept_.size(); ++i) {
+      // Known fields compare by Beast's code; only unknown ones by name.
+      if (kept_[i].code == name
+          && (name != bhttp::field::unknown || beast::iequals(name_string, kept_[i].name))) {
+        req.headers[i].assign(value.data(), value.size());
+        return;
+      }
     }
   }
   void on_header_impl(error_code&) override {}
@@ -193,6 +213,8 @@ class request_parser final : public bhttp::basic_parser<true> {
     return body.size();
   }
   void on_finish_impl(error_code&) override {}
+
+  const std::vector<kept_field>& kept_;
 };
 
 // -- the link between a responder and its session ------------------------------------------------
@@ -216,12 +238,17 @@ struct exchange_link {
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
   impl(net::io_context& io, server_options o, handler h)
-      : io(io), opts(std::move(o)), on_request(std::move(h)), acceptor(net::make_strand(io)) {}
+      : io(io),
+        opts(std::move(o)),
+        kept(resolve_kept(opts.kept_headers)),
+        on_request(std::move(h)),
+        acceptor(net::make_strand(io)) {}
 
   void accept();
 
   net::io_context& io;
   server_options opts;
+  std::vector<kept_field> kept;
   handler on_request;
   tcp::acceptor acceptor;
   std::uint16_t bound_port = 0;
@@ -296,7 +323,7 @@ class session : public std::enable_shared_from_this<session> {
   // -- reading ------------------------------------------------------------------------------------
   void read_header() {
     phase_ = phase::reading;
-    parser_.emplace();
+    parser_.emplace(srv_->kept);
     parser_->header_limit(static_cast<std::uint32_t>(srv_->opts.max_header_bytes));
     parser_->body_limit(srv_->opts.max_body_bytes);
     set_deadline(steady::now() + srv_->opts.idle_timeout);
@@ -383,7 +410,7 @@ class session : public std::enable_shared_from_this<session> {
     response res;
     res.status = status;
     res.body = error_body(code, std::move(message));
-    queue_.push_back(render_head(res, false, false, false));
+    queue_.push_back(render_head(res, srv_->opts.server_name, false, false, false));
     queue_.push_back(std::move(res.body));
     end_after_flush_ = true;
     flush();
@@ -635,7 +662,7 @@ void session::on_response(const std::shared_ptr<exchange_link>& link, response r
   phase_ = phase::responding_final;
   bool keep = keep_alive_ && !srv_->stopping.load(std::memory_order_relaxed);
   keep_alive_ = keep;
-  enqueue(render_head(res, keep, false, head_only_));
+  enqueue(render_head(res, srv_->opts.server_name, keep, false, head_only_));
   if (!head_only_) {
     enqueue(std::move(res.body));
   }
@@ -648,7 +675,7 @@ void session::on_stream_begin(const std::shared_ptr<exchange_link>& link, respon
     return;
   }
   streaming_ = true;
-  std::string out = render_head(head, keep_alive_, true, false);
+  std::string out = render_head(head, srv_->opts.server_name, keep_alive_, true, false);
   append_chunk(out, head.body);
   enqueue(std::move(out));
   flush();
@@ -855,6 +882,10 @@ server::~server() {
 }
 
 result<void> server::listen() {
+  if (impl_->opts.kept_headers.size() > max_kept_headers) {
+    return error{errc::internal,
+                 "cannot keep more than " + std::to_string(max_kept_headers) + " request headers"};
+  }
   error_code ec;
   auto addr = net::ip::make_address(impl_->opts.host, ec);
   tcp::endpoint ep;

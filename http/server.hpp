@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/result.hpp"
 #include "http/message.hpp"
@@ -81,6 +82,12 @@ struct server_options {
   std::chrono::milliseconds read_timeout{30'000};
   std::chrono::milliseconds idle_timeout{75'000};
   std::chrono::milliseconds write_timeout{60'000};
+  /// The request header fields the handler reads (names, any case; at most
+  /// `max_kept_headers`): their values reach it in `request::headers`, in this order. The
+  /// server stores no other field (it reads `Expect` itself).
+  std::vector<std::string> kept_headers;
+  /// The value of the `Server` response header; empty sends none.
+  std::string server_name;
 };
 
 /// Called on an I/O thread for each complete request. It must not block: answer through the
@@ -96,7 +103,8 @@ class server {
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  /// Binds and listens. Fails with a message naming the address.
+  /// Binds and listens. Fails with a message naming the address, or if more than
+  /// `max_kept_headers` headers are to be kept.
   result<void> listen();
   /// Starts accepting (after `listen`).
   void start();

@@ -7,7 +7,9 @@
 #include <future>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -326,9 +328,9 @@ TEST_F(PoolTest, ReusedConnectionClosedBeforeAnyByteIsRetriedOnceOnAFreshOne) {
   for (auto close : {act::close_fin, act::close_rst}) {
     scripted_upstream up({act::ok, close, act::ok});
     start_pool(up.port());
-    EXPECT_EQ(call().failure, outcome::success);
+    EXPECT_EQ(call().failure, exchange_failure::none);
     auto r = call();
-    EXPECT_EQ(r.failure, outcome::success);
+    EXPECT_EQ(r.failure, exchange_failure::none);
     EXPECT_EQ(r.head.status, 200);
     EXPECT_FALSE(r.reused_connection);
     auto s = stats();
@@ -343,11 +345,11 @@ TEST_F(PoolTest, ReusedConnectionClosedBeforeAnyByteIsRetriedOnceOnAFreshOne) {
 TEST_F(PoolTest, ConnectionClosedWhileIdleIsNotReused) {
   scripted_upstream up({act::ok_then_fin, act::ok});
   start_pool(up.port());
-  EXPECT_EQ(call().failure, outcome::success);
+  EXPECT_EQ(call().failure, exchange_failure::none);
   // The FIN may or may not have arrived yet: either the peek drops the connection, or the
   // request fails on it and is re-sent once (the upstream never read it). Never a failure.
   auto r = call();
-  EXPECT_EQ(r.failure, outcome::success);
+  EXPECT_EQ(r.failure, exchange_failure::none);
   EXPECT_EQ(stats().connects, 2u);
   EXPECT_LE(stats().stale_retries, 1u);
   EXPECT_EQ(up.requests(), 2);
@@ -356,9 +358,9 @@ TEST_F(PoolTest, ConnectionClosedWhileIdleIsNotReused) {
 TEST_F(PoolTest, NoRetryOnceAResponseByteArrived) {
   scripted_upstream up({act::ok, act::partial_fin, act::ok});
   start_pool(up.port());
-  EXPECT_EQ(call().failure, outcome::success);
+  EXPECT_EQ(call().failure, exchange_failure::none);
   auto r = call();
-  EXPECT_NE(r.failure, outcome::success);  // a partial head: bad_response
+  EXPECT_NE(r.failure, exchange_failure::none);  // a partial head: bad_response
   EXPECT_EQ(stats().stale_retries, 0u);
   EXPECT_EQ(stats().connects, 1u);
   EXPECT_EQ(up.requests(), 2);  // the body went out once
@@ -368,7 +370,7 @@ TEST_F(PoolTest, FreshConnectionFailureIsTheProvidersAndNotRetried) {
   scripted_upstream up({act::close_rst, act::ok});
   start_pool(up.port());
   auto r = call();
-  EXPECT_EQ(r.failure, outcome::reset);
+  EXPECT_EQ(r.failure, exchange_failure::reset);
   EXPECT_EQ(stats().connects, 1u);
   EXPECT_EQ(stats().stale_retries, 0u);
   EXPECT_EQ(up.requests(), 1);
@@ -377,9 +379,10 @@ TEST_F(PoolTest, FreshConnectionFailureIsTheProvidersAndNotRetried) {
 TEST_F(PoolTest, RetriesAtMostOnce) {
   scripted_upstream up({act::ok, act::close_fin, act::close_fin, act::ok});
   start_pool(up.port());
-  EXPECT_EQ(call().failure, outcome::success);
+  EXPECT_EQ(call().failure, exchange_failure::none);
   auto r = call();
-  EXPECT_EQ(r.failure, outcome::reset);  // the fresh connection failed: the provider's failure
+  EXPECT_EQ(r.failure,
+            exchange_failure::reset);  // the fresh connection failed: the provider's failure
   EXPECT_EQ(stats().connects, 2u);
   EXPECT_EQ(stats().stale_retries, 1u);
   EXPECT_EQ(up.requests(), 3);
@@ -389,9 +392,9 @@ TEST_F(PoolTest, ResponsesThatEndKeepAliveAreNeverPooled) {
   for (auto last : {act::ok_close, act::ok_http10, act::ok_ka_max1, act::ok_ka_zero}) {
     scripted_upstream up({last, act::ok});
     start_pool(up.port());
-    EXPECT_EQ(call().failure, outcome::success);
+    EXPECT_EQ(call().failure, exchange_failure::none);
     EXPECT_EQ(stats().idle, 0u) << static_cast<int>(last);
-    EXPECT_EQ(call().failure, outcome::success);
+    EXPECT_EQ(call().failure, exchange_failure::none);
     EXPECT_EQ(stats().reuses, 0u) << static_cast<int>(last);
     EXPECT_EQ(stats().connects, 2u) << static_cast<int>(last);
     pool_.reset();
@@ -402,11 +405,40 @@ TEST_F(PoolTest, KeepAliveConnectionsArePooledAndReused) {
   scripted_upstream up({act::ok, act::ok, act::ok});
   start_pool(up.port());
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(call().failure, outcome::success);
+    EXPECT_EQ(call().failure, exchange_failure::none);
   }
   EXPECT_EQ(stats().connects, 1u);
   EXPECT_EQ(stats().reuses, 2u);
   EXPECT_EQ(up.accepted(), 1);
+}
+
+TEST_F(PoolTest, RefusedConnectionIsAConnectError) {
+  std::uint16_t port = 0;
+  {
+    // A port that was just free: nothing listens on it any more.
+    boost::asio::ip::tcp::acceptor a(io_, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }
+  start_pool(port);
+  EXPECT_EQ(call().failure, exchange_failure::connect_error);
+  EXPECT_EQ(stats().connects, 0u);
+}
+
+TEST_F(PoolTest, ShutDownPoolAnswersPoolClosed) {
+  start_pool(1);  // never connected to
+  pool_->shutdown();
+  EXPECT_EQ(call().failure, exchange_failure::pool_closed);
+}
+
+TEST(ExchangeFailure, EveryValueHasItsOwnName) {
+  std::set<std::string_view> names;
+  for (int i = 0; i <= static_cast<int>(exchange_failure::pool_closed); ++i) {
+    auto name = to_string(static_cast<exchange_failure>(i));
+    EXPECT_NE(name, "unknown") << i;
+    EXPECT_TRUE(names.insert(name).second) << name;
+  }
+  EXPECT_EQ(to_string(exchange_failure::none), "none");
+  EXPECT_EQ(to_string(exchange_failure::first_byte_timeout), "first_byte_timeout");
 }
 
 }  // namespace

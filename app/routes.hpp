@@ -1,0 +1,48 @@
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "http/router.hpp"
+
+namespace ib::app {
+
+// -- the gateway's HTTP surface: its endpoints and the request headers they read ----------------
+
+/// The gateway's endpoints (design §3, the README's "Endpoints"); `none` is "no route".
+enum class endpoint : std::uint16_t {
+  none = 0,
+  create_user,       ///< POST /v1/users
+  create_key,        ///< POST /v1/keys
+  list_keys,         ///< GET /v1/keys
+  delete_key,        ///< DELETE /v1/keys/{provider}
+  chat_completions,  ///< POST /v1/chat/completions
+  list_models,       ///< GET /v1/models
+  list_requests,     ///< GET /v1/requests
+  metrics,           ///< GET /metrics
+  healthz,           ///< GET /healthz
+  readyz,            ///< GET /readyz
+};
+
+/// The gateway's route table (method, path pattern → endpoint), built on first use; thread-safe.
+const http::router& routes();
+
+/// The endpoint a match found; `none` when it failed (see `m.error`).
+inline endpoint endpoint_of(const http::route_match& m) noexcept {
+  return static_cast<endpoint>(m.id);
+}
+
+/// The request headers the endpoints read, as indexes into `http::request::headers`.
+enum kept_header : std::size_t {
+  authorization_header,  ///< `Authorization: Bearer ib_...` (or the admin token)
+  timeout_header,        ///< `x-inferbridge-timeout-ms`: shortens the request deadline
+};
+
+/// Their names, in `kept_header` order: the gateway's `http::server_options::kept_headers`.
+inline constexpr std::array<std::string_view, 2> kept_header_names = {"authorization",
+                                                                      "x-inferbridge-timeout-ms"};
+static_assert(kept_header_names.size() <= http::max_kept_headers);
+
+}  // namespace ib::app
