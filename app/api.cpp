@@ -377,10 +377,7 @@ void readiness(const std::shared_ptr<const api_context>& api, http::responder& r
   std::string providers = "{";
   for (const auto& slot : api->deps->board->slots) {
     auto snap = slot->load();
-    auto state = snap->state;
-    if (state == breaker_state::open && now >= snap->retry_at) {
-      state = breaker_state::half_open;
-    }
+    auto state = effective_state(snap->state, snap->retry_at, now);
     any_usable = any_usable || state != breaker_state::open;
     if (providers.size() > 1) {
       providers.push_back(',');
