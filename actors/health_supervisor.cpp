@@ -127,16 +127,22 @@ caf::behavior supervisor(supervisor_actor* self, supervisor_options opts,
         auto now = steady::now();
         bool changed = false;
         if (r->result == outcome::rate_limited) {
-          auto parsed = parse_retry_after(r->retry_after, r->retry_after_ms,
-                                          std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch())
-                                              .count());
-          auto d = r->long_cooldown ? st.opts.cooldown.max_cooldown
-                                    : cooldown_for(parsed, st.opts.cooldown);
+          // The request actor computed the end from the same headers (and told the client);
+          // only a report without it (tests, older callers) is parsed here.
+          std::chrono::milliseconds d{0};
           if (r->cooldown_until != steady_time{}) {
             d = std::max(
                 std::chrono::milliseconds{0},
                 std::chrono::duration_cast<std::chrono::milliseconds>(r->cooldown_until - now));
+          } else if (r->long_cooldown) {
+            d = st.opts.cooldown.max_cooldown;
+          } else {
+            d = cooldown_for(
+                parse_retry_after(r->retry_after, r->retry_after_ms,
+                                  std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count()),
+                st.opts.cooldown);
           }
           st.cooldowns.start(r->user->id, d, now);
           st.cooldowns_dirty = true;

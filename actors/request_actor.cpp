@@ -200,13 +200,24 @@ void start_call(request_actor_t* self, const config::tier_entry& e, const health
             });
 }
 
-/// The health view of plan entry `i` for the user: key, breaker snapshot, 429 cooldown.
-provider_view view_of(const request_state& st, std::size_t i) {
+/// What `view_of` looked up for one plan entry; the walk calls or probes the entry it viewed
+/// last, which then needs no second lookup (nor a second atomic snapshot load).
+struct entry_lookup {
+  const health_slot* slot = nullptr;
+  const user_key* key = nullptr;
+  std::shared_ptr<const health_snapshot> snap;
+};
+
+/// The health view of plan entry `i` for the user (key, breaker snapshot, 429 cooldown); what
+/// it looked up is left in `found`.
+provider_view view_of(const request_state& st, std::size_t i, entry_lookup& found) {
   const auto& e = st.ctx->plan[i];
-  const auto* slot = st.ctx->deps->board->find(e.provider);
+  found.slot = st.ctx->deps->board->find(e.provider);
+  found.key = found.slot != nullptr ? st.ctx->user->key_for(e.provider) : nullptr;
+  found.snap = found.slot != nullptr ? found.slot->load() : nullptr;
   provider_view view;
-  view.has_key = slot != nullptr && st.ctx->user->key_for(e.provider) != nullptr;
-  auto snap = slot != nullptr ? slot->load() : nullptr;
+  view.has_key = found.key != nullptr;
+  const auto& snap = found.snap;
   if (snap) {
     view.state = snap->state;
     view.retry_at = snap->retry_at;
@@ -222,20 +233,21 @@ provider_view view_of(const request_state& st, std::size_t i) {
 void next_attempt(request_actor_t* self) {
   auto& st = self->state;
   const auto& plan = st.ctx->plan;
+  entry_lookup found;
   auto step = st.walk->advance(
-      [&st](std::size_t i) { return view_of(st, i); },
+      [&st, &found](std::size_t i) { return view_of(st, i, found); },
       [&plan](std::size_t i) -> const std::string& { return plan[i].provider; }, steady::now());
   if (step.action == walk_action::answer) {
     return answer_final(self);
   }
   const auto& e = plan[step.entry];
-  const auto* slot = st.ctx->deps->board->find(e.provider);
-  const auto* key = st.ctx->user->key_for(e.provider);
+  const auto* slot = found.slot;
+  const auto* key = found.key;
   if (step.action == walk_action::call) {
-    return start_call(self, e, slot, slot->load()->provider, *key, false);
+    return start_call(self, e, slot, found.snap->provider, *key, false);
   }
   // The breaker's cooldown has passed: only the supervisor may hand out the single probe.
-  auto retry_at = slot->load()->retry_at;
+  auto retry_at = found.snap->retry_at;
   auto refused = [self, &e](steady_time soon) {
     self->state.walk->probe_refused(e.provider, soon);
     next_attempt(self);
@@ -372,8 +384,7 @@ void on_piece(request_actor_t* self, stream_piece& p) {
     case request_walk::piece_action::commit:
       st.pending += p.bytes;
       // The attempt serving the stream shows as 200 in the headers sent now.
-      commit_stream(self,
-                    st.walk->attempts_header_serving(ms_between(st.attempt_start, steady::now())));
+      commit_stream(self, st.walk->attempts_header_serving());
       break;
     case request_walk::piece_action::ignore:
       break;

@@ -141,7 +141,7 @@ class request_walk {
   std::vector<attempt_record> take_attempts() noexcept { return std::move(attempts_); }
   /// `x-inferbridge-attempts` for a stream committing now: the attempts so far plus the serving
   /// one as `<provider>=200`.
-  std::string attempts_header_serving(std::int64_t latency_ms) const;
+  std::string attempts_header_serving() const;
 
   /// The final answer (design §4) for `route` (the tier, or `provider/model`); `plan_providers`
   /// are the plan's provider names (named in the 424 for a user without keys).

@@ -172,7 +172,7 @@ TEST(RequestWalk, TheStreamCommitPoint) {
   EXPECT_EQ(w.piece(b, false), request_walk::piece_action::hold);
   EXPECT_EQ(w.piece(b, true), request_walk::piece_action::commit);  // the first content
   EXPECT_TRUE(w.committed());
-  EXPECT_EQ(w.attempts_header_serving(4), "anthropic=server_error;openai=200");
+  EXPECT_EQ(w.attempts_header_serving(), "anthropic=server_error;openai=200");
   EXPECT_EQ(w.piece(b, true), request_walk::piece_action::write);
   // After the commit point nothing falls back: the stream ends with an error event.
   EXPECT_EQ(w.end(b, ended(outcome::reset, 200)), end_action::end_with_error);
