@@ -22,7 +22,7 @@ struct supervisor_state {
   std::shared_ptr<health_slot> slot;
   breaker b;
   cooldown_table cooldowns;
-  caf::actor provider;
+  provider_actor_handle provider;
   std::uint64_t restarts = 0;
   breaker_state published_state = breaker_state::closed;
   std::shared_ptr<const cooldown_map> published_cooldowns = std::make_shared<const cooldown_map>();
@@ -31,13 +31,13 @@ struct supervisor_state {
   static inline const char* name = "health_supervisor";
 };
 
-using supervisor_actor = caf::stateful_actor<supervisor_state>;
+using supervisor_actor = health_supervisor_handle::stateful_pointer<supervisor_state>;
 
 provider_options provider_options_of(const supervisor_options& o) {
   return provider_options{o.provider, io_handle{o.io}, o.max_upstream_body, o.ca_file};
 }
 
-void publish(supervisor_actor* self) {
+void publish(supervisor_actor self) {
   auto& st = self->state;
   auto now = steady::now();
   auto snap = std::make_shared<health_snapshot>();
@@ -57,7 +57,7 @@ void publish(supervisor_actor* self) {
   }
 }
 
-void log_transition(supervisor_actor* self, const breaker_transition& t, std::string_view why) {
+void log_transition(supervisor_actor self, const breaker_transition& t, std::string_view why) {
   auto& st = self->state;
   std::string line = "breaker ";
   line += st.opts.provider->name;
@@ -79,13 +79,14 @@ void log_transition(supervisor_actor* self, const breaker_transition& t, std::st
   log_line(line);
 }
 
-void spawn_provider(supervisor_actor* self) {
+void spawn_provider(supervisor_actor self) {
   auto& st = self->state;
   st.provider = self->spawn<caf::monitored>(provider_actor, provider_options_of(st.opts));
 }
 
-caf::behavior supervisor(supervisor_actor* self, supervisor_options opts,
-                         std::shared_ptr<health_slot> slot, caf::actor first_provider) {
+health_supervisor_handle::behavior_type supervisor(supervisor_actor self, supervisor_options opts,
+                                                   std::shared_ptr<health_slot> slot,
+                                                   provider_actor_handle first_provider) {
   auto& st = self->state;
   st.opts = std::move(opts);
   st.slot = std::move(slot);
@@ -122,45 +123,45 @@ caf::behavior supervisor(supervisor_actor* self, supervisor_options opts,
         }
         return ok;
       },
-      [self](report_atom, std::shared_ptr<attempt_report>& r) {
+      [self](report_atom, const attempt_report& rep) {
         auto& st = self->state;
         auto now = steady::now();
         bool changed = false;
-        if (r->result == outcome::rate_limited) {
+        if (rep.result == outcome::rate_limited) {
           // The request actor computed the end from the same headers (and told the client);
           // only a report without it (tests, older callers) is parsed here.
           std::chrono::milliseconds d{0};
-          if (r->cooldown_until != steady_time{}) {
+          if (rep.cooldown_until != steady_time{}) {
             d = std::max(
                 std::chrono::milliseconds{0},
-                std::chrono::duration_cast<std::chrono::milliseconds>(r->cooldown_until - now));
-          } else if (r->long_cooldown) {
+                std::chrono::duration_cast<std::chrono::milliseconds>(rep.cooldown_until - now));
+          } else if (rep.long_cooldown) {
             d = st.opts.cooldown.max_cooldown;
           } else {
             d = cooldown_for(
-                parse_retry_after(r->retry_after, r->retry_after_ms,
+                parse_retry_after(rep.retry_after, rep.retry_after_ms,
                                   std::chrono::duration_cast<std::chrono::milliseconds>(
                                       std::chrono::system_clock::now().time_since_epoch())
                                       .count()),
                 st.opts.cooldown);
           }
-          st.cooldowns.start(r->user->id, d, now);
+          st.cooldowns.start(rep.user->id, d, now);
           st.cooldowns_dirty = true;
           changed = true;
         }
         // In half-open only the probe's verdict counts; late results of requests admitted
         // before the trip must not close (or re-open) the breaker.
         auto current = st.b.state(now);
-        if (current != breaker_state::half_open || r->probe) {
+        if (current != breaker_state::half_open || rep.probe) {
           auto before_failures = st.b.consecutive_failures();
-          if (auto t = st.b.record(r->result, now, r->admitted_at)) {
+          if (auto t = st.b.record(rep.result, now, rep.admitted_at)) {
             std::string why;
             if (t->to == breaker_state::open && t->from == breaker_state::closed) {
               why = before_failures + 1 >= st.opts.breaker.consecutive_failures
                         ? std::to_string(before_failures + 1) + " consecutive failures"
                         : "failure ratio over the window";
             } else if (t->to == breaker_state::open) {
-              why = "failed probe (" + std::string(reason_text(r->result)) + ")";
+              why = "failed probe (" + std::string(reason_text(rep.result)) + ")";
             } else if (t->to == breaker_state::closed) {
               why = "successful probe";
             }
@@ -190,8 +191,8 @@ caf::behavior supervisor(supervisor_actor* self, supervisor_options opts,
 
 }  // namespace
 
-caf::actor spawn_health_supervisor(caf::actor_system& sys, supervisor_options opts,
-                                   std::shared_ptr<health_slot> slot) {
+health_supervisor_handle spawn_health_supervisor(caf::actor_system& sys, supervisor_options opts,
+                                                 std::shared_ptr<health_slot> slot) {
   // The first provider actor and snapshot exist before this returns, so requests never see an
   // empty slot; the supervisor monitors that actor and restarts it when it dies.
   auto provider = sys.spawn(provider_actor, provider_options_of(opts));

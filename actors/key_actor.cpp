@@ -37,17 +37,17 @@ struct key_state {
   static inline const char* name = "key_actor";
 };
 
-using key_actor_t = caf::stateful_actor<key_state>;
+using key_actor_t = key_actor_handle::stateful_pointer<key_state>;
 
-std::shared_ptr<const key_snapshot> current(key_actor_t* self) {
+std::shared_ptr<const key_snapshot> current(key_actor_t self) {
   return self->state.dir->snapshot.load(std::memory_order_acquire);
 }
 
-void publish(key_actor_t* self, std::shared_ptr<const key_snapshot> next) {
+void publish(key_actor_t self, std::shared_ptr<const key_snapshot> next) {
   self->state.dir->snapshot.store(std::move(next), std::memory_order_release);
 }
 
-result<created_user> create_user(key_actor_t* self, const std::string& email) {
+result<created_user> create_user(key_actor_t self, const std::string& email) {
   auto& st = self->state;
   auto key = storage::new_gateway_key();
   auto digest = storage::sha256(key);
@@ -64,41 +64,42 @@ result<created_user> create_user(key_actor_t* self, const std::string& email) {
   return created_user{rec->id, rec->email, std::move(key), rec->created};
 }
 
-result<key_info> put_key(key_actor_t* self, const put_key_cmd& cmd) {
+result<key_info> put_key(key_actor_t self, const std::string& user_id, const std::string& provider,
+                         const std::string& api_key) {
   auto& st = self->state;
   storage::provider_key_record rec;
-  rec.provider = cmd.provider;
-  rec.token = st.keyring->encrypt(cmd.api_key);
-  rec.hint = storage::key_hint(cmd.api_key);
+  rec.provider = provider;
+  rec.token = st.keyring->encrypt(api_key);
+  rec.hint = storage::key_hint(api_key);
   rec.created = std::time(nullptr);
-  auto replaced = st.store->put_provider_key(cmd.user_id, rec);
+  auto replaced = st.store->put_provider_key(user_id, rec);
   if (!replaced) {
     return std::move(replaced).error();
   }
   auto snap = current(self);
-  auto it = snap->users.find(cmd.user_id);
+  auto it = snap->users.find(user_id);
   if (it == snap->users.end()) {
     return error{errc::unauthorized, "unknown user"};
   }
   auto user = std::make_shared<user_entry>(*it->second);
-  std::erase_if(user->keys, [&](const user_key& k) { return k.provider == cmd.provider; });
-  user->keys.push_back(user_key{cmd.provider, cmd.api_key, rec.hint, rec.created});
+  std::erase_if(user->keys, [&](const user_key& k) { return k.provider == provider; });
+  user->keys.push_back(user_key{provider, api_key, rec.hint, rec.created});
   publish(self, with_user(*snap, std::move(user), nullptr));
   return key_info{rec.provider, rec.hint, rec.created, *replaced};
 }
 
-result<bool> delete_key(key_actor_t* self, const delete_key_cmd& cmd) {
+result<bool> delete_key(key_actor_t self, const std::string& user_id, const std::string& provider) {
   auto& st = self->state;
-  auto removed = st.store->delete_provider_key(cmd.user_id, cmd.provider);
+  auto removed = st.store->delete_provider_key(user_id, provider);
   if (!removed) {
     return std::move(removed).error();
   }
   if (*removed) {
     auto snap = current(self);
-    auto it = snap->users.find(cmd.user_id);
+    auto it = snap->users.find(user_id);
     if (it != snap->users.end()) {
       auto user = std::make_shared<user_entry>(*it->second);
-      std::erase_if(user->keys, [&](const user_key& k) { return k.provider == cmd.provider; });
+      std::erase_if(user->keys, [&](const user_key& k) { return k.provider == provider; });
       publish(self, with_user(*snap, std::move(user), nullptr));
     }
   }
@@ -106,7 +107,7 @@ result<bool> delete_key(key_actor_t* self, const delete_key_cmd& cmd) {
 }
 
 /// Rebuilds the snapshot from the store and publishes it; on failure keeps the published one.
-void reload_snapshot(key_actor_t* self) {
+void reload_snapshot(key_actor_t self) {
   auto& st = self->state;
   try {
     auto snap = load_key_snapshot(*st.store, *st.keyring);
@@ -122,22 +123,26 @@ void reload_snapshot(key_actor_t* self) {
   }
 }
 
-/// Runs `fn` and hands its result to `done`; an exception becomes an internal error.
+/// Runs `fn` (a write, synchronous: it returns after the LMDB commit) and makes its result the
+/// command's answer: the value, or its `ib` error. An exception (the handler boundary) becomes
+/// `errc::internal` rather than killing the actor.
 template <class T, class F>
-void answer(const std::function<void(result<T>)>& done, F&& fn) {
-  if (!done) {
-    return;
-  }
+caf::result<T> answer(F&& fn) {
   try {
-    done(fn());
+    result<T> r = fn();
+    if (!r) {
+      return make_error(std::move(r).error());
+    }
+    return std::move(*r);
   } catch (const std::exception&) {
-    done(error{errc::internal, "the key store failed"});
+    return make_error(errc::internal, "the key store failed");
   }
 }
 
-caf::behavior key_actor(key_actor_t* self, std::shared_ptr<storage::key_store> store,
-                        std::shared_ptr<const storage::fernet_keyring> keyring,
-                        std::shared_ptr<key_directory> dir, bool reload) {
+key_actor_handle::behavior_type key_actor(key_actor_t self,
+                                          std::shared_ptr<storage::key_store> store,
+                                          std::shared_ptr<const storage::fernet_keyring> keyring,
+                                          std::shared_ptr<key_directory> dir, bool reload) {
   self->state.store = std::move(store);
   self->state.keyring = std::move(keyring);
   self->state.dir = std::move(dir);
@@ -147,14 +152,16 @@ caf::behavior key_actor(key_actor_t* self, std::shared_ptr<storage::key_store> s
     reload_snapshot(self);
   }
   return {
-      [self](mkuser_atom, std::shared_ptr<create_user_cmd>& cmd) {
-        answer<created_user>(cmd->done, [&] { return create_user(self, cmd->email); });
+      [self](mkuser_atom, const std::string& email) -> caf::result<created_user> {
+        return answer<created_user>([&] { return create_user(self, email); });
       },
-      [self](putkey_atom, std::shared_ptr<put_key_cmd>& cmd) {
-        answer<key_info>(cmd->done, [&] { return put_key(self, *cmd); });
+      [self](putkey_atom, const std::string& user_id, const std::string& provider,
+             const std::string& api_key) -> caf::result<key_info> {
+        return answer<key_info>([&] { return put_key(self, user_id, provider, api_key); });
       },
-      [self](delkey_atom, std::shared_ptr<delete_key_cmd>& cmd) {
-        answer<bool>(cmd->done, [&] { return delete_key(self, *cmd); });
+      [self](delkey_atom, const std::string& user_id,
+             const std::string& provider) -> caf::result<bool> {
+        return answer<bool>([&] { return delete_key(self, user_id, provider); });
       },
   };
 }
@@ -162,34 +169,36 @@ caf::behavior key_actor(key_actor_t* self, std::shared_ptr<storage::key_store> s
 // -- the key supervisor: the stable handle that callers use ---------------------------------------
 
 // Design: callers (app/api.cpp) hold the supervisor, never the key actor. Writes are rare and off
-// the chat path, so one extra hop (a scheduled actor forwarding a shared_ptr) is cheaper than
+// the chat path, so one extra hop (a scheduled actor delegating the request) is cheaper than
 // publishing a changing handle that every caller would have to reload. The supervisor owns no
-// data; it only forwards, notices the key actor's death (monitor) and spawns a successor that
-// reloads the snapshot from the store. Commands that die with the old key actor (in its mailbox,
-// or forwarded before the supervisor saw the death) are answered by their `answer_if_dropped`
-// wrapper, not by the supervisor.
+// data; it only delegates (the key actor answers the asker directly), notices the key actor's
+// death (monitor) and spawns a successor that reloads the snapshot from the store. Commands that
+// die with the old key actor (in its mailbox, or delegated before the supervisor saw the death)
+// are bounced by CAF to the asker as `sec::request_receiver_down` (0.17.6: the dying actor's
+// `scheduled_actor::cleanup` runs a `sync_request_bouncer` over its mailbox, and `enqueue` into a
+// closed mailbox bounces a request the same way).
 
 struct key_supervisor_state {
   std::shared_ptr<storage::key_store> store;
   std::shared_ptr<const storage::fernet_keyring> keyring;
   std::shared_ptr<key_directory> dir;
-  caf::actor child;
+  key_actor_handle child;
   std::uint64_t restarts = 0;
   static inline const char* name = "key_supervisor";
 };
 
-using key_supervisor_t = caf::stateful_actor<key_supervisor_state>;
+using key_supervisor_t = key_supervisor_handle::stateful_pointer<key_supervisor_state>;
 
-void spawn_child(key_supervisor_t* self, bool reload) {
+void spawn_child(key_supervisor_t self, bool reload) {
   auto& st = self->state;
   // Detached: LMDB commits fsync, which must not block the scheduler's threads.
   st.child =
       self->spawn<caf::detached + caf::monitored>(key_actor, st.store, st.keyring, st.dir, reload);
 }
 
-caf::behavior key_supervisor(key_supervisor_t* self, std::shared_ptr<storage::key_store> store,
-                             std::shared_ptr<const storage::fernet_keyring> keyring,
-                             std::shared_ptr<key_directory> dir) {
+key_supervisor_handle::behavior_type key_supervisor(
+    key_supervisor_t self, std::shared_ptr<storage::key_store> store,
+    std::shared_ptr<const storage::fernet_keyring> keyring, std::shared_ptr<key_directory> dir) {
   auto& st = self->state;
   st.store = std::move(store);
   st.keyring = std::move(keyring);
@@ -212,14 +221,15 @@ caf::behavior key_supervisor(key_supervisor_t* self, std::shared_ptr<storage::ke
     self->quit(em.reason);
   });
   return {
-      [self](mkuser_atom a, std::shared_ptr<create_user_cmd>& cmd) {
-        self->send(self->state.child, a, std::move(cmd));
+      [self](mkuser_atom a, std::string& email) {
+        return self->delegate(self->state.child, a, std::move(email));
       },
-      [self](putkey_atom a, std::shared_ptr<put_key_cmd>& cmd) {
-        self->send(self->state.child, a, std::move(cmd));
+      [self](putkey_atom a, std::string& user_id, std::string& provider, std::string& api_key) {
+        return self->delegate(self->state.child, a, std::move(user_id), std::move(provider),
+                              std::move(api_key));
       },
-      [self](delkey_atom a, std::shared_ptr<delete_key_cmd>& cmd) {
-        self->send(self->state.child, a, std::move(cmd));
+      [self](delkey_atom a, std::string& user_id, std::string& provider) {
+        return self->delegate(self->state.child, a, std::move(user_id), std::move(provider));
       },
       [self](child_atom) { return self->state.child; },
   };
@@ -289,9 +299,10 @@ result<std::shared_ptr<const key_snapshot>> load_key_snapshot(
   return std::shared_ptr<const key_snapshot>(std::move(snap));
 }
 
-caf::actor spawn_key_actor(caf::actor_system& sys, std::shared_ptr<storage::key_store> store,
-                           std::shared_ptr<const storage::fernet_keyring> keyring,
-                           std::shared_ptr<key_directory> dir) {
+key_supervisor_handle spawn_key_actor(caf::actor_system& sys,
+                                      std::shared_ptr<storage::key_store> store,
+                                      std::shared_ptr<const storage::fernet_keyring> keyring,
+                                      std::shared_ptr<key_directory> dir) {
   return sys.spawn(key_supervisor, std::move(store), std::move(keyring), std::move(dir));
 }
 

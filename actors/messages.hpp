@@ -1,8 +1,14 @@
 #pragma once
 
-// The actor protocol on one page: atoms, message payloads and shared snapshots.
-// Every payload crosses actors as a std::shared_ptr (local only: never serialised), which
-// CAF 0.17 accepts as an "unsafe" message type.
+// The actor protocol on one page: atoms, message payloads, the typed interface of every actor
+// (at the end) and the snapshots actors publish for lock-free reads.
+//
+// Payloads that are plain data (`created_user`, `key_info`, `stream_piece`, `attempt_result`)
+// travel by value and have an `inspect` overload, as CAF 0.17 requires. A few stay "unsafe"
+// message types (CAF_ALLOW_UNSAFE_MESSAGE_TYPE, at the end): they hold handles, not data
+// (`upstream_call`, `attempt_report`), or core structs moved as one allocation
+// (`request_record`, record batches). Nothing here is ever serialised: every actor is local.
+// Answers travel as CAF responses: a value, or a `caf::error` of category "ib" (`make_error`).
 
 #include <atomic>
 #include <chrono>
@@ -35,7 +41,6 @@ using steady_time = std::chrono::steady_clock::time_point;
 // -- atoms (text <= 10 characters) ----------------------------------------------------------------
 
 using call_atom = caf::atom_constant<caf::atom("call")>;        ///< request <-> provider
-using reply_atom = caf::atom_constant<caf::atom("reply")>;      ///< exchange -> request
 using chunk_atom = caf::atom_constant<caf::atom("chunk")>;      ///< exchange -> request
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;    ///< client gone -> request
 using admit_atom = caf::atom_constant<caf::atom("admit")>;      ///< request -> supervisor
@@ -49,6 +54,8 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;      ///< metrics tim
 using tick_atom = caf::atom_constant<caf::atom("tick")>;        ///< supervisor timer
 using child_atom = caf::atom_constant<caf::atom("child")>;      ///< test -> key/metrics supervisor
 using writer_atom = caf::atom_constant<caf::atom("writer")>;    ///< metrics supervisor <-> metrics
+using append_atom = caf::atom_constant<caf::atom("append")>;    ///< metrics -> request-log writer
+using stop_atom = caf::atom_constant<caf::atom("stop")>;        ///< metrics -> request-log writer
 
 // -- errors ---------------------------------------------------------------------------------------
 
@@ -71,6 +78,38 @@ inline caf::error make_error(error err) {
   return make_error(err.code, std::move(err.message), std::move(err.param));
 }
 
+/// CAF 0.17 inspection of token counts (message payloads need it).
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, usage& x) {
+  return f(caf::meta::type_name("usage"), x.prompt_tokens, x.completion_tokens, x.total_tokens,
+           x.cached_tokens);
+}
+
+/// `std::optional<usage>` as CAF 0.17 inspects its own `optional`: a presence flag, then the
+/// value. Found by ADL (the template argument is ours).
+template <class Inspector>
+typename std::enable_if_t<!Inspector::writes_state, typename Inspector::result_type> inspect(
+    Inspector& f, std::optional<usage>& x) {
+  return x ? f(true, *x) : f(false);
+}
+
+/// Loading side of the above.
+template <class Inspector>
+typename std::enable_if_t<Inspector::writes_state, typename Inspector::result_type> inspect(
+    Inspector& f, std::optional<usage>& x) {
+  bool flag = false;
+  usage tmp{};
+  caf::optional_inspect_helper<usage> helper{flag, tmp};
+  auto guard = caf::detail::make_scope_guard([&] {
+    if (flag) {
+      x = tmp;
+    } else {
+      x.reset();
+    }
+  });
+  return f(flag, helper);
+}
+
 }  // namespace ib
 
 namespace ib::actors {
@@ -91,62 +130,41 @@ inline std::optional<error> to_ib_error(const caf::error& e) {
   return out;
 }
 
-namespace detail {
+/// Whether `e` means the command never got an answer from its actor: the actor died or was
+/// restarted with the command in its mailbox, or was already gone when it arrived (CAF bounces it
+/// as `sec::request_receiver_down`), or the asker's timeout passed (`sec::request_timeout`).
+inline bool is_dropped(const caf::error& e) noexcept {
+  return e == caf::sec::request_receiver_down || e == caf::sec::request_timeout;
+}
 
-/// Holds a command's `done` until it runs; runs it with `errc::unavailable` if it never did.
-template <class T>
-class drop_guard {
- public:
-  drop_guard(std::function<void(result<T>)> done, std::string message)
-      : done_(std::move(done)), message_(std::move(message)) {}
-  drop_guard(const drop_guard&) = delete;
-  drop_guard& operator=(const drop_guard&) = delete;
-  // A destructor is a boundary: nothing may escape it.
-  ~drop_guard() {
-    if (auto done = take()) {
-      try {
-        done(error{errc::unavailable, std::move(message_), {}, "service_restarting"});
-      } catch (...) {
-        // The caller's responder (if any) still answers 500 when it is destroyed.
-      }
-    }
+/// The `ib::error` a failed command answers its client with: the actor's own "ib" error; for a
+/// dropped command (`is_dropped`: its actor died or restarted first, so it was all but certainly
+/// not applied) `errc::unavailable` with detail code `service_restarting` and `dropped_message`
+/// (the API adds `Retry-After: 1`); any other CAF error is `errc::internal`.
+inline error command_error(const caf::error& e, std::string_view dropped_message) {
+  if (auto err = to_ib_error(e)) {
+    return std::move(*err);
   }
-  /// The callback, once; empty afterwards.
-  std::function<void(result<T>)> take() noexcept { return std::exchange(done_, nullptr); }
-
- private:
-  std::function<void(result<T>)> done_;
-  std::string message_;
-};
-
-}  // namespace detail
-
-/// Wraps a command's `done` so that it runs exactly once even if the command is dropped: a
-/// command whose message dies unhandled (its actor was killed or crashed with it in the mailbox,
-/// or it was sent to an actor already dead) calls `done` with `errc::unavailable` and `message`
-/// from whichever thread dropped it, so `done` must be thread-agnostic (http::responder is).
-/// Calling the wrapper a second time does nothing.
-template <class T>
-std::function<void(result<T>)> answer_if_dropped(std::function<void(result<T>)> done,
-                                                 std::string message) {
-  auto guard = std::make_shared<detail::drop_guard<T>>(std::move(done), std::move(message));
-  return [guard](result<T> r) {
-    if (auto d = guard->take()) {
-      d(std::move(r));
-    }
-  };
+  if (is_dropped(e)) {
+    return error{errc::unavailable, std::string(dropped_message), {}, "service_restarting"};
+  }
+  return error{errc::internal, "the command failed"};
 }
 
 // -- request <-> provider -------------------------------------------------------------------------
 
 /// A shared handle that lets the request actor cancel an exchange the provider side started.
+/// Thread-safe (a mutex): the request actor cancels, the provider actor attaches, I/O threads
+/// resume.
 class call_control {
  public:
   /// Binds the exchange; cancels it at once if `cancel` came first.
   void attach(std::shared_ptr<http::exchange_control> ex);
+  /// Cancels the exchange (now, or when it is attached); it then ends with `cancelled`.
   void cancel();
   /// Resumes an exchange paused for back-pressure.
   void resume();
+  /// Whether `cancel` was called.
   bool cancelled() const;
 
  private:
@@ -165,17 +183,20 @@ struct stream_flow {
 };
 
 /// One upstream attempt, asked of a provider actor by a request actor with
-/// `request(provider, call_atom, call)`. The provider answers at once: with nothing once the
-/// exchange has started (its pieces and its `attempt_result` then come as `chunk_atom` and
-/// `reply_atom` messages to `reply_to`), or with an "ib" error when it cannot take the call
-/// (`errc::invalid_request`: the request cannot be expressed in the provider's protocol).
+/// `request(provider, caf::infinite, call_atom::value, std::move(call))`; the response is the
+/// attempt's `attempt_result`, sent when the exchange ends. While a stream runs, its pieces come
+/// first, as `(chunk_atom, stream_piece)` messages to the asker (from the same I/O thread, so
+/// they arrive before the response). A call the provider cannot take is answered with an "ib"
+/// error instead (`errc::invalid_request`: the request cannot be expressed in the provider's
+/// protocol); a call that reaches no provider actor, with CAF's `sec::request_receiver_down`.
+/// A local handle, not data: the parsed request stays behind a shared_ptr so that request
+/// bodies are never copied on the hot path (zero-copy), hence an "unsafe" message type.
 struct upstream_call {
   std::uint32_t attempt = 0;
-  std::shared_ptr<const providers::chat_request> request;
+  std::shared_ptr<const providers::chat_request> request;  ///< shared, never copied
   std::string upstream_model;
   std::string api_key;  ///< decrypted; lives only in memory, never logged
   steady_time deadline;
-  caf::actor reply_to;
   std::shared_ptr<call_control> control;
   std::shared_ptr<stream_flow> flow;  ///< streams only
 };
@@ -188,7 +209,13 @@ struct stream_piece {
   std::string model;     ///< the upstream model, once the stream has named it
 };
 
-/// How an attempt ended. For streams this follows the last `stream_piece`.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stream_piece& x) {
+  return f(caf::meta::type_name("stream_piece"), x.attempt, x.bytes, x.content, x.model);
+}
+
+/// How an attempt ended: the response to `call_atom`. For streams it follows the last
+/// `stream_piece`. `latency` in microseconds from the call's start to the exchange's end.
 struct attempt_result {
   std::uint32_t attempt = 0;
   outcome result = outcome::bad_response;
@@ -205,10 +232,19 @@ struct attempt_result {
   std::string param;    ///< unsupported: the client's field at fault, if one is
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, attempt_result& x) {
+  return f(caf::meta::type_name("attempt_result"), x.attempt, x.result, x.upstream_status,
+           x.client_status, x.body, x.model, x.tokens, x.retry_after, x.retry_after_ms,
+           x.long_cooldown, x.latency, x.message, x.param);
+}
+
 struct user_entry;
 
 // -- request -> supervisor ------------------------------------------------------------------------
 
+/// How an attempt ended, told to the provider's health supervisor with `(report_atom, report)`
+/// (breaker and 429 cooldowns). Holds the asking user by shared pointer (a handle, not data).
 struct attempt_report {
   std::shared_ptr<const user_entry> user;  ///< who asked (the 429 cooldown is per user)
   outcome result = outcome::success;
@@ -223,11 +259,84 @@ struct attempt_report {
   steady_time cooldown_until{};
 };
 
+struct created_user;
+struct key_info;
+
+/// The request log's batch, handed from the metrics actor to the writer (moved, never copied).
+using record_batch = std::vector<request_record>;
+
+// -- typed interfaces: who answers what -----------------------------------------------------------
+//
+// Every handler runs on its actor's own thread (a CAF worker, an I/O thread under the asio
+// scheduler, or its own thread when detached); answers come back as CAF responses, so an asker's
+// `then` runs on the asker's thread. An "ib" error (`make_error`) means the actor refused or
+// failed; CAF's `sec::request_receiver_down` / `sec::request_timeout` mean it never answered
+// (`is_dropped`).
+
+/// The provider actor (actors/provider_actor.hpp): one upstream exchange per call; the response
+/// comes when the exchange ends (see `upstream_call`).
+using provider_actor_handle =
+    caf::typed_actor<caf::replies_to<call_atom, upstream_call>::with<attempt_result>>;
+
+/// A provider's health supervisor (actors/health_supervisor.hpp). `admit_atom` asks for the
+/// half-open probe slot (true: this caller is the probe); `report_atom` records how an attempt
+/// ended (breaker, 429 cooldowns); `tick_atom` is its own one-second timer.
+using health_supervisor_handle =
+    caf::typed_actor<caf::replies_to<admit_atom>::with<bool>,
+                     caf::reacts_to<report_atom, attempt_report>, caf::reacts_to<tick_atom>>;
+
+/// The key actor (actors/key_actor.hpp), the one writer of users and keys. Each answer comes
+/// after the LMDB commit (durable) and after the key snapshot is republished:
+/// `(mkuser_atom, email) -> created_user` (`errc::conflict` when the email is taken);
+/// `(putkey_atom, user_id, provider, api_key) -> key_info` (`errc::unauthorized` for an unknown
+/// user); `(delkey_atom, user_id, provider) -> bool` (false: there was no such key). A failing
+/// store answers its `ib` error (`errc::storage`, `errc::internal`).
+using key_actor_handle = caf::typed_actor<
+    caf::replies_to<mkuser_atom, std::string>::with<created_user>,
+    caf::replies_to<putkey_atom, std::string, std::string, std::string>::with<key_info>,
+    caf::replies_to<delkey_atom, std::string, std::string>::with<bool>>;
+
+/// The key actor's supervisor: the stable handle callers hold. It delegates each command to the
+/// current key actor (whose answer goes straight to the asker); `(child_atom)` names that actor
+/// (for tests).
+using key_supervisor_handle =
+    key_actor_handle::extend<caf::replies_to<child_atom>::with<key_actor_handle>>;
+
+/// The request-log writer (detached: it fsyncs): `(append_atom, batch)` commits a batch in one
+/// transaction; `(listreq_atom, user_id, limit, before) -> std::string` answers a user's newest
+/// records (at most `limit`, older than request id `before` if not empty) as the JSON list body;
+/// `(stop_atom)` stops it after the messages before.
+using log_writer_handle = caf::typed_actor<
+    caf::reacts_to<append_atom, std::shared_ptr<record_batch>>,
+    caf::replies_to<listreq_atom, std::string, std::uint64_t, std::string>::with<std::string>,
+    caf::reacts_to<stop_atom>>;
+
+/// The metrics actor: `(record_atom, record)` for each finished request; `listreq_atom` as the
+/// writer's, delegated to it after the pending batch; `(writer_atom, writer)` names a restarted
+/// writer; `flush_atom` is its own timer.
+using metrics_actor_handle = caf::typed_actor<
+    caf::reacts_to<record_atom, std::shared_ptr<request_record>>,
+    caf::replies_to<listreq_atom, std::string, std::uint64_t, std::string>::with<std::string>,
+    caf::reacts_to<writer_atom, log_writer_handle>, caf::reacts_to<flush_atom>>;
+
+/// The metrics supervisor: the stable handle callers hold; it delegates records and listings to
+/// the current metrics actor and names its children for tests.
+using metrics_supervisor_handle = caf::typed_actor<
+    caf::reacts_to<record_atom, std::shared_ptr<request_record>>,
+    caf::replies_to<listreq_atom, std::string, std::uint64_t, std::string>::with<std::string>,
+    caf::replies_to<child_atom>::with<metrics_actor_handle>,
+    caf::replies_to<writer_atom>::with<log_writer_handle>>;
+
+/// A request actor (actors/request_actor.hpp): pieces of the current attempt's stream, and the
+/// client going away. Responses to its own calls need no entry here.
+using request_actor_handle =
+    caf::typed_actor<caf::reacts_to<chunk_atom, stream_piece>, caf::reacts_to<cancel_atom>>;
+
 /// What a provider's health supervisor publishes for lock-free reads (design §2).
 struct health_snapshot {
   breaker_state state = breaker_state::closed;
-  steady_time retry_at{};  ///< open: when a probe may go
-  caf::actor provider;     ///< the current provider actor (changes when restarted)
+  steady_time retry_at{};          ///< open: when a probe may go
+  provider_actor_handle provider;  ///< the current provider actor (changes when restarted)
   /// (user id -> cooldown end) after 429s; expired entries may linger, compare with now.
   std::shared_ptr<const std::unordered_map<std::string, steady_time>> cooldowns;
   std::uint64_t restarts = 0;
@@ -235,19 +344,21 @@ struct health_snapshot {
 
 /// One provider's slot on the health board: the supervisor is the only writer.
 struct health_slot {
-  std::string provider;
-  caf::actor supervisor;
+  std::string provider;                 ///< the configured provider name
+  health_supervisor_handle supervisor;  ///< set once, before any request
   std::atomic<std::shared_ptr<const health_snapshot>> snapshot;
 
+  /// The current snapshot (never null once spawn_health_supervisor returned); any thread.
   std::shared_ptr<const health_snapshot> load() const {
     return snapshot.load(std::memory_order_acquire);
   }
 };
 
-/// Every configured provider's slot, fixed at start.
+/// Every configured provider's slot, fixed at start; read from any thread.
 struct health_board {
   std::vector<std::shared_ptr<health_slot>> slots;
 
+  /// The slot of the provider named `provider`, or null.
   const health_slot* find(std::string_view provider) const noexcept {
     for (const auto& s : slots) {
       if (s->provider == provider) {
@@ -260,19 +371,22 @@ struct health_board {
 
 // -- keys -----------------------------------------------------------------------------------------
 
+/// One of a user's provider keys, as the key snapshot holds it.
 struct user_key {
   std::string provider;
-  std::string secret;  ///< decrypted
-  std::string hint;
-  std::int64_t created = 0;
+  std::string secret;        ///< decrypted; lives only in memory, never logged
+  std::string hint;          ///< the last characters, for display
+  std::int64_t created = 0;  ///< Unix seconds
 };
 
+/// A user in the key snapshot: immutable once published (a change publishes a copy).
 struct user_entry {
   std::string id;
   std::string email;
-  std::int64_t created = 0;
+  std::int64_t created = 0;  ///< Unix seconds
   std::vector<user_key> keys;
 
+  /// The user's key for `provider`, or null.
   const user_key* key_for(std::string_view provider) const noexcept {
     for (const auto& k : keys) {
       if (k.provider == provider) {
@@ -288,6 +402,7 @@ struct key_snapshot {
   std::unordered_map<std::string, std::string> user_by_hash;  ///< 32-byte SHA-256 -> user id
   std::unordered_map<std::string, std::shared_ptr<const user_entry>> users;
 
+  /// The user whose gateway key has SHA-256 `hash` (32 raw bytes), or null.
   std::shared_ptr<const user_entry> find_by_hash(const std::string& hash) const {
     auto it = user_by_hash.find(hash);
     if (it == user_by_hash.end()) {
@@ -298,7 +413,7 @@ struct key_snapshot {
   }
 };
 
-/// The published key snapshot; the key actor is the only writer.
+/// The published key snapshot; the key actor is the only writer, any thread reads.
 struct key_directory {
   std::atomic<std::shared_ptr<const key_snapshot>> snapshot{std::make_shared<const key_snapshot>()};
 
@@ -306,56 +421,36 @@ struct key_directory {
   std::shared_ptr<const user_entry> authenticate(std::string_view token) const;
 };
 
+/// The answer to `(mkuser_atom, email)`: the new user, with its gateway key (shown once).
 struct created_user {
   std::string id;
   std::string email;
-  std::string api_key;  ///< shown once
-  std::int64_t created = 0;
+  std::string api_key;       ///< shown once; never logged
+  std::int64_t created = 0;  ///< Unix seconds
 };
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, created_user& x) {
+  return f(caf::meta::type_name("created_user"), x.id, x.email, x.api_key, x.created);
+}
+
+/// The answer to `(putkey_atom, user_id, provider, api_key)`: the stored key, without its secret.
 struct key_info {
   std::string provider;
-  std::string hint;
-  std::int64_t created = 0;
-  bool replaced = false;
+  std::string hint;          ///< the last characters, for display
+  std::int64_t created = 0;  ///< Unix seconds
+  bool replaced = false;     ///< the user had a key for this provider before
 };
 
-struct create_user_cmd {
-  std::string email;
-  std::function<void(result<created_user>)> done;
-};
-
-struct put_key_cmd {
-  std::string user_id;
-  std::string provider;
-  std::string api_key;
-  std::function<void(result<key_info>)> done;
-};
-
-struct delete_key_cmd {
-  std::string user_id;
-  std::string provider;
-  std::function<void(result<bool>)> done;
-};
-
-// -- metrics / request log ------------------------------------------------------------------------
-
-struct list_requests_cmd {
-  std::string user_id;
-  std::size_t limit = 20;
-  std::string before;
-  std::function<void(result<std::string>)> done;  ///< the JSON list body
-};
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, key_info& x) {
+  return f(caf::meta::type_name("key_info"), x.provider, x.hint, x.created, x.replaced);
+}
 
 }  // namespace ib::actors
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::upstream_call>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::stream_piece>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::attempt_result>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::attempt_report>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::create_user_cmd>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::put_key_cmd>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::delete_key_cmd>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::list_requests_cmd>)
+// Handles and moved allocations, not data (see the top of this file); local only.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ib::actors::upstream_call)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(ib::actors::attempt_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::request_record>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<std::vector<ib::request_record>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<ib::actors::record_batch>)

@@ -6,6 +6,7 @@
 
 #include "actors/log.hpp"
 #include "actors/messages.hpp"
+#include "core/request_record.hpp"
 #include "metrics/registry.hpp"
 #include "storage/key_store.hpp"
 
@@ -16,10 +17,6 @@ namespace {
 constexpr std::size_t max_batch = 256;
 constexpr auto flush_interval = std::chrono::milliseconds(100);
 
-using record_batch = std::vector<request_record>;
-using append_atom = caf::atom_constant<caf::atom("append")>;
-using stop_atom = caf::atom_constant<caf::atom("stop")>;
-
 // -- the request log writer: the one place that commits records (detached: it fsyncs) ------------
 
 struct writer_state {
@@ -28,26 +25,15 @@ struct writer_state {
   static inline const char* name = "request_log_writer";
 };
 
-using writer_actor_t = caf::stateful_actor<writer_state>;
+using writer_actor_t = log_writer_handle::stateful_pointer<writer_state>;
 
 std::string list_body(const storage::key_store::page& page) {
-  std::string out = R"({"object":"list","data":[)";
-  bool first = true;
-  for (const auto& r : page.records_json) {
-    if (!first) {
-      out.push_back(',');
-    }
-    first = false;
-    out += r;
-  }
-  out += R"(],"has_more":)";
-  out += page.has_more ? "true" : "false";
-  out += "}";
-  return out;
+  return to_list_json(page.records_json, page.has_more);
 }
 
-caf::behavior request_log_writer(writer_actor_t* self, std::shared_ptr<storage::key_store> store,
-                                 config::request_log_config log_cfg) {
+log_writer_handle::behavior_type request_log_writer(writer_actor_t self,
+                                                    std::shared_ptr<storage::key_store> store,
+                                                    config::request_log_config log_cfg) {
   self->state.store = std::move(store);
   self->state.log_cfg = log_cfg;
   return {
@@ -61,13 +47,18 @@ caf::behavior request_log_writer(writer_actor_t* self, std::shared_ptr<storage::
                    + " records dropped)");
         }
       },
-      [self](listreq_atom, std::shared_ptr<list_requests_cmd>& cmd) {
-        auto page = self->state.store->list_requests(cmd->user_id, cmd->limit, cmd->before);
-        if (!page) {
-          cmd->done(std::move(page).error());
-          return;
+      [self](listreq_atom, const std::string& user_id, std::uint64_t limit,
+             const std::string& before) -> caf::result<std::string> {
+        try {
+          auto page = self->state.store->list_requests(user_id, limit, before);
+          if (!page) {
+            return make_error(std::move(page).error());
+          }
+          return list_body(*page);
+        } catch (const std::exception&) {
+          // The handler boundary: a failed read must not kill the writer.
+          return make_error(errc::internal, "the request log failed");
         }
-        cmd->done(list_body(*page));
       },
       [self](stop_atom) { self->quit(); },
   };
@@ -77,15 +68,15 @@ caf::behavior request_log_writer(writer_actor_t* self, std::shared_ptr<storage::
 
 struct metrics_state {
   std::shared_ptr<metrics::registry> reg;
-  caf::actor writer;
+  log_writer_handle writer;
   std::shared_ptr<record_batch> batch = std::make_shared<record_batch>();
   bool flush_scheduled = false;
   static inline const char* name = "metrics_actor";
 };
 
-using metrics_actor_t = caf::stateful_actor<metrics_state>;
+using metrics_actor_t = metrics_actor_handle::stateful_pointer<metrics_state>;
 
-void flush(metrics_actor_t* self) {
+void flush(metrics_actor_t self) {
   auto& st = self->state;
   if (st.batch->empty()) {
     return;
@@ -95,8 +86,9 @@ void flush(metrics_actor_t* self) {
   st.batch->reserve(max_batch);
 }
 
-caf::behavior metrics_actor(metrics_actor_t* self, std::shared_ptr<metrics::registry> reg,
-                            caf::actor writer) {
+metrics_actor_handle::behavior_type metrics_actor(metrics_actor_t self,
+                                                  std::shared_ptr<metrics::registry> reg,
+                                                  log_writer_handle writer) {
   auto& st = self->state;
   st.reg = std::move(reg);
   st.writer = std::move(writer);
@@ -127,13 +119,13 @@ caf::behavior metrics_actor(metrics_actor_t* self, std::shared_ptr<metrics::regi
         self->state.flush_scheduled = false;
         flush(self);
       },
-      [self](listreq_atom, std::shared_ptr<list_requests_cmd>& cmd) {
+      [self](listreq_atom a, std::string& user_id, std::uint64_t limit, std::string& before) {
         // The writer handles messages in order: the batch lands before the listing is read, so a
-        // client sees its own finished requests.
+        // client sees its own finished requests. The writer answers the asker directly.
         flush(self);
-        self->send(self->state.writer, listreq_atom::value, std::move(cmd));
+        return self->delegate(self->state.writer, a, std::move(user_id), limit, std::move(before));
       },
-      [self](writer_atom, caf::actor& writer) {
+      [self](writer_atom, log_writer_handle& writer) {
         // The supervisor restarted the writer: batches sent to the old one died with it.
         self->state.writer = std::move(writer);
       },
@@ -149,33 +141,34 @@ caf::behavior metrics_actor(metrics_actor_t* self, std::shared_ptr<metrics::regi
 // caller. The supervisor owns both children (monitored, not linked, so a death is noticed rather
 // than propagated): a dead metrics actor is replaced by one that uses the current writer (its
 // unflushed batch is lost: metadata only); a dead writer is replaced and the metrics actor told.
-// Listings that die with either are answered by their `answer_if_dropped` wrapper.
+// A listing that dies with either comes back to its asker from CAF as
+// `sec::request_receiver_down` (bounced from the dead actor's mailbox).
 
 struct metrics_supervisor_state {
   std::shared_ptr<metrics::registry> reg;
   std::shared_ptr<storage::key_store> store;
   config::request_log_config log_cfg;
-  caf::actor writer;
-  caf::actor child;
+  log_writer_handle writer;
+  metrics_actor_handle child;
   std::uint64_t restarts = 0;
   static inline const char* name = "metrics_supervisor";
 };
 
-using metrics_supervisor_t = caf::stateful_actor<metrics_supervisor_state>;
+using metrics_supervisor_t = metrics_supervisor_handle::stateful_pointer<metrics_supervisor_state>;
 
-void spawn_writer(metrics_supervisor_t* self) {
+void spawn_writer(metrics_supervisor_t self) {
   auto& st = self->state;
   st.writer = self->spawn<caf::detached + caf::monitored>(request_log_writer, st.store, st.log_cfg);
 }
 
-void spawn_child(metrics_supervisor_t* self) {
+void spawn_child(metrics_supervisor_t self) {
   auto& st = self->state;
   st.child = self->spawn<caf::monitored>(metrics_actor, st.reg, st.writer);
 }
 
-caf::behavior metrics_supervisor(metrics_supervisor_t* self, std::shared_ptr<metrics::registry> reg,
-                                 std::shared_ptr<storage::key_store> store,
-                                 config::request_log_config log_cfg) {
+metrics_supervisor_handle::behavior_type metrics_supervisor(
+    metrics_supervisor_t self, std::shared_ptr<metrics::registry> reg,
+    std::shared_ptr<storage::key_store> store, config::request_log_config log_cfg) {
   auto& st = self->state;
   st.reg = std::move(reg);
   st.store = std::move(store);
@@ -204,8 +197,8 @@ caf::behavior metrics_supervisor(metrics_supervisor_t* self, std::shared_ptr<met
       [self](record_atom a, std::shared_ptr<request_record>& r) {
         self->send(self->state.child, a, std::move(r));
       },
-      [self](listreq_atom a, std::shared_ptr<list_requests_cmd>& cmd) {
-        self->send(self->state.child, a, std::move(cmd));
+      [self](listreq_atom a, std::string& user_id, std::uint64_t limit, std::string& before) {
+        return self->delegate(self->state.child, a, std::move(user_id), limit, std::move(before));
       },
       [self](child_atom) { return self->state.child; },
       [self](writer_atom) { return self->state.writer; },
@@ -214,9 +207,10 @@ caf::behavior metrics_supervisor(metrics_supervisor_t* self, std::shared_ptr<met
 
 }  // namespace
 
-caf::actor spawn_metrics_actor(caf::actor_system& sys, std::shared_ptr<metrics::registry> reg,
-                               std::shared_ptr<storage::key_store> store,
-                               config::request_log_config log_cfg) {
+metrics_supervisor_handle spawn_metrics_actor(caf::actor_system& sys,
+                                              std::shared_ptr<metrics::registry> reg,
+                                              std::shared_ptr<storage::key_store> store,
+                                              config::request_log_config log_cfg) {
   return sys.spawn(metrics_supervisor, std::move(reg), std::move(store), log_cfg);
 }
 

@@ -4,6 +4,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/messages.hpp"
 #include "config/config.hpp"
 
 namespace ib::storage {
@@ -19,16 +20,19 @@ namespace ib::actors {
 /// supervisor: the stable handle to send to. The metrics actor (scheduled: a message per request
 /// stays cheap) feeds each finished request's record into the Prometheus registry and batches
 /// the records; the writer (detached: it fsyncs) commits each batch to the LMDB request log in
-/// one synced transaction (per ~100 ms or 256 records). Messages:
-/// `(record_atom, shared_ptr<request_record>)`, `(listreq_atom, shared_ptr<list_requests_cmd>)`
-/// (flushes the batch first, so a client sees its own finished requests). If either child dies
-/// it is restarted (a new metrics actor keeps the writer; a new writer is handed to the metrics
-/// actor); records and listings that die with it are lost, and a listing's `done` is not called
-/// by it (wrap it with `answer_if_dropped`). `(child_atom) -> caf::actor` and
-/// `(writer_atom) -> caf::actor` return the current children (for tests). An exit sent to the
-/// supervisor stops the metrics actor, which flushes its batch and then stops the writer.
-caf::actor spawn_metrics_actor(caf::actor_system& sys, std::shared_ptr<metrics::registry> reg,
-                               std::shared_ptr<storage::key_store> store,
-                               config::request_log_config log_cfg);
+/// one synced transaction (per ~100 ms or 256 records). Protocol: `metrics_supervisor_handle` in
+/// actors/messages.hpp: `(record_atom, shared_ptr<request_record>)` (a tell), and
+/// `(listreq_atom, user_id, limit, before) -> std::string` (the JSON list body, answered by the
+/// writer on its own thread, after the metrics actor's pending batch, so a client sees its own
+/// finished requests; a storage failure is an "ib" error). If either child dies it is restarted
+/// (a new metrics actor keeps the writer; a new writer is handed to the metrics actor); records
+/// that die with it are lost, and a listing that dies with it comes back to its asker as
+/// `sec::request_receiver_down` (see `is_dropped`). `(child_atom)` and `(writer_atom)` name the
+/// current children (for tests). An exit sent to the supervisor stops the metrics actor, which
+/// flushes its batch and then stops the writer.
+metrics_supervisor_handle spawn_metrics_actor(caf::actor_system& sys,
+                                              std::shared_ptr<metrics::registry> reg,
+                                              std::shared_ptr<storage::key_store> store,
+                                              config::request_log_config log_cfg);
 
 }  // namespace ib::actors

@@ -25,16 +25,60 @@ std::string failure_envelope(const config::provider_config& cfg, outcome o, int 
   return to_envelope(error{errc::bad_gateway, std::move(msg)});
 }
 
-/// Receives one exchange's events on an I/O thread, translates them with the provider's adapter
-/// and reports to the request actor.
+/// Where a call's stream pieces and its response go: the asker and the request's id, taken from
+/// the provider actor's response promise when it took the call.
+///
+/// Why not `caf::response_promise::deliver`: in CAF 0.17 it must run on the promise's actor
+/// (libcaf_core/src/response_promise.cpp: it reads `self->context()`, the execution unit of
+/// whatever that actor runs now, and sending through it may `exec_later` the asker on another
+/// thread's unit). The exchange ends on an I/O thread, so `respond` sends the response message
+/// itself, exactly as `deliver` would but with no execution unit (as CAF's own
+/// `sync_request_bouncer` does from foreign threads): the asker is scheduled normally.
+class call_reply {
+ public:
+  call_reply(caf::strong_actor_ptr self, const caf::response_promise& rp)
+      : self_(std::move(self)), to_(rp.source()), id_(rp.id()) {}
+
+  /// A stream piece, as an ordinary message to the asker. It arrives before the response: both
+  /// are sent from the exchange's (serialised) handlers, and both are of CAF's normal category,
+  /// so they share one FIFO queue of the asker's mailbox.
+  void piece(stream_piece p) const {
+    if (to_) {
+      to_->enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(), {}, chunk_atom::value,
+                                             std::move(p)),
+                   nullptr);
+    }
+  }
+
+  /// The call's response; at most once (later calls do nothing).
+  void respond(attempt_result r) {
+    if (auto to = std::move(to_)) {
+      to->enqueue(caf::make_mailbox_element(std::move(self_), id_.response_id(), {}, std::move(r)),
+                  nullptr);
+    }
+  }
+
+ private:
+  caf::strong_actor_ptr self_;  ///< the provider actor: the response's sender, as in `deliver`
+  caf::strong_actor_ptr to_;
+  caf::message_id id_;
+};
+
+/// Receives one exchange's events on an I/O thread, translates them with the provider's adapter,
+/// sends stream pieces to the asker and, when the exchange ends, the call's response.
 class call_handler final : public http::exchange_handler {
  public:
-  call_handler(std::shared_ptr<const config::provider_config> cfg,
-               std::shared_ptr<upstream_call> call)
-      : cfg_(std::move(cfg)), call_(std::move(call)), start_(steady::now()) {}
+  call_handler(std::shared_ptr<const config::provider_config> cfg, upstream_call call,
+               call_reply reply)
+      : cfg_(std::move(cfg)),
+        call_(std::move(call)),
+        reply_(std::move(reply)),
+        start_(steady::now()) {}
+
+  const upstream_call& call() const noexcept { return call_; }
 
   void on_head(const http::response_head&) override {
-    translator_ = providers::make_stream_translator(*cfg_, *call_->request, call_->upstream_model);
+    translator_ = providers::make_stream_translator(*cfg_, *call_.request, call_.upstream_model);
   }
 
   http::body_action on_body(std::string_view bytes) override {
@@ -47,57 +91,57 @@ class call_handler final : public http::exchange_handler {
     translator_->feed(bytes, out_);
     action.payload = out_.payload;
     if (!out_.client_bytes.empty()) {
-      auto piece = std::make_shared<stream_piece>();
-      piece->attempt = call_->attempt;
-      piece->bytes = std::move(out_.client_bytes);
-      piece->content = out_.content;
+      stream_piece piece;
+      piece.attempt = call_.attempt;
+      piece.bytes = std::move(out_.client_bytes);
+      piece.content = out_.content;
       if (!model_sent_ && !out_.model.empty()) {
-        piece->model = out_.model;
+        piece.model = out_.model;
         model_sent_ = true;
       }
-      caf::anon_send(call_->reply_to, chunk_atom::value, std::move(piece));
+      reply_.piece(std::move(piece));
       out_.client_bytes = std::string{};
     }
     if (out_.failure) {
       action.stop = true;  // an in-band error: nothing more worth reading
       return action;
     }
-    if (call_->flow && call_->flow->pending && call_->flow->pending() > call_->flow->high_water) {
+    if (call_.flow && call_.flow->pending && call_.flow->pending() > call_.flow->high_water) {
       action.pause = true;
-      auto control = call_->control;
-      call_->flow->when_drained([control] { control->resume(); });
+      auto control = call_.control;
+      call_.flow->when_drained([control] { control->resume(); });
     }
     return action;
   }
 
   void on_complete(http::exchange_result r) override {
     const outcome failure = outcome_of(r.failure);
-    auto res = std::make_shared<attempt_result>();
-    res->attempt = call_->attempt;
-    res->upstream_status = r.head.status;
-    res->retry_after = std::move(r.head.retry_after);
-    res->retry_after_ms = std::move(r.head.retry_after_ms);
+    attempt_result res;
+    res.attempt = call_.attempt;
+    res.upstream_status = r.head.status;
+    res.retry_after = std::move(r.head.retry_after);
+    res.retry_after_ms = std::move(r.head.retry_after_ms);
     if (failure == outcome::success && translator_) {
-      finish_stream(*res);
+      finish_stream(res);
     } else if (failure == outcome::success) {
       providers::upstream_response up{r.head.status, r.head.content_type, r.body};
-      auto d = providers::decode_response(*cfg_, *call_->request, call_->upstream_model, up);
-      res->result = d.result;
-      res->client_status = d.status;
-      res->body = d.body_is_input ? std::move(r.body) : std::move(d.body);
-      res->model = std::move(d.model);
-      res->tokens = d.tokens;
-      res->long_cooldown = d.long_cooldown;
+      auto d = providers::decode_response(*cfg_, *call_.request, call_.upstream_model, up);
+      res.result = d.result;
+      res.client_status = d.status;
+      res.body = d.body_is_input ? std::move(r.body) : std::move(d.body);
+      res.model = std::move(d.model);
+      res.tokens = d.tokens;
+      res.long_cooldown = d.long_cooldown;
     } else if (translator_ && out_.failure) {
       // The exchange was stopped on an in-band error: that error is the verdict.
-      fill_failure(*res, *out_.failure);
+      fill_failure(res, *out_.failure);
     } else {
-      res->result = failure;
-      res->client_status = failure == outcome::deadline ? 504 : 502;
-      res->body = failure_envelope(*cfg_, failure, 0);
+      res.result = failure;
+      res.client_status = failure == outcome::deadline ? 504 : 502;
+      res.body = failure_envelope(*cfg_, failure, 0);
     }
-    res->latency = elapsed();
-    caf::anon_send(call_->reply_to, reply_atom::value, std::move(res));
+    res.latency = elapsed();
+    reply_.respond(std::move(res));
   }
 
  private:
@@ -110,11 +154,11 @@ class call_handler final : public http::exchange_handler {
       out_.client_bytes.clear();
       translator_->finish(out_);
       if (!out_.client_bytes.empty()) {
-        auto piece = std::make_shared<stream_piece>();
-        piece->attempt = call_->attempt;
-        piece->bytes = std::move(out_.client_bytes);
-        piece->content = out_.content;
-        caf::anon_send(call_->reply_to, chunk_atom::value, std::move(piece));
+        stream_piece piece;
+        piece.attempt = call_.attempt;
+        piece.bytes = std::move(out_.client_bytes);
+        piece.content = out_.content;
+        reply_.piece(std::move(piece));
       }
     }
     if (out_.failure) {
@@ -123,7 +167,7 @@ class call_handler final : public http::exchange_handler {
     }
     res.result = outcome::success;
     res.client_status = 200;
-    res.model = out_.model.empty() ? call_->upstream_model : out_.model;
+    res.model = out_.model.empty() ? call_.upstream_model : out_.model;
     res.tokens = out_.tokens;
   }
 
@@ -136,7 +180,8 @@ class call_handler final : public http::exchange_handler {
   }
 
   std::shared_ptr<const config::provider_config> cfg_;
-  std::shared_ptr<upstream_call> call_;
+  upstream_call call_;
+  call_reply reply_;
   steady::time_point start_;
   std::unique_ptr<providers::stream_translator> translator_;
   providers::stream_output out_;
@@ -198,37 +243,49 @@ outcome outcome_of_refusal(const caf::error& e) noexcept {
   return outcome::provider_down;
 }
 
-caf::behavior provider_actor(caf::event_based_actor* self, provider_options opts) {
+provider_actor_handle::behavior_type provider_actor(provider_actor_handle::pointer self,
+                                                    provider_options opts) {
   auto cfg = opts.provider;
   auto pool = std::make_shared<http::upstream_pool>(
       *opts.io.ctx, client_options_for(*cfg, opts.max_upstream_body, opts.ca_file));
-  // However the actor ends, in-flight exchanges end with provider_down and report it.
+  // However the actor ends, in-flight exchanges end with provider_down and respond with it.
   self->attach_functor([pool](const caf::error&) { pool->shutdown(); });
   return {
-      [=](call_atom, std::shared_ptr<upstream_call>& call) -> caf::result<void> {
-        auto handler = std::make_shared<call_handler>(cfg, call);
+      [=](call_atom, upstream_call& call) -> caf::result<attempt_result> {
+        std::optional<http::outgoing_request> req;
         try {
           auto up =
-              providers::encode_request(*cfg, *call->request, call->upstream_model, call->api_key);
+              providers::encode_request(*cfg, *call.request, call.upstream_model, call.api_key);
           if (!up) {
             // Not this provider's protocol: refuse the call; the caller records `unsupported`.
             return make_error(std::move(up).error());  // errc::invalid_request
           }
-          http::outgoing_request req;
-          req.target = std::move(up->target);
-          req.headers = std::move(up->headers);
-          req.body = std::move(up->body);
-          req.stream = call->request->stream;
-          req.deadline = call->deadline;
-          auto control = pool->start(std::move(req), handler);
-          call->control->attach(std::move(control));
-        } catch (const std::exception& e) {
+          req.emplace();
+          req->target = std::move(up->target);
+          req->headers = std::move(up->headers);
+          req->body = std::move(up->body);
+          req->stream = call.request->stream;
+          req->deadline = call.deadline;
+        } catch (const std::exception&) {
           // Caught at the handler boundary: an exception must not kill the provider actor.
-          // The call counts as taken: the attempt ends as a bad response, reported as usual.
-          handler->on_complete(
-              http::exchange_result{http::exchange_failure::bad_response, {}, {}, false});
+          // The call counts as taken: the attempt ends as a bad response.
         }
-        return caf::unit;  // taken: the exchange reports to `call->reply_to`
+        // Taken: the response is sent when the exchange ends, from the I/O thread (call_reply).
+        auto rp = self->make_response_promise<attempt_result>();
+        auto handler =
+            std::make_shared<call_handler>(cfg, std::move(call),
+                                           call_reply{caf::actor_cast<caf::strong_actor_ptr>(self),
+                                                      static_cast<caf::response_promise&>(rp)});
+        try {
+          if (req) {
+            handler->call().control->attach(pool->start(std::move(*req), handler));
+            return rp;
+          }
+        } catch (const std::exception&) {
+          // As above.
+        }
+        handler->on_complete(http::exchange_result{http::exchange_failure::bad_response});
+        return rp;
       },
   };
 }

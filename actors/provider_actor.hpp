@@ -5,6 +5,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/messages.hpp"
 #include "config/config.hpp"
 #include "core/outcome.hpp"
 
@@ -24,21 +25,26 @@ struct io_handle {
   boost::asio::io_context* ctx = nullptr;
 };
 
+/// What a provider actor needs: its provider's configuration, the I/O context its exchanges
+/// run on (must outlive the actor system), and the limits of an upstream answer.
 struct provider_options {
   std::shared_ptr<const config::provider_config> provider;
   io_handle io;
-  std::size_t max_upstream_body = 32 * 1024 * 1024;
+  std::size_t max_upstream_body = 32 * 1024 * 1024;  ///< bytes; larger is a bad_response
   std::string ca_file;  ///< extra CA bundle for upstream TLS (the system store is always used)
 };
 
-/// The behaviour of a provider actor: owns the keep-alive pool to one provider and the protocol
-/// adapter. Handles `(call_atom, shared_ptr<upstream_call>)`: encodes the request, starts the
-/// exchange on the I/O threads and answers at once (see `upstream_call`): with nothing when the
-/// exchange started, after which it reports `stream_piece`s and one `attempt_result` straight to
-/// `reply_to`; with `errc::invalid_request` (message and param for the client) when the adapter
-/// cannot express the request. When the actor dies, every in-flight exchange ends with
-/// `provider_down`.
-caf::behavior provider_actor(caf::event_based_actor* self, provider_options opts);
+/// The behaviour of a provider actor (`provider_actor_handle`): owns the keep-alive pool to one
+/// provider and the protocol adapter. Handles `(call_atom, upstream_call) -> attempt_result`:
+/// encodes the request and starts the exchange on the I/O threads; the response is the
+/// attempt's result, sent from the I/O thread when the exchange ends (one message; stream pieces
+/// go to the asker as `(chunk_atom, stream_piece)` before it, from the same thread). A request
+/// the adapter cannot express is answered at once with `errc::invalid_request` (message and
+/// param for the client). When the actor dies, every in-flight exchange ends with
+/// `provider_down` and responds so; a call still in its mailbox is bounced by CAF
+/// (`sec::request_receiver_down`, see `outcome_of_refusal`).
+provider_actor_handle::behavior_type provider_actor(provider_actor_handle::pointer self,
+                                                    provider_options opts);
 
 /// What an exchange's wire failure means for the attempt (design §4): `none` is `success`,
 /// `tls_error` a `connect_error`, `idle_timeout` a `total_timeout`, `body_too_large` a

@@ -9,6 +9,7 @@
 #include "actors/provider_actor.hpp"
 #include "core/breaker.hpp"
 #include "core/error.hpp"
+#include "core/request_record.hpp"
 #include "core/request_walk.hpp"
 #include "core/tier_plan.hpp"
 #include "metrics/registry.hpp"
@@ -47,28 +48,23 @@ struct request_state {
   static inline const char* name = "request_actor";
 };
 
-using request_actor_t = caf::stateful_actor<request_state>;
+using request_actor_t = request_actor_handle::stateful_pointer<request_state>;
 
 // -- headers and bodies ---------------------------------------------------------------------------
 
 /// The OpenAI envelope plus `inferbridge_attempts`.
 std::string gateway_error_body(const error& err, const std::vector<attempt_record>& attempts) {
-  std::string out;
-  open_envelope(out, err.message, error_type(err.code), err.param, err.detail_code);
-  out += R"(,"inferbridge_attempts":)";
-  append_attempts_json(out, attempts);
-  out += "}}";
-  return out;
+  return to_envelope(err, attempts);
 }
 
 // -- the walk -------------------------------------------------------------------------------------
 
-void next_attempt(request_actor_t* self);
-void on_result(request_actor_t* self, attempt_result& r);
-void finish(request_actor_t* self, int status, const std::string& provider,
-            const std::string& model, const std::optional<usage>& tokens);
+void next_attempt(request_actor_t self);
+void on_result(request_actor_t self, attempt_result& r);
+void finish(request_actor_t self, int status, const std::string& provider, const std::string& model,
+            const std::optional<usage>& tokens);
 
-http::header_list base_headers(request_actor_t* self, const std::string& provider,
+http::header_list base_headers(request_actor_t self, const std::string& provider,
                                const std::string& model, std::string attempts) {
   auto& st = self->state;
   http::header_list h;
@@ -81,13 +77,13 @@ http::header_list base_headers(request_actor_t* self, const std::string& provide
   return h;
 }
 
-http::header_list base_headers(request_actor_t* self, const std::string& provider,
+http::header_list base_headers(request_actor_t self, const std::string& provider,
                                const std::string& model) {
   return base_headers(self, provider, model, attempts_header(self->state.walk->attempts()));
 }
 
 /// Every provider was tried or skipped: the final answer of design §4 (decided in core).
-void answer_final(request_actor_t* self) {
+void answer_final(request_actor_t self) {
   auto& st = self->state;
   const std::string& route = st.ctx->tier.empty() ? st.ctx->request->model : st.ctx->tier;
   std::vector<std::string> providers;
@@ -113,7 +109,7 @@ void answer_final(request_actor_t* self) {
 /// When the user's cooldown for the current provider ends after the 429 `r` (its Retry-After,
 /// default and cap from the config; the maximum when the quota is exhausted). Computed once,
 /// here: the supervisor applies this very end, and the final 429's Retry-After announces it.
-steady_time cooldown_end(request_actor_t* self, const attempt_result& r) {
+steady_time cooldown_end(request_actor_t self, const attempt_result& r) {
   const auto& cfg = self->state.ctx->deps->cfg->cooldown;
   auto now_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::system_clock::now().time_since_epoch())
@@ -124,21 +120,21 @@ steady_time cooldown_end(request_actor_t* self, const attempt_result& r) {
   return steady::now() + d;
 }
 
-void report(request_actor_t* self, const attempt_result& r, steady_time cooldown_until = {}) {
+void report(request_actor_t self, const attempt_result& r, steady_time cooldown_until = {}) {
   auto& st = self->state;
   if (st.slot == nullptr) {
     return;
   }
-  auto rep = std::make_shared<attempt_report>();
-  rep->user = st.ctx->user;
-  rep->result = r.result;
-  rep->probe = st.probe;
-  rep->admitted_at = st.attempt_start;
-  rep->latency = r.latency;
-  rep->retry_after = r.retry_after;
-  rep->retry_after_ms = r.retry_after_ms;
-  rep->long_cooldown = r.long_cooldown;
-  rep->cooldown_until = cooldown_until;
+  attempt_report rep;
+  rep.user = st.ctx->user;
+  rep.result = r.result;
+  rep.probe = st.probe;
+  rep.admitted_at = st.attempt_start;
+  rep.latency = r.latency;
+  rep.retry_after = r.retry_after;
+  rep.retry_after_ms = r.retry_after_ms;
+  rep.long_cooldown = r.long_cooldown;
+  rep.cooldown_until = cooldown_until;
   self->send(st.slot->supervisor, report_atom::value, std::move(rep));
   if (st.ctx->deps->registry) {
     st.ctx->deps->registry->observe_attempt(st.current->provider, r.result,
@@ -146,8 +142,8 @@ void report(request_actor_t* self, const attempt_result& r, steady_time cooldown
   }
 }
 
-void start_call(request_actor_t* self, const config::tier_entry& e, const health_slot* slot,
-                const caf::actor& provider, const user_key& key, bool probe) {
+void start_call(request_actor_t self, const config::tier_entry& e, const health_slot* slot,
+                const provider_actor_handle& provider, const user_key& key, bool probe) {
   auto& st = self->state;
   st.current = &e;
   st.slot = slot;
@@ -155,14 +151,13 @@ void start_call(request_actor_t* self, const config::tier_entry& e, const health
   st.attempt_start = steady::now();
   const auto attempt = st.walk->start(e.provider);
   st.control = std::make_shared<call_control>();
-  auto call = std::make_shared<upstream_call>();
-  call->attempt = attempt;
-  call->request = st.ctx->request;
-  call->upstream_model = e.model;
-  call->api_key = key.secret;
-  call->deadline = st.ctx->deadline;
-  call->reply_to = caf::actor_cast<caf::actor>(self);
-  call->control = st.control;
+  upstream_call call;
+  call.attempt = attempt;
+  call.request = st.ctx->request;  // shared, not copied
+  call.upstream_model = e.model;
+  call.api_key = key.secret;
+  call.deadline = st.ctx->deadline;
+  call.control = st.control;
   if (st.ctx->request->stream) {
     auto flow = std::make_shared<stream_flow>();
     // The responder's link is shared with the session; these reads are thread-safe.
@@ -172,18 +167,18 @@ void start_call(request_actor_t* self, const config::tier_entry& e, const health
     flow->when_drained = [ctx, responder, low = flow->high_water / 4](std::function<void()> fn) {
       responder->when_drained(low, std::move(fn));
     };
-    call->flow = std::move(flow);
+    call.flow = std::move(flow);
   }
   if (!provider) {
-    auto r = std::make_shared<attempt_result>();
-    r->attempt = attempt;
-    r->result = outcome::provider_down;
-    self->send(self, reply_atom::value, std::move(r));
-    return;
+    attempt_result r;
+    r.attempt = attempt;
+    r.result = outcome::provider_down;
+    return on_result(self, r);
   }
-  // The provider answers at once; the exchange's pieces and result come later as messages.
+  // The response is the attempt's result, when the exchange ends; a stream's pieces come before
+  // it as chunk messages. No timeout here: the exchange has the request's deadline.
   self->request(provider, caf::infinite, call_atom::value, std::move(call))
-      .then([] { /* taken */ },
+      .then([self](attempt_result& r) { on_result(self, r); },
             [self, attempt](caf::error& e) {
               // Refused (the request cannot be expressed for this provider), or the provider
               // actor was gone before it took the call.
@@ -230,7 +225,7 @@ provider_view view_of(const request_state& st, std::size_t i, entry_lookup& foun
   return view;
 }
 
-void next_attempt(request_actor_t* self) {
+void next_attempt(request_actor_t self) {
   auto& st = self->state;
   const auto& plan = st.ctx->plan;
   entry_lookup found;
@@ -272,7 +267,7 @@ void next_attempt(request_actor_t* self) {
 
 // -- results --------------------------------------------------------------------------------------
 
-void commit_stream(request_actor_t* self, std::string attempts) {
+void commit_stream(request_actor_t self, std::string attempts) {
   auto& st = self->state;
   st.ttfb_ms = ms_between(st.ctx->start, steady::now());
   http::response head;
@@ -286,7 +281,7 @@ void commit_stream(request_actor_t* self, std::string attempts) {
   st.ctx->responder.stream_begin(std::move(head));
 }
 
-void on_result(request_actor_t* self, attempt_result& r) {
+void on_result(request_actor_t self, attempt_result& r) {
   auto& st = self->state;
   if (st.finished || !st.walk->in_flight() || r.attempt != st.walk->attempt()) {
     return;  // a late result of an attempt that was already given up
@@ -362,7 +357,7 @@ void on_result(request_actor_t* self, attempt_result& r) {
   }
 }
 
-void on_piece(request_actor_t* self, stream_piece& p) {
+void on_piece(request_actor_t self, stream_piece& p) {
   auto& st = self->state;
   if (st.finished) {
     return;
@@ -391,8 +386,8 @@ void on_piece(request_actor_t* self, stream_piece& p) {
   }
 }
 
-void finish(request_actor_t* self, int status, const std::string& provider,
-            const std::string& model, const std::optional<usage>& tokens) {
+void finish(request_actor_t self, int status, const std::string& provider, const std::string& model,
+            const std::optional<usage>& tokens) {
   auto& st = self->state;
   if (st.finished) {
     return;
@@ -423,7 +418,8 @@ void finish(request_actor_t* self, int status, const std::string& provider,
   self->quit();
 }
 
-caf::behavior request_actor(request_actor_t* self, std::shared_ptr<request_context> ctx) {
+request_actor_handle::behavior_type request_actor(request_actor_t self,
+                                                  std::shared_ptr<request_context> ctx) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.walk.emplace(st.ctx->plan.size(), st.ctx->deadline, st.ctx->request->stream);
@@ -431,7 +427,7 @@ caf::behavior request_actor(request_actor_t* self, std::shared_ptr<request_conte
     st.ctx->deps->registry->inflight_add(1);
   }
   st.ctx->deps->inflight->add();
-  auto handle = caf::actor_cast<caf::actor>(self);
+  auto handle = caf::actor_cast<request_actor_handle>(self);
   st.ctx->responder.on_cancel([handle, gate = st.ctx->deps->gate] {
     if (auto pass = gate->enter()) {
       caf::anon_send(handle, cancel_atom::value);
@@ -439,8 +435,7 @@ caf::behavior request_actor(request_actor_t* self, std::shared_ptr<request_conte
   });
   next_attempt(self);
   return {
-      [self](reply_atom, std::shared_ptr<attempt_result>& r) { on_result(self, *r); },
-      [self](chunk_atom, std::shared_ptr<stream_piece>& p) { on_piece(self, *p); },
+      [self](chunk_atom, stream_piece& p) { on_piece(self, p); },
       [self](cancel_atom) {
         auto& st = self->state;
         if (st.finished) {

@@ -11,8 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include <caf/actor.hpp>
-
+#include "actors/messages.hpp"
 #include "config/config.hpp"
 #include "http/server.hpp"
 #include "providers/chat_request.hpp"
@@ -31,6 +30,8 @@ struct user_entry;
 /// returns only when no I/O thread is still inside.
 class system_gate {
  public:
+  /// Proof of being inside the gate (move-only; leaving the scope leaves the gate). False when
+  /// `enter` was refused.
   class pass {
    public:
     explicit pass(system_gate* g) noexcept : gate_(g) {}
@@ -48,6 +49,7 @@ class system_gate {
     system_gate* gate_;
   };
 
+  /// Enters the gate (any thread, lock-free); a false pass once `close_and_wait` has begun.
   pass enter() noexcept {
     users_.fetch_add(1, std::memory_order_acq_rel);
     if (closed_.load(std::memory_order_acquire)) {
@@ -57,6 +59,8 @@ class system_gate {
     return pass{this};
   }
 
+  /// Refuses later `enter`s and spins until every pass is gone (at shutdown; never on an I/O
+  /// thread that may hold a pass).
   void close_and_wait() noexcept {
     closed_.store(true, std::memory_order_seq_cst);
     while (users_.load(std::memory_order_acquire) != 0) {
@@ -73,9 +77,11 @@ class system_gate {
 /// `inferbridge_inflight_requests` gauge shows the same count to operators). Thread-safe.
 class inflight_tracker {
  public:
+  /// One more request in flight.
   void add() noexcept;
   /// Wakes `await_idle` when the count reaches zero.
   void remove() noexcept;
+  /// The requests in flight now.
   std::size_t count() const noexcept;
   /// Blocks until no request is in flight or `limit` passes. Never call it on an I/O thread.
   void await_idle(std::chrono::milliseconds limit);
@@ -87,12 +93,13 @@ class inflight_tracker {
 };
 
 /// What every request actor shares: configuration, the health board, the metrics actor.
+/// Read-only once built (any thread).
 struct gateway_deps {
   std::shared_ptr<system_gate> gate = std::make_shared<system_gate>();
   std::shared_ptr<inflight_tracker> inflight = std::make_shared<inflight_tracker>();
   std::shared_ptr<const config::config> cfg;
   std::shared_ptr<const health_board> board;
-  caf::actor metrics;
+  metrics_supervisor_handle metrics;  ///< finished requests go here, `(record_atom, record)`
   std::shared_ptr<metrics::registry> registry;
 };
 
@@ -115,6 +122,9 @@ struct request_context {
 /// in turn; falls back on the triggers of design §4; relays a stream from its commit point;
 /// answers exactly once; reports every attempt to the provider's supervisor and the finished
 /// request to the metrics actor; and cancels the upstream call if the client goes away.
+/// Protocol: `request_actor_handle` (stream pieces, cancel) plus the responses to its calls
+/// (`call_atom` -> `attempt_result`, `admit_atom` -> bool). Called on an I/O thread; the actor
+/// runs on CAF's scheduler and answers `ctx->responder`, which posts to the session's executor.
 void spawn_request_actor(caf::actor_system& sys, std::shared_ptr<request_context> ctx);
 
 }  // namespace ib::actors

@@ -9,10 +9,12 @@
 #include <openssl/crypto.h>
 #include <rapidjson/document.h>
 
+#include "actors/asio_scheduler.hpp"
 #include "actors/messages.hpp"
 #include "app/routes.hpp"
 #include "config/route.hpp"
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "metrics/registry.hpp"
 #include "providers/json.hpp"
 
@@ -124,14 +126,20 @@ bool is_safe_secret(std::string_view s) {
   });
 }
 
+/// A provider key as the API shows it: `{"provider","key_hint","created"}` (never the key).
+void write_key(json_writer& w, std::string_view provider, std::string_view hint,
+               std::int64_t created) {
+  w.start_object();
+  w.key("provider").string(provider);
+  w.key("key_hint").string(hint);
+  w.key("created").integer(created);
+  w.end_object();
+}
+
 std::string key_json(std::string_view provider, std::string_view hint, std::int64_t created) {
-  std::string out = R"({"provider":)";
-  append_json_string(out, provider);
-  out += R"(,"key_hint":)";
-  append_json_string(out, hint);
-  out += R"(,"created":)";
-  out += std::to_string(created);
-  out += "}";
+  std::string out;
+  json_writer w(out);
+  write_key(w, provider, hint, created);
   return out;
 }
 
@@ -145,12 +153,36 @@ constexpr std::string_view key_service_restarted =
 constexpr std::string_view request_log_restarted =
     "The request log restarted before answering; retry the request.";
 
+/// How long an admin command may wait for its actor (an LMDB commit syncs to disk); past it the
+/// command counts as dropped.
+constexpr auto command_timeout = std::chrono::seconds(30);
+
 /// Sends a failed command's error; a 503 (see above) carries `Retry-After: 1`.
 void send_command_error(http::responder& res, const error& err, http::header_list extra = {}) {
   if (err.code == errc::unavailable) {
     extra.emplace_back("retry-after", "1");
   }
   send_error(res, err, std::move(extra));
+}
+
+/// The body of a short-lived actor that asks `to` for `(xs...)` and hands the answer to
+/// `on_value` or the error to `on_error`, both on this actor's thread; it ends after either.
+template <class Handle, class OnValue, class OnError, class... Ts>
+void asker(caf::event_based_actor* self, Handle to, OnValue on_value, OnError on_error, Ts... xs) {
+  self->request(to, command_timeout, std::move(xs)...)
+      .then(std::move(on_value), std::move(on_error));
+}
+
+/// Asks `to` for `(xs...)` from an I/O thread without blocking it: through a short-lived
+/// event-based actor (never a scoped actor on an I/O thread). Exactly one of the handlers runs,
+/// on a CAF thread; each captures the command's responder.
+template <class Handle, class OnValue, class OnError, class... Ts>
+void ask(const api_context& api, const Handle& to, OnValue on_value, OnError on_error, Ts... xs) {
+  // Arguments, not captures: 0.17's spawn of a function without arguments dereferences a null
+  // argument tuple.
+  api.sys->spawn(asker<Handle, OnValue, OnError, Ts...>, to, std::move(on_value),
+                 std::move(on_error), std::move(xs)...);
+  actors::release_thread_logger();
 }
 
 void create_user(const std::shared_ptr<const api_context>& api, http::request& req,
@@ -176,33 +208,33 @@ void create_user(const std::shared_ptr<const api_context>& api, http::request& r
     return send_error(res, error{errc::invalid_request, "'email' must be a valid email address",
                                  "email", "invalid_email"});
   }
-  auto cmd = std::make_shared<actors::create_user_cmd>();
-  cmd->email.assign(email->data(), email->size());
   auto shared = std::make_shared<http::responder>(std::move(res));
-  cmd->done = [shared](result<actors::created_user> r) {
-    if (!r) {
-      auto err = r.error();
-      http::header_list extra;
-      if (err.code == errc::conflict) {
-        err.param = "email";
-        err.detail_code = "email_taken";
-        extra.emplace_back("x-should-retry", "false");
-      }
-      return send_command_error(*shared, err, std::move(extra));
-    }
-    std::string body = R"({"id":)";
-    append_json_string(body, r->id);
-    body += R"(,"email":)";
-    append_json_string(body, r->email);
-    body += R"(,"api_key":)";
-    append_json_string(body, r->api_key);
-    body += R"(,"created":)";
-    body += std::to_string(r->created);
-    body += "}";
-    shared->send(json_response(201, std::move(body)));
-  };
-  cmd->done = actors::answer_if_dropped(std::move(cmd->done), std::string(key_service_restarted));
-  caf::anon_send(api->key_actor, actors::mkuser_atom::value, std::move(cmd));
+  ask(
+      *api, api->key_actor,
+      [shared](actors::created_user& u) {
+        std::string body;
+        {
+          json_writer w(body);
+          w.start_object();
+          w.key("id").string(u.id);
+          w.key("email").string(u.email);
+          w.key("api_key").string(u.api_key);
+          w.key("created").integer(u.created);
+          w.end_object();
+        }
+        shared->send(json_response(201, std::move(body)));
+      },
+      [shared](caf::error& e) {
+        auto err = actors::command_error(e, key_service_restarted);
+        http::header_list extra;
+        if (err.code == errc::conflict) {
+          err.param = "email";
+          err.detail_code = "email_taken";
+          extra.emplace_back("x-should-retry", "false");
+        }
+        send_command_error(*shared, err, std::move(extra));
+      },
+      actors::mkuser_atom::value, std::string(*email));
 }
 
 void create_key(const std::shared_ptr<const api_context>& api, http::request& req,
@@ -228,20 +260,17 @@ void create_key(const std::shared_ptr<const api_context>& api, http::request& re
                                  "characters",
                                  "api_key", "invalid_api_key_value"});
   }
-  auto cmd = std::make_shared<actors::put_key_cmd>();
-  cmd->user_id = user->id;
-  cmd->provider.assign(provider->data(), provider->size());
-  cmd->api_key.assign(key->data(), key->size());
   auto shared = std::make_shared<http::responder>(std::move(res));
-  cmd->done = [shared](result<actors::key_info> r) {
-    if (!r) {
-      return send_command_error(*shared, r.error());
-    }
-    shared->send(
-        json_response(r->replaced ? 200 : 201, key_json(r->provider, r->hint, r->created)));
-  };
-  cmd->done = actors::answer_if_dropped(std::move(cmd->done), std::string(key_service_restarted));
-  caf::anon_send(api->key_actor, actors::putkey_atom::value, std::move(cmd));
+  ask(
+      *api, api->key_actor,
+      [shared](actors::key_info& k) {
+        shared->send(
+            json_response(k.replaced ? 200 : 201, key_json(k.provider, k.hint, k.created)));
+      },
+      [shared](caf::error& e) {
+        send_command_error(*shared, actors::command_error(e, key_service_restarted));
+      },
+      actors::putkey_atom::value, user->id, std::string(*provider), std::string(*key));
 }
 
 void list_keys(const std::shared_ptr<const api_context>& api, http::request& req,
@@ -256,14 +285,15 @@ void list_keys(const std::shared_ptr<const api_context>& api, http::request& req
   }
   std::sort(keys.begin(), keys.end(),
             [](const auto* a, const auto* b) { return a->provider < b->provider; });
-  std::string body = R"({"object":"list","data":[)";
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    if (i != 0) {
-      body.push_back(',');
+  std::string body;
+  {
+    json_writer w(body);
+    w.start_object().key("object").string("list").key("data").start_array();
+    for (const auto* k : keys) {
+      write_key(w, k->provider, k->hint, k->created);
     }
-    body += key_json(keys[i]->provider, keys[i]->hint, keys[i]->created);
+    w.end_array().end_object();
   }
-  body += "]}";
   res.send(json_response(200, std::move(body)));
 }
 
@@ -273,26 +303,25 @@ void delete_key(const std::shared_ptr<const api_context>& api, http::request& re
   if (!user) {
     return;
   }
-  auto cmd = std::make_shared<actors::delete_key_cmd>();
-  cmd->user_id = user->id;
-  cmd->provider.assign(provider.data(), provider.size());
   auto shared = std::make_shared<http::responder>(std::move(res));
-  cmd->done = [shared, name = cmd->provider](result<bool> r) {
-    if (!r) {
-      return send_command_error(*shared, r.error());
-    }
-    if (!*r) {
-      return send_error(*shared,
-                        error{errc::not_found, "You have no key for provider '" + name + "'.",
-                              "provider", "key_not_found"});
-    }
-    http::response ok;
-    ok.status = 204;
-    ok.content_type.clear();
-    shared->send(std::move(ok));
-  };
-  cmd->done = actors::answer_if_dropped(std::move(cmd->done), std::string(key_service_restarted));
-  caf::anon_send(api->key_actor, actors::delkey_atom::value, std::move(cmd));
+  std::string name(provider);
+  ask(
+      *api, api->key_actor,
+      [shared, name](bool removed) {
+        if (!removed) {
+          return send_error(*shared,
+                            error{errc::not_found, "You have no key for provider '" + name + "'.",
+                                  "provider", "key_not_found"});
+        }
+        http::response ok;
+        ok.status = 204;
+        ok.content_type.clear();
+        shared->send(std::move(ok));
+      },
+      [shared](caf::error& e) {
+        send_command_error(*shared, actors::command_error(e, key_service_restarted));
+      },
+      actors::delkey_atom::value, user->id, name);
 }
 
 void chat_completions(const std::shared_ptr<const api_context>& api, http::request& req,
@@ -356,72 +385,69 @@ void list_requests(const std::shared_ptr<const api_context>& api, http::request&
     }
     limit = n;
   }
-  auto cmd = std::make_shared<actors::list_requests_cmd>();
-  cmd->user_id = user->id;
-  cmd->limit = limit;
-  cmd->before = std::string(http::query_param(req.query(), "before"));
   auto shared = std::make_shared<http::responder>(std::move(res));
-  cmd->done = [shared](result<std::string> r) {
-    if (!r) {
-      return send_command_error(*shared, r.error());
-    }
-    shared->send(json_response(200, std::move(*r)));
-  };
-  cmd->done = actors::answer_if_dropped(std::move(cmd->done), std::string(request_log_restarted));
-  caf::anon_send(api->metrics_actor, actors::listreq_atom::value, std::move(cmd));
+  ask(
+      *api, api->metrics_actor,
+      [shared](std::string& body) { shared->send(json_response(200, std::move(body))); },
+      [shared](caf::error& e) {
+        send_command_error(*shared, actors::command_error(e, request_log_restarted));
+      },
+      actors::listreq_atom::value, user->id, std::uint64_t{limit},
+      std::string(http::query_param(req.query(), "before")));
 }
 
 void readiness(const std::shared_ptr<const api_context>& api, http::responder& res) {
   auto now = steady::now();
   bool any_usable = false;
-  std::string providers = "{";
-  for (const auto& slot : api->deps->board->slots) {
-    auto snap = slot->load();
-    auto state = effective_state(snap->state, snap->retry_at, now);
-    any_usable = any_usable || state != breaker_state::open;
-    if (providers.size() > 1) {
-      providers.push_back(',');
+  std::string providers;
+  {
+    json_writer w(providers);
+    w.start_object();
+    for (const auto& slot : api->deps->board->slots) {
+      auto snap = slot->load();
+      auto state = effective_state(snap->state, snap->retry_at, now);
+      any_usable = any_usable || state != breaker_state::open;
+      w.key(slot->provider).string(to_string(state));
     }
-    append_json_string(providers, slot->provider);
-    providers.push_back(':');
-    append_json_string(providers, to_string(state));
+    w.end_object();
   }
-  providers.push_back('}');
-  std::string body = R"({"status":)";
-  body += any_usable ? R"("ready")" : R"("unavailable")";
-  body += R"(,"store":"open","providers":)";
-  body += providers;
-  body += "}";
+  std::string body;
+  {
+    json_writer w(body);
+    w.start_object();
+    w.key("status").string(any_usable ? "ready" : "unavailable");
+    w.key("store").string("open");
+    w.key("providers").raw(providers);  // written just above
+    w.end_object();
+  }
   res.send(json_response(any_usable ? 200 : 503, std::move(body)));
 }
 
 }  // namespace
 
 std::string render_models(const config::config& cfg, std::int64_t created) {
-  std::string out = R"({"object":"list","data":[)";
-  bool first = true;
-  auto add = [&](std::string_view id, std::string_view owner) {
-    if (!first) {
-      out.push_back(',');
+  std::string out;
+  {
+    json_writer w(out);
+    w.start_object().key("object").string("list").key("data").start_array();
+    auto add = [&](std::string_view id, std::string_view owner) {
+      w.start_object();
+      w.key("id").string(id);
+      w.key("object").string("model");
+      w.key("created").integer(created);
+      w.key("owned_by").string(owner);
+      w.end_object();
+    };
+    for (const auto& t : cfg.tiers) {
+      add(t.name, "inferbridge");
     }
-    first = false;
-    out += R"({"id":)";
-    append_json_string(out, id);
-    out += R"(,"object":"model","created":)";
-    out += std::to_string(created);
-    out += R"(,"owned_by":)";
-    append_json_string(out, owner);
-    out += "}";
-  };
-  for (const auto& t : cfg.tiers) {
-    add(t.name, "inferbridge");
-  }
-  for (const auto& p : cfg.providers) {
-    for (const auto& m : p.models) {
-      add(p.name + "/" + m, p.name);
+    for (const auto& p : cfg.providers) {
+      for (const auto& m : p.models) {
+        add(p.name + "/" + m, p.name);
+      }
     }
+    w.end_array().end_object();
   }
-  out += "]}";
   return out;
 }
 

@@ -4,8 +4,13 @@
 #include <cstdio>
 #include <ctime>
 #include <future>
+#include <memory>
+#include <optional>
 #include <thread>
+#include <utility>
+#include <vector>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <caf/all.hpp>
@@ -32,12 +37,17 @@ using actors::log_line;
 
 namespace {
 
+// -- the steps, each a small function with a typed result ----------------------------------------
+
+/// The opened data dir: the key store and the master keyring that decrypts its provider keys.
 struct opened_store {
   std::shared_ptr<storage::key_store> store;
   std::shared_ptr<const storage::fernet_keyring> keyring;
 };
 
-result<opened_store> open_store(const config::config& cfg) {
+/// Step 1: opens the LMDB store in `cfg.data_dir` and loads the master keys (IB_MASTER_KEY or
+/// `master.key`, created on first start). Errors: the store's or the key loader's, as they are.
+result<opened_store> open_storage(const config::config& cfg) {
   auto store = storage::key_store::open(cfg.data_dir);
   if (!store) {
     return std::move(store).error();
@@ -52,98 +62,114 @@ result<opened_store> open_store(const config::config& cfg) {
   return out;
 }
 
+/// Step 2: reads every gateway key, user and provider key into the snapshot the I/O threads
+/// read. Errors: a stored provider key that no master key decrypts, or a storage error.
+result<std::shared_ptr<const actors::key_snapshot>> load_keys(const opened_store& s) {
+  return actors::load_key_snapshot(*s.store, *s.keyring);
+}
+
+/// How many threads run I/O and actors.
+struct thread_plan {
+  int io = 1;
+  int actors = 0;  ///< CAF worker threads; 0 when the actors run on the I/O threads
+  bool actors_on_io = true;
+};
+
 int threads_or_default(int configured, int fallback) {
   return configured > 0 ? configured : std::max(1, fallback);
 }
 
-}  // namespace
-
-int run_gateway(const config::config& cfg_in) {
-  auto cfg = std::make_shared<const config::config>(cfg_in);
-  auto opened = open_store(*cfg);
-  if (!opened) {
-    std::fprintf(stderr, "inferbridge: %s\n", opened.error().message.c_str());
-    return 2;
-  }
-  auto snapshot = actors::load_key_snapshot(*opened->store, *opened->keyring);
-  if (!snapshot) {
-    std::fprintf(stderr, "inferbridge: %s\n", snapshot.error().message.c_str());
-    return 2;
-  }
-  std::signal(SIGPIPE, SIG_IGN);
-
-  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  bool on_io = cfg->server.scheduler == config::scheduler_kind::io;
+thread_plan plan_threads(const config::server_config& s) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  thread_plan t;
+  t.actors_on_io = s.scheduler == config::scheduler_kind::io;
   // Half the cores by default: on a 2-core machine one thread running both I/O and actors spent
   // the least CPU per request (the other core serves the kernel's network stack and peers).
-  int io_threads = threads_or_default(cfg->server.io_threads, cores / 2);
-  int actor_threads = on_io ? 0 : threads_or_default(cfg->server.actor_threads, cores - io_threads);
+  t.io = threads_or_default(s.io_threads, cores / 2);
+  t.actors = t.actors_on_io ? 0 : threads_or_default(s.actor_threads, cores - t.io);
+  return t;
+}
 
-  // The io_context and its threads come first and go last: with the "io" scheduler the actors
-  // run on them, also while the actor system shuts down.
-  net::io_context io{io_threads};
-  auto work = net::make_work_guard(io);
-  std::vector<std::thread> io_pool;
-  io_pool.reserve(static_cast<std::size_t>(io_threads));
-  for (int i = 0; i < io_threads; ++i) {
-    io_pool.emplace_back([&io] { io.run(); });
-  }
-  auto stop_io = [&] {
-    work.reset();
-    io.stop();
-    for (auto& t : io_pool) {
-      t.join();
-    }
-  };
+/// The long-lived service actors and what they share. Both handles are supervisors: they
+/// forward to the current key actor / metrics actor and restart it (and the request-log writer)
+/// if it dies, so they stay valid for good.
+struct services {
+  /// The handle types the spawn functions return (their supervisors' typed interfaces).
+  using key_handle = decltype(actors::spawn_key_actor(std::declval<caf::actor_system&>(), nullptr,
+                                                      nullptr, nullptr));
+  using metrics_handle = decltype(actors::spawn_metrics_actor(
+      std::declval<caf::actor_system&>(), nullptr, nullptr, config::request_log_config{}));
 
-  caf::actor_system_config acfg;
-  if (on_io) {
-    actors::use_asio_scheduler(acfg, io);
-  } else {
-    acfg.set("scheduler.max-threads", static_cast<std::size_t>(actor_threads));
-    acfg.set("scheduler.policy", caf::atom("sharing"));
-  }
-  auto system = std::make_unique<caf::actor_system>(acfg);
-  auto& sys = *system;
+  std::shared_ptr<metrics::registry> registry;
+  std::shared_ptr<actors::key_directory> keys;
+  key_handle key_actor;
+  metrics_handle metrics_actor;
+};
 
-  auto registry = std::make_shared<metrics::registry>();
-  auto keys = std::make_shared<actors::key_directory>();
-  keys->snapshot.store(*snapshot);
-  // Both handles are supervisors: they forward to the current key actor / metrics actor and
-  // restart it (and the request-log writer) if it dies, so these handles stay valid for good.
-  auto key_actor = actors::spawn_key_actor(sys, opened->store, opened->keyring, keys);
-  auto metrics_actor = actors::spawn_metrics_actor(sys, registry, opened->store, cfg->request_log);
+/// Step 3: spawns the key actor and the metrics actor (with the request-log writer).
+services spawn_services(caf::actor_system& sys, const config::config& cfg,
+                        const opened_store& store,
+                        std::shared_ptr<const actors::key_snapshot> snapshot) {
+  services out;
+  out.registry = std::make_shared<metrics::registry>();
+  out.keys = std::make_shared<actors::key_directory>();
+  out.keys->snapshot.store(std::move(snapshot));
+  out.key_actor = actors::spawn_key_actor(sys, store.store, store.keyring, out.keys);
+  out.metrics_actor = actors::spawn_metrics_actor(sys, out.registry, store.store, cfg.request_log);
+  return out;
+}
 
-  auto board = std::make_shared<actors::health_board>();
-  std::vector<caf::actor> supervisors;
-  for (const auto& p : cfg->providers) {
+/// One health supervisor per configured provider (each spawns its provider actor), and the
+/// board their snapshots are published on.
+struct provider_fleet {
+  std::shared_ptr<actors::health_board> board = std::make_shared<actors::health_board>();
+  std::vector<actors::health_supervisor_handle> supervisors;
+};
+
+/// Step 4: spawns the providers, in config order.
+provider_fleet spawn_providers(caf::actor_system& sys, const config::config& cfg,
+                               net::io_context& io, std::shared_ptr<metrics::registry> registry) {
+  provider_fleet out;
+  for (const auto& p : cfg.providers) {
     auto slot = std::make_shared<actors::health_slot>();
     slot->provider = p.name;
     actors::supervisor_options opts;
     opts.provider = std::make_shared<const config::provider_config>(p);
-    opts.breaker = cfg->breaker;
-    opts.cooldown = cfg->cooldown;
+    opts.breaker = cfg.breaker;
+    opts.cooldown = cfg.cooldown;
     opts.io = &io;
-    opts.max_upstream_body = cfg->limits_.max_upstream_body_bytes;
-    opts.ca_file = cfg->extra_ca_file;
+    opts.max_upstream_body = cfg.limits_.max_upstream_body_bytes;
+    opts.ca_file = cfg.extra_ca_file;
     opts.metrics = registry;
-    supervisors.push_back(actors::spawn_health_supervisor(sys, std::move(opts), slot));
-    board->slots.push_back(std::move(slot));
+    out.supervisors.push_back(actors::spawn_health_supervisor(sys, std::move(opts), slot));
+    out.board->slots.push_back(std::move(slot));
   }
+  return out;
+}
 
+/// What every request actor shares: the config, the health board, the metrics actor.
+std::shared_ptr<actors::gateway_deps> make_deps(std::shared_ptr<const config::config> cfg,
+                                                const services& svc, const provider_fleet& fleet) {
   auto deps = std::make_shared<actors::gateway_deps>();
-  deps->cfg = cfg;
-  deps->board = board;
-  deps->metrics = metrics_actor;
-  deps->registry = registry;
+  deps->cfg = std::move(cfg);
+  deps->board = fleet.board;
+  deps->metrics = svc.metrics_actor;
+  deps->registry = svc.registry;
+  return deps;
+}
 
+/// What the endpoint functions need (app/api.hpp); `GET /v1/models` is rendered here, once.
+std::shared_ptr<api_context> make_api(caf::actor_system& sys,
+                                      std::shared_ptr<const config::config> cfg,
+                                      const services& svc,
+                                      std::shared_ptr<const actors::gateway_deps> deps) {
   auto api = std::make_shared<api_context>();
   api->sys = &sys;
   api->cfg = cfg;
-  api->keys = keys;
-  api->key_actor = key_actor;
-  api->metrics_actor = metrics_actor;
-  api->deps = deps;
+  api->keys = svc.keys;
+  api->key_actor = svc.key_actor;
+  api->metrics_actor = svc.metrics_actor;
+  api->deps = std::move(deps);
   api->models_body = render_models(*cfg, std::time(nullptr));
   for (const auto& p : cfg->providers) {
     if (!api->provider_list.empty()) {
@@ -151,78 +177,220 @@ int run_gateway(const config::config& cfg_in) {
     }
     api->provider_list += p.name;
   }
+  return api;
+}
 
-  http::server_options sopts;
-  sopts.host = cfg->server.host;
-  sopts.port = cfg->server.port;
-  sopts.max_body_bytes = cfg->limits_.max_body_bytes;
-  sopts.max_header_bytes = cfg->limits_.max_header_bytes;
-  sopts.read_timeout = cfg->limits_.client_read_timeout;
-  sopts.idle_timeout = cfg->limits_.client_idle_timeout;
-  sopts.kept_headers.assign(kept_header_names.begin(), kept_header_names.end());
-  sopts.server_name = "inferbridge";
-  std::shared_ptr<const api_context> api_ro = api;
-  http::server server{io, sopts, [api_ro](http::request&& req, http::responder&& res) {
-                        handle(api_ro, std::move(req), std::move(res));
-                      }};
-  // Signals are caught from here on, before anyone can learn the port and send one.
-  std::promise<int> stop;
-  auto stopped = stop.get_future();
-  net::signal_set signals{io, SIGINT, SIGTERM};
-  signals.async_wait([&stop](const boost::system::error_code& ec, int sig) {
-    if (!ec) {
-      stop.set_value(sig);
+/// The HTTP server's limits and kept headers, from the config.
+http::server_options server_options_for(const config::config& cfg) {
+  http::server_options o;
+  o.host = cfg.server.host;
+  o.port = cfg.server.port;
+  o.max_body_bytes = cfg.limits_.max_body_bytes;
+  o.max_header_bytes = cfg.limits_.max_header_bytes;
+  o.read_timeout = cfg.limits_.client_read_timeout;
+  o.idle_timeout = cfg.limits_.client_idle_timeout;
+  o.kept_headers.assign(kept_header_names.begin(), kept_header_names.end());
+  o.server_name = "inferbridge";
+  return o;
+}
+
+// -- the wiring ---------------------------------------------------------------------------------
+
+/// The running gateway: every long-lived piece, as members in start order. `run` starts them
+/// (I/O threads, actor system, services, providers, listener), waits for SIGINT/SIGTERM and
+/// stops them in reverse order in `shutdown`, the one place that does.
+///
+/// The io_context and its threads come first and go last: with the "io" scheduler the actors
+/// run on them, also while the actor system shuts down.
+class gateway {
+ public:
+  gateway(std::shared_ptr<const config::config> cfg, opened_store store,
+          std::shared_ptr<const actors::key_snapshot> snapshot)
+      : cfg_(std::move(cfg)),
+        store_(std::move(store)),
+        snapshot_(std::move(snapshot)),
+        threads_(plan_threads(cfg_->server)),
+        io_(threads_.io) {}
+
+  gateway(const gateway&) = delete;
+  gateway& operator=(const gateway&) = delete;
+  ~gateway() { shutdown(); }
+
+  /// Starts everything, serves until a signal, shuts down. Returns the process exit code: 0, or
+  /// 2 when the listener cannot bind.
+  int run() {
+    start_io();
+    start_actor_system();
+    services_ = spawn_services(*system_, *cfg_, store_, snapshot_);
+    fleet_ = spawn_providers(*system_, *cfg_, io_, services_.registry);
+    deps_ = make_deps(cfg_, services_, fleet_);
+    api_ = make_api(*system_, cfg_, services_, deps_);
+    int code = 0;
+    if (auto rc = start_listener(); !rc) {
+      std::fprintf(stderr, "inferbridge: %s\n", rc.error().message.c_str());
+      code = 2;
+    } else {
+      int sig = stopped_.get();
+      log_line(std::string("shutting down on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
     }
-  });
-  int code = 0;
-  if (auto rc = server.listen(); !rc) {
-    std::fprintf(stderr, "inferbridge: %s\n", rc.error().message.c_str());
-    code = 2;
-  } else {
-    server.start();
-    std::string host = cfg->server.host;
+    shutdown();
+    return code;
+  }
+
+ private:
+  /// Starts `threads_.io` threads running the io_context (kept busy by a work guard).
+  void start_io() {
+    work_.emplace(net::make_work_guard(io_));
+    io_pool_.reserve(static_cast<std::size_t>(threads_.io));
+    for (int i = 0; i < threads_.io; ++i) {
+      io_pool_.emplace_back([this] { io_.run(); });
+    }
+  }
+
+  /// Starts the actor system: on the I/O threads, or on its own `threads_.actors` workers.
+  void start_actor_system() {
+    if (threads_.actors_on_io) {
+      actors::use_asio_scheduler(actor_cfg_, io_);
+    } else {
+      actor_cfg_.set("scheduler.max-threads", static_cast<std::size_t>(threads_.actors));
+      actor_cfg_.set("scheduler.policy", caf::atom("sharing"));
+    }
+    system_ = std::make_unique<caf::actor_system>(actor_cfg_);
+  }
+
+  /// Step 5: binds, catches signals, starts accepting and prints `listening on HOST:PORT` as the
+  /// first line on stdout. Errors: the bind's (address in use, bad address).
+  result<void> start_listener() {
+    std::shared_ptr<const api_context> api = api_;
+    server_ = std::make_unique<http::server>(io_, server_options_for(*cfg_),
+                                             [api](http::request&& req, http::responder&& res) {
+                                               handle(api, std::move(req), std::move(res));
+                                             });
+    // Signals are caught from here on, before anyone can learn the port and send one.
+    stopped_ = stop_.get_future();
+    signals_.emplace(io_, SIGINT, SIGTERM);
+    signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (!ec) {
+        stop_.set_value(sig);
+      }
+    });
+    if (auto rc = server_->listen(); !rc) {
+      return rc;
+    }
+    server_->start();
+    listening_ = true;
+    std::string host = cfg_->server.host;
     if (host.find(':') != std::string::npos) {
       host = "[" + host + "]";
     }
-    std::printf("listening on %s:%u\n", host.c_str(), static_cast<unsigned>(server.port()));
+    std::printf("listening on %s:%u\n", host.c_str(), static_cast<unsigned>(server_->port()));
     std::fflush(stdout);
-    log_line("inferbridge started: " + std::to_string(io_threads) + " I/O threads, "
-             + (on_io ? std::string("actors on the I/O threads")
-                      : std::to_string(actor_threads) + " actor threads")
-             + ", " + std::to_string(cfg->providers.size()) + " providers, "
-             + std::to_string(cfg->tiers.size()) + " tiers, data dir " + cfg->data_dir);
+    log_line("inferbridge started: " + std::to_string(threads_.io) + " I/O threads, "
+             + (threads_.actors_on_io ? std::string("actors on the I/O threads")
+                                      : std::to_string(threads_.actors) + " actor threads")
+             + ", " + std::to_string(cfg_->providers.size()) + " providers, "
+             + std::to_string(cfg_->tiers.size()) + " tiers, data dir " + cfg_->data_dir);
+    return {};
+  }
 
-    int sig = stopped.get();
-    log_line(std::string("shutting down on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
-    server.close();
-    // Let in-flight requests finish (bounded), then stop the long-lived actors.
-    deps->inflight->await_idle(std::chrono::seconds(10));
+  /// Stops everything that `run` started, in reverse order; safe to call twice.
+  void shutdown() {
+    if (listening_) {
+      listening_ = false;
+      server_->close();
+      // Let in-flight requests finish (bounded), then stop the long-lived actors.
+      deps_->inflight->await_idle(std::chrono::seconds(10));
+    }
+    if (system_ != nullptr) {
+      stop_actors();
+    }
+    stop_io();
   }
-  // No I/O thread may use the actor system from here on (late requests get 503).
-  deps->gate->close_and_wait();
-  for (const auto& s : supervisors) {
-    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+
+  /// Closes the gate, stops the long-lived actors and the actor system (the I/O threads still
+  /// run, for the actors' last steps).
+  void stop_actors() {
+    // No I/O thread may use the actor system from here on (late requests get 503).
+    if (deps_ != nullptr) {
+      deps_->gate->close_and_wait();
+    }
+    for (const auto& s : fleet_.supervisors) {
+      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+    }
+    // Each supervisor passes the exit on to its children: the key actor finishes the commands
+    // queued before it; the metrics actor flushes its batch and then stops the writer.
+    if (services_.key_actor != nullptr) {
+      caf::anon_send_exit(services_.key_actor, caf::exit_reason::user_shutdown);
+    }
+    if (services_.metrics_actor != nullptr) {
+      caf::anon_send_exit(services_.metrics_actor, caf::exit_reason::user_shutdown);
+    }
+    system_->await_all_actors_done();
+    // Drop every handle on a detached actor: the actor system waits for their threads, which
+    // end only when nothing refers to them any more. (Sessions still alive hold the API
+    // context.)
+    fleet_.supervisors.clear();
+    services_.key_actor = nullptr;
+    services_.metrics_actor = nullptr;
+    if (api_ != nullptr) {
+      api_->key_actor = nullptr;
+      api_->metrics_actor = nullptr;
+      deps_->metrics = nullptr;
+    }
+    system_.reset();  // while the I/O threads still run the actors' last steps
   }
-  // Each supervisor passes the exit on to its children: the key actor finishes the commands
-  // queued before it; the metrics actor flushes its batch and then stops the writer.
-  caf::anon_send_exit(key_actor, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(metrics_actor, caf::exit_reason::user_shutdown);
-  sys.await_all_actors_done();
-  // Drop every handle on a detached actor: the actor system waits for their threads, which end
-  // only when nothing refers to them any more. (Sessions still alive hold the API context.)
-  supervisors.clear();
-  key_actor = nullptr;
-  metrics_actor = nullptr;
-  api->key_actor = nullptr;
-  api->metrics_actor = nullptr;
-  deps->metrics = nullptr;
-  system.reset();  // while the I/O threads still run the actors' last steps
-  stop_io();
-  return code;
+
+  /// Releases the work guard, stops the io_context and joins its threads.
+  void stop_io() {
+    work_.reset();
+    io_.stop();
+    for (auto& t : io_pool_) {
+      t.join();
+    }
+    io_pool_.clear();
+  }
+
+  std::shared_ptr<const config::config> cfg_;
+  opened_store store_;
+  std::shared_ptr<const actors::key_snapshot> snapshot_;
+  thread_plan threads_;
+  net::io_context io_;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
+  std::vector<std::thread> io_pool_;
+  caf::actor_system_config actor_cfg_;  ///< the actor system refers to it while it lives
+  std::unique_ptr<caf::actor_system> system_;
+  services services_;
+  provider_fleet fleet_;
+  std::shared_ptr<actors::gateway_deps> deps_;
+  std::shared_ptr<api_context> api_;
+  std::unique_ptr<http::server> server_;
+  std::promise<int> stop_;
+  std::future<int> stopped_;
+  std::optional<net::signal_set> signals_;
+  bool listening_ = false;
+};
+
+}  // namespace
+
+int run_gateway(const config::config& cfg_in) {
+  auto cfg = std::make_shared<const config::config>(cfg_in);
+  auto store = open_storage(*cfg);
+  if (!store) {
+    std::fprintf(stderr, "inferbridge: %s\n", store.error().message.c_str());
+    return 2;
+  }
+  auto snapshot = load_keys(*store);
+  if (!snapshot) {
+    std::fprintf(stderr, "inferbridge: %s\n", snapshot.error().message.c_str());
+    return 2;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  gateway gw{std::move(cfg), std::move(*store), std::move(*snapshot)};
+  return gw.run();
 }
 
 int rotate_master_key(const config::config& cfg) {
-  auto opened = open_store(cfg);
+  auto opened = open_storage(cfg);
   if (!opened) {
     std::fprintf(stderr, "inferbridge: %s\n", opened.error().message.c_str());
     return 2;

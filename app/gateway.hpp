@@ -4,13 +4,18 @@
 
 namespace ib::app {
 
-/// Runs the gateway until SIGINT/SIGTERM: opens the store, checks the master key, starts the
-/// actor system, the I/O threads and the HTTP server, prints `listening on HOST:PORT` as the first
-/// line on stdout, and shuts down in order. Returns the process exit code.
+/// Runs the gateway until SIGINT/SIGTERM, on the calling thread (which only waits): opens the
+/// store and the master keys, loads the key snapshot, starts the I/O threads, the actor system,
+/// the service actors (keys, metrics), one health supervisor per provider and the HTTP server,
+/// prints `listening on HOST:PORT` as the first line on stdout, and on a signal stops them in
+/// reverse order (in-flight requests get up to 10 s). Returns the process exit code: 0 after a
+/// signal; 2 when the store, the master keys, the key snapshot or the listener fail (the reason
+/// on stderr, `inferbridge: ...`).
 int run_gateway(const config::config& cfg);
 
 /// `inferbridge rotate-master-key`: re-encrypts every stored provider key under the first master
-/// key (decrypting with any of them). Returns the process exit code.
+/// key (decrypting with any of them), in one write transaction. Returns 0, or 2 when the store
+/// cannot be opened or a key decrypts with no master key (then nothing is changed).
 int rotate_master_key(const config::config& cfg);
 
 }  // namespace ib::app

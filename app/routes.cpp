@@ -26,8 +26,12 @@ constexpr http::route table[] = {
 
 }  // namespace
 
+std::span<const http::route> route_table() noexcept {
+  return table;
+}
+
 const http::router& routes() {
-  static const http::router r{table};
+  static const http::router r{route_table()};
   return r;
 }
 

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "http/router.hpp"
@@ -26,7 +27,11 @@ enum class endpoint : std::uint16_t {
   readyz,            ///< GET /readyz
 };
 
-/// The gateway's route table (method, path pattern → endpoint), built on first use; thread-safe.
+/// The rows of the gateway's route table, one per (method, path pattern) → endpoint, in match
+/// order (app/routes.cpp; docs/where-things-go.md says how to add one). Static data.
+std::span<const http::route> route_table() noexcept;
+
+/// The gateway's router over `route_table()`, built on first use; thread-safe, never fails.
 const http::router& routes();
 
 /// The endpoint a match found; `none` when it failed (see `m.error`).

@@ -26,13 +26,17 @@ enum class auth_style : std::uint8_t {
   api_subscription_key,  ///< `api-subscription-key: <key>` (Sarvam)
 };
 
+/// The config spelling of `p`: "openai" or "anthropic" ("unknown" for an out-of-range value).
 std::string_view to_string(protocol p) noexcept;
+/// The config spelling of `a`: "bearer", "x-api-key" or "api-subscription-key" ("unknown" for an
+/// out-of-range value).
 std::string_view to_string(auth_style a) noexcept;
 
+/// The deadlines of one upstream call (`timeouts_ms` of a provider), in milliseconds.
 struct timeouts {
   milliseconds connect{3'000};
   milliseconds first_byte{30'000};  ///< until the first payload byte; also the stream idle timeout
-  milliseconds total{120'000};
+  milliseconds total{120'000};      ///< the whole call, streamed body included
 };
 
 /// A parsed `base_url`: `https://api.openai.com/v1` -> {true, "api.openai.com", 443, "/v1"}.
@@ -56,8 +60,11 @@ struct host_port {
 /// what was expected; the caller prefixes the field name.
 result<host_port> parse_host_port(std::string_view text);
 
+/// One upstream provider (`providers.<name>`). A shipped provider (an entry of
+/// config/default.json) inherits `proto`, `base_url`, `auth`, `anthropic_version`, `dialect` and
+/// `reasoning_models` from its shipped entry; any other name needs a `base_url`.
 struct provider_config {
-  std::string name;  ///< `openai`, `anthropic`, `groq`, `deepseek`, `together`, `sarvam` or custom
+  std::string name;  ///< the key under `providers`: a shipped name or any other
   protocol proto = protocol::openai;
   std::string base_url;
   url endpoint;  ///< `base_url`, parsed
@@ -69,38 +76,47 @@ struct provider_config {
   std::string dialect;  ///< quirks table to use (providers.md §3); defaults to `name`
   /// Model id prefixes of reasoning models that refuse `temperature` and `top_p` unless the
   /// request sets `reasoning_effort: "none"`; for those models both are dropped from such
-  /// requests. Built in for `openai` (gpt-6, gpt-5, o1, o3, o4); `"reasoning_models": [...]`
-  /// replaces the list.
+  /// requests. Shipped for `openai` in config/default.json (gpt-6, gpt-5, o1, o3, o4);
+  /// `"reasoning_models": [...]` replaces the list.
   std::vector<std::string> reasoning_models;
 };
 
+/// One step of a tier: a configured provider and the model id sent to it.
 struct tier_entry {
-  std::string provider;
-  std::string model;
+  std::string provider;  ///< a name under `providers`
+  std::string model;     ///< the upstream model id
 };
 
+/// A named, ordered fallback list (design §4), tried first to last.
 struct tier {
-  std::string name;  ///< e.g. `ib/balanced`
-  std::vector<tier_entry> entries;
+  std::string name;                 ///< e.g. `ib/balanced`
+  std::vector<tier_entry> entries;  ///< never empty after `load`
 };
 
+/// Request limits (`limits`): sizes in bytes, times in milliseconds.
 struct limits {
-  std::size_t max_body_bytes = 4 * 1024 * 1024;
-  milliseconds request_timeout{120'000};  ///< the overall deadline of a chat request
-  int max_json_depth = 64;
-  std::size_t max_header_bytes = 16 * 1024;
-  milliseconds client_read_timeout{30'000};  ///< reading one request's headers and body
-  milliseconds client_idle_timeout{75'000};  ///< an idle keep-alive connection
+  std::size_t max_body_bytes = 4 * 1024 * 1024;  ///< a larger request body is refused with 413
+  milliseconds request_timeout{120'000};         ///< the overall deadline of a chat request
+  int max_json_depth = 64;                       ///< deeper request JSON is refused with 400
+  std::size_t max_header_bytes = 16 * 1024;      ///< request line and headers together
+  milliseconds client_read_timeout{30'000};      ///< reading one request's headers and body
+  milliseconds client_idle_timeout{75'000};      ///< an idle keep-alive connection
   std::size_t max_upstream_body_bytes = 32 * 1024 * 1024;  ///< non-streamed upstream response
 };
 
+/// Retention of the request log (`request_log`): older or surplus records are dropped.
 struct request_log_config {
-  int max_age_days = 30;
-  int max_records_per_user = 10'000;
+  int max_age_days = 30;              ///< records older than this many days go
+  int max_records_per_user = 10'000;  ///< beyond this, a user's oldest records go
 };
 
-enum class scheduler_kind : std::uint8_t { io, caf };
+/// Where scheduled actors run (`server.scheduler`).
+enum class scheduler_kind : std::uint8_t {
+  io,   ///< on the I/O threads (the default)
+  caf,  ///< on CAF's own work-sharing worker threads
+};
 
+/// The listener and threads (`listen`, `server`).
 struct server_config {
   std::string listen = "127.0.0.1:8080";
   std::string host = "127.0.0.1";  ///< parsed from `listen`
@@ -112,7 +128,11 @@ struct server_config {
   scheduler_kind scheduler = scheduler_kind::io;
 };
 
-enum class signup_mode : std::uint8_t { open, admin };
+/// Who may create users (`signup`).
+enum class signup_mode : std::uint8_t {
+  open,   ///< anyone: POST /v1/users needs no credentials
+  admin,  ///< only a caller presenting `Bearer <IB_ADMIN_TOKEN>`
+};
 
 /// The whole resolved configuration: plain data, validated once by `load`.
 struct config {
@@ -132,14 +152,17 @@ struct config {
   request_log_config request_log;
   bool metrics_public = false;  ///< serve /metrics to non-loopback peers
 
+  /// The provider called `name`, or null. A linear scan (the list is short).
   const provider_config* find_provider(std::string_view name) const noexcept;
+  /// The tier called `name`, or null. A linear scan (the list is short).
   const tier* find_tier(std::string_view name) const noexcept;
 };
 
 /// Environment variables as a map, so that `load` never reads the process environment.
 using env_map = std::map<std::string, std::string, std::less<>>;
 
-/// The shipped default configuration (config/default.json, embedded at build time).
+/// The shipped default configuration (config/default.json, embedded at build time): JSON with
+/// comments. Its `providers` are the providers the gateway knows by name.
 std::string_view default_json();
 
 }  // namespace ib::config

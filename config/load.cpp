@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -223,39 +222,41 @@ result<void> read_choice(const Value& obj, std::string_view key, std::string_vie
   return field_error(join(path, key), expected);
 }
 
-// -- well-known providers ------------------------------------------------------------------------
+// -- shipped providers ---------------------------------------------------------------------------
 
-struct known_provider {
-  std::string_view name;
-  protocol proto;
-  std::string_view base_url;
-  auth_style auth;
-  std::span<const std::string_view> reasoning_models = {};
-};
+// The providers the gateway ships with are the entries of `providers` in config/default.json:
+// there is no second list in code. A user's file may name one of them with just its `models`;
+// it then inherits the fields below from the shipped entry (its timeouts, pool size and models
+// stay the user's, or the defaults of config.hpp).
+constexpr std::array<std::string_view, 6> inherited_fields{
+    "protocol", "base_url", "auth", "anthropic_version", "dialect", "reasoning_models"};
 
-/// OpenAI's reasoning families refuse `temperature` and `top_p` (400 `unsupported_parameter`)
-/// unless `reasoning_effort` is "none" (checked 2026-11-30: OpenAI's reasoning-model guide as
-/// quoted by the GPT-6 Chat Completions notes of 2026-11-04, and the o-series parameter tables).
-constexpr std::array<std::string_view, 5> openai_reasoning_models{"gpt-6", "gpt-5", "o1", "o3",
-                                                                  "o4"};
+/// The `providers` object of the shipped default, or null when it has none.
+const Value* shipped_providers(const Value& shipped) {
+  const auto it = shipped.FindMember("providers");
+  return it == shipped.MemberEnd() || !it->value.IsObject() ? nullptr : &it->value;
+}
 
-constexpr std::array<known_provider, 6> known_providers{{
-    {"openai", protocol::openai, "https://api.openai.com/v1", auth_style::bearer,
-     openai_reasoning_models},
-    {"anthropic", protocol::anthropic, "https://api.anthropic.com/v1", auth_style::x_api_key},
-    {"groq", protocol::openai, "https://api.groq.com/openai/v1", auth_style::bearer},
-    {"deepseek", protocol::openai, "https://api.deepseek.com/v1", auth_style::bearer},
-    {"together", protocol::openai, "https://api.together.xyz/v1", auth_style::bearer},
-    {"sarvam", protocol::openai, "https://api.sarvam.ai/v1", auth_style::api_subscription_key},
-}};
-
-const known_provider* find_known(std::string_view name) {
-  for (const auto& k : known_providers) {
-    if (k.name == name) {
-      return &k;
-    }
+/// The shipped entry called `name`, or null when `name` is not a shipped provider.
+const Value* find_shipped(const Value* shipped, std::string_view name) {
+  if (shipped == nullptr) {
+    return nullptr;
   }
-  return nullptr;
+  const auto it = shipped->FindMember(Value(rapidjson::StringRef(name.data(), name.size())));
+  return it == shipped->MemberEnd() ? nullptr : &it->value;
+}
+
+/// "openai, anthropic, ...": the shipped provider names, for error messages.
+std::string shipped_names(const Value* shipped) {
+  std::string out;
+  if (shipped == nullptr) {
+    return out;
+  }
+  for (auto it = shipped->MemberBegin(); it != shipped->MemberEnd(); ++it) {
+    out += out.empty() ? "" : ", ";
+    out += name_of(it->name);
+  }
+  return out;
 }
 
 /// `IB_<NAME>_BASE_URL`, the name upper-cased and every other character made '_'.
@@ -476,7 +477,57 @@ constexpr std::array<choice<auth_style>, 5> auth_choices{{
     {"api_subscription_key", auth_style::api_subscription_key},
 }};
 
-result<provider_config> read_provider(std::string_view name, const Value& v) {
+/// Reads the fields of the provider entry `v` at `path` into `p`; with `inherited_only` (a
+/// shipped entry under a user's one), only the `inherited_fields`.
+result<void> read_provider_fields(const Value& v, std::string_view path, bool inherited_only,
+                                  provider_config& p) {
+  const auto wanted = [&](std::string_view key) {
+    return !inherited_only
+           || std::find(inherited_fields.begin(), inherited_fields.end(), key)
+                  != inherited_fields.end();
+  };
+  result<void> r;
+  if (wanted("protocol")) {
+    r = read_choice(v, "protocol", path, p.proto, protocol_choices,
+                    R"(expected "openai" or "anthropic")");
+  }
+  if (r && wanted("base_url")) {
+    r = read_string(v, "base_url", path, p.base_url);
+  }
+  if (r && wanted("auth")) {
+    r = read_choice(v, "auth", path, p.auth, auth_choices,
+                    R"(expected "bearer", "x-api-key" or "api-subscription-key")");
+  }
+  if (r && wanted("timeouts_ms")) {
+    if (const Value* t = find(v, "timeouts_ms")) {
+      r = read_timeouts(*t, join(path, "timeouts_ms"), p.timeouts_ms);
+    }
+  }
+  if (r && wanted("pool_size")) {
+    r = read_int(v, "pool_size", path, p.pool_size, 1, max_pool_size, true);
+  }
+  if (r && wanted("models")) {
+    if (const Value* m = find(v, "models")) {
+      r = read_models(*m, join(path, "models"), p.models);
+    }
+  }
+  if (r && wanted("reasoning_models")) {
+    if (const Value* m = find(v, "reasoning_models")) {
+      r = read_models(*m, join(path, "reasoning_models"), p.reasoning_models);
+    }
+  }
+  if (r && wanted("anthropic_version")) {
+    r = read_string(v, "anthropic_version", path, p.anthropic_version);
+  }
+  if (r && wanted("dialect")) {
+    r = read_string(v, "dialect", path, p.dialect);
+  }
+  return r;
+}
+
+/// Reads the entry `v` of provider `name`. `shipped` (the shipped entry of that name, or null)
+/// gives the defaults of the `inherited_fields`.
+result<provider_config> read_provider(std::string_view name, const Value& v, const Value* shipped) {
   const std::string path = join("providers", name);
   if (!valid_provider_name(name)) {
     return field_error(path,
@@ -492,57 +543,24 @@ result<provider_config> read_provider(std::string_view name, const Value& v) {
   provider_config p;
   p.name = std::string{name};
   p.dialect = p.name;
-  if (const auto* k = find_known(name)) {
-    p.proto = k->proto;
-    p.base_url = std::string{k->base_url};
-    p.auth = k->auth;
-    p.reasoning_models.assign(k->reasoning_models.begin(), k->reasoning_models.end());
-  }
-  const bool explicit_auth = find(v, "auth") != nullptr;
-  result<void> r = read_choice(v, "protocol", path, p.proto, protocol_choices,
-                               R"(expected "openai" or "anthropic")");
-  if (r) {
-    r = read_string(v, "base_url", path, p.base_url);
-  }
-  if (r) {
-    r = read_choice(v, "auth", path, p.auth, auth_choices,
-                    R"(expected "bearer", "x-api-key" or "api-subscription-key")");
-  }
-  if (r) {
-    if (const Value* t = find(v, "timeouts_ms")) {
-      r = read_timeouts(*t, join(path, "timeouts_ms"), p.timeouts_ms);
+  if (shipped != nullptr && shipped != &v) {
+    if (auto r = read_provider_fields(*shipped, path, true, p); !r) {
+      return std::move(r).error();
     }
   }
-  if (r) {
-    r = read_int(v, "pool_size", path, p.pool_size, 1, max_pool_size, true);
-  }
-  if (r) {
-    if (const Value* m = find(v, "models")) {
-      r = read_models(*m, join(path, "models"), p.models);
-    }
-  }
-  if (r) {
-    if (const Value* m = find(v, "reasoning_models")) {
-      r = read_models(*m, join(path, "reasoning_models"), p.reasoning_models);
-    }
-  }
-  if (r) {
-    r = read_string(v, "anthropic_version", path, p.anthropic_version);
-  }
-  if (r) {
-    r = read_string(v, "dialect", path, p.dialect);
-  }
-  if (!r) {
+  if (auto r = read_provider_fields(v, path, false, p); !r) {
     return std::move(r).error();
   }
-  if (find_known(name) == nullptr && !explicit_auth) {
+  if (find(v, "auth") == nullptr && (shipped == nullptr || find(*shipped, "auth") == nullptr)) {
     // A custom provider authenticates the way its protocol does by default.
     p.auth = p.proto == protocol::anthropic ? auth_style::x_api_key : auth_style::bearer;
   }
   return p;
 }
 
-result<void> read_providers(const Value& v, std::vector<provider_config>& out) {
+/// Reads the `providers` object `v`; `shipped` is the shipped default's (see `read_provider`).
+result<void> read_providers(const Value& v, const Value* shipped,
+                            std::vector<provider_config>& out) {
   if (!v.IsObject()) {
     return field_error("providers", "expected an object of provider name -> settings");
   }
@@ -554,7 +572,7 @@ result<void> read_providers(const Value& v, std::vector<provider_config>& out) {
   }
   out.clear();
   for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
-    auto p = read_provider(name_of(it->name), it->value);
+    auto p = read_provider(name_of(it->name), it->value, find_shipped(shipped, name_of(it->name)));
     if (!p) {
       return std::move(p).error();
     }
@@ -759,18 +777,16 @@ result<config> load(std::string_view json_text, const env_map& env) {
   // given, the default tiers keep just the entries whose provider the config still defines.
   const Value* user_providers = find(root, "providers");
   const Value* user_tiers = find(root, "tiers");
-  rapidjson::Document fallback;
-  if (user_providers == nullptr || user_tiers == nullptr) {
-    auto d = parse_json(default_json(), "built-in default config");
-    if (!d) {
-      return std::move(d).error();
-    }
-    fallback = std::move(*d);
+  // The shipped default is always read: its `providers` are the providers the gateway knows.
+  auto shipped = parse_json(default_json(), "built-in default config");
+  if (!shipped) {
+    return std::move(shipped).error();
   }
-  const Value* providers = user_providers != nullptr ? user_providers : find(fallback, "providers");
-  const Value* tiers = user_tiers != nullptr ? user_tiers : find(fallback, "tiers");
+  const Value* known = shipped_providers(*shipped);
+  const Value* providers = user_providers != nullptr ? user_providers : known;
+  const Value* tiers = user_tiers != nullptr ? user_tiers : find(*shipped, "tiers");
   if (providers != nullptr) {
-    r = read_providers(*providers, cfg.providers);
+    r = read_providers(*providers, known, cfg.providers);
   }
   if (r && tiers != nullptr) {
     const bool lenient = user_tiers == nullptr && user_providers != nullptr;
@@ -814,10 +830,8 @@ result<config> load(std::string_view json_text, const env_map& env) {
       field = var;
     }
     if (p.base_url.empty()) {
-      return field_error(field,
-                         "required for a provider that is not one of openai, anthropic, "
-                         "groq, deepseek, together, sarvam (or set "
-                             + var + ")");
+      return field_error(field, "required for a provider that is not one of " + shipped_names(known)
+                                    + " (or set " + var + ")");
     }
     auto u = parse_url(p.base_url);
     if (!u) {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/http_date.hpp"
+#include "core/text.hpp"
 
 namespace ib {
 
@@ -161,19 +162,8 @@ namespace {
 // About 31 700 years: far beyond any cap, and clear of overflow in the arithmetic below.
 constexpr std::int64_t max_ms = 1'000'000'000'000'000;
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
-bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
+/// HTTP's optional whitespace (RFC 9110 §5.6.3).
+constexpr std::string_view ows = " \t";
 
 /// `1*DIGIT [ "." *DIGIT ]` or `"." 1*DIGIT` in units of 10^`scale` ms, rounded up to whole ms.
 /// Integer arithmetic keeps "0.25" s at exactly 250 ms; huge values saturate at `max_ms`.
@@ -181,7 +171,7 @@ std::optional<milliseconds> parse_decimal(std::string_view s, int scale) {
   std::int64_t ms = 0;
   std::size_t i = 0;
   std::size_t digits = 0;
-  for (; i < s.size() && is_digit(s[i]); ++i, ++digits) {
+  for (; i < s.size() && is_ascii_digit(s[i]); ++i, ++digits) {
     ms = std::min<std::int64_t>(ms * 10 + (s[i] - '0'), max_ms);
   }
   for (int k = 0; k < scale; ++k) {
@@ -190,7 +180,7 @@ std::optional<milliseconds> parse_decimal(std::string_view s, int scale) {
   if (i < s.size() && s[i] == '.') {
     bool rest = false;  // a non-zero digit below one millisecond
     int place = scale;
-    for (++i; i < s.size() && is_digit(s[i]); ++i, ++digits) {
+    for (++i; i < s.size() && is_ascii_digit(s[i]); ++i, ++digits) {
       const int d = s[i] - '0';
       if (place > 0) {
         std::int64_t unit = 1;
@@ -219,14 +209,14 @@ std::optional<milliseconds> parse_retry_after(std::string_view retry_after,
                                               std::string_view retry_after_ms,
                                               std::int64_t now_unix_ms) {
   // As the OpenAI SDKs do: `retry-after-ms` first, and an unusable one falls through.
-  if (auto ms = parse_decimal(trim(retry_after_ms), 0)) {
+  if (auto ms = parse_decimal(trim(retry_after_ms, ows), 0)) {
     return ms;
   }
-  const auto text = trim(retry_after);
+  const auto text = trim(retry_after, ows);
   if (text.empty()) {
     return std::nullopt;
   }
-  if (is_digit(text.front()) || text.front() == '.') {
+  if (is_ascii_digit(text.front()) || text.front() == '.') {
     return parse_decimal(text, 3);
   }
   const auto now_s = std::chrono::floor<std::chrono::seconds>(milliseconds{now_unix_ms});

@@ -29,11 +29,11 @@ enum class errc : std::uint8_t {
 
 /// A failure that is safe to show a client: never a key, never a prompt.
 struct error {
-  errc code = errc::none;
-  std::string message;
+  errc code = errc::none;  ///< decides the HTTP status and the envelope's `type`
+  std::string message;     ///< for the client; any bytes (the envelope writes valid UTF-8)
   /// Optional OpenAI `param` (the offending field) and `code` strings of the envelope.
   std::string param = {};
-  std::string detail_code = {};
+  std::string detail_code = {};  ///< the envelope's `code` (e.g. `context_length_exceeded`)
 };
 
 /// The HTTP status that `code` is answered with.
@@ -42,24 +42,21 @@ int http_status(errc code) noexcept;
 /// The OpenAI envelope's `type` for `code` (e.g. `invalid_request_error`).
 std::string_view error_type(errc code) noexcept;
 
+class json_writer;
+
 /// The OpenAI error envelope, the one producer of it in the gateway:
 /// `{"error":{"message":"...","type":"...","param":null,"code":null}}` (an empty `param` or
-/// `code` is written as null). Always valid JSON (see `append_json_string`).
+/// `code` is written as null). Written with `json_writer` (core/json.hpp), so always valid
+/// JSON: bytes of `message` that are not UTF-8 (an upstream's) become U+FFFD.
 std::string envelope(std::string_view message, std::string_view type, std::string_view param = {},
                      std::string_view code = {});
 
 /// `envelope` for `err`, with the type of its code (`error_type`).
 std::string to_envelope(const error& err);
 
-/// Appends the envelope without its two closing braces, so that a caller may add members of
-/// its own to the `error` object (e.g. `inferbridge_attempts`) and then close it with `}}`.
-void open_envelope(std::string& out, std::string_view message, std::string_view type,
-                   std::string_view param, std::string_view code);
-
-/// Appends `text` to `out` as a JSON string literal (quoted and escaped). Bytes that are not
-/// well-formed UTF-8 (RFC 3629: overlong forms, surrogates, code points past U+10FFFF, cut
-/// sequences, stray continuation bytes) are written as U+FFFD, one per byte, so the result is
-/// always valid JSON text (RFC 8259 §8.1) whatever bytes an upstream sent.
-void append_json_string(std::string& out, std::string_view text);
+/// Writes the members of the envelope's `error` object for `err` (`message`, `type`, `param`,
+/// `code`, as `envelope` does) into `w`, which must be inside an object: for a producer that
+/// adds members of its own (see `to_envelope` in core/request_record.hpp).
+void write_error_members(json_writer& w, const error& err);
 
 }  // namespace ib

@@ -6,13 +6,11 @@
 #include <chrono>
 #include <cstddef>
 
+#include "core/text.hpp"
+
 namespace ib {
 
 namespace {
-
-bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
 
 /// A cursor over an HTTP date; each method consumes a token or reports failure.
 class date_scanner {
@@ -41,12 +39,12 @@ class date_scanner {
   std::optional<int> number(std::size_t min_digits, std::size_t max_digits) {
     int v = 0;
     std::size_t n = 0;
-    while (pos_ < s_.size() && n < max_digits && is_digit(s_[pos_])) {
+    while (pos_ < s_.size() && n < max_digits && is_ascii_digit(s_[pos_])) {
       v = v * 10 + (s_[pos_] - '0');
       ++pos_;
       ++n;
     }
-    if (n < min_digits || (pos_ < s_.size() && is_digit(s_[pos_]))) {
+    if (n < min_digits || (pos_ < s_.size() && is_ascii_digit(s_[pos_]))) {
       return std::nullopt;
     }
     return v;

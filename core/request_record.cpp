@@ -1,27 +1,10 @@
 #include "core/request_record.hpp"
 
-#include "core/error.hpp"
+#include "core/json.hpp"
 
 namespace ib {
 
 namespace {
-
-void append_key(std::string& out, std::string_view key) {
-  append_json_string(out, key);
-  out.push_back(':');
-}
-
-void append_string_or_null(std::string& out, std::string_view text) {
-  if (text.empty()) {
-    out.append("null");
-  } else {
-    append_json_string(out, text);
-  }
-}
-
-void append_int(std::string& out, std::int64_t x) {
-  out.append(std::to_string(x));
-}
 
 /// Floor division, so that times before 1970 still round down to a whole second.
 std::int64_t to_unix_seconds(std::int64_t us) noexcept {
@@ -33,90 +16,98 @@ std::int64_t to_unix_seconds(std::int64_t us) noexcept {
   return s;
 }
 
-void append_attempt(std::string& out, const attempt_record& a) {
-  out.push_back('{');
-  append_key(out, "provider");
-  append_json_string(out, a.provider);
-  out.push_back(',');
+/// `{"provider","status"|"reason","latency_ms"}`; an empty reason is null when `reason_or_null`.
+void write_attempt(json_writer& w, const attempt_record& a, bool reason_or_null) {
+  w.start_object();
+  w.key("provider").string(a.provider);
   if (a.status != 0) {
-    append_key(out, "status");
-    append_int(out, a.status);
+    w.key("status").integer(a.status);
+  } else if (reason_or_null) {
+    w.key("reason").string_or_null(a.reason);
   } else {
-    append_key(out, "reason");
-    append_string_or_null(out, a.reason);
+    w.key("reason").string(a.reason);
   }
-  out.push_back(',');
-  append_key(out, "latency_ms");
-  append_int(out, a.latency_ms);
-  out.push_back('}');
+  w.key("latency_ms").integer(a.latency_ms);
+  w.end_object();
 }
 
 }  // namespace
 
+void write_json(json_writer& w, const request_record& r) {
+  w.start_object();
+  w.key("id").string(r.id);
+  w.key("created").integer(to_unix_seconds(r.created_us));
+  w.key("tier").string_or_null(r.tier);
+  w.key("model").string(r.model);
+  w.key("provider").string_or_null(r.provider);
+  w.key("upstream_model").string_or_null(r.upstream_model);
+  w.key("attempts").start_array();
+  for (const auto& a : r.attempts) {
+    write_attempt(w, a, true);
+  }
+  w.end_array();
+  w.key("status").integer(r.status);
+  w.key("latency_ms").integer(r.latency_ms);
+  w.key("ttfb_ms");
+  if (r.ttfb_ms) {
+    w.integer(*r.ttfb_ms);
+  } else {
+    w.null();
+  }
+  w.key("stream").boolean(r.stream);
+  w.key("usage");
+  if (r.tokens) {
+    w.start_object();
+    w.key("prompt_tokens").integer(r.tokens->prompt_tokens);
+    w.key("completion_tokens").integer(r.tokens->completion_tokens);
+    w.key("total_tokens").integer(r.tokens->total_tokens);
+    w.end_object();
+  } else {
+    w.null();
+  }
+  w.end_object();
+}
+
 std::string to_json(const request_record& r) {
   std::string out;
   out.reserve(256 + 64 * r.attempts.size());
-  out.push_back('{');
-  append_key(out, "id");
-  append_json_string(out, r.id);
-  out.push_back(',');
-  append_key(out, "created");
-  append_int(out, to_unix_seconds(r.created_us));
-  out.push_back(',');
-  append_key(out, "tier");
-  append_string_or_null(out, r.tier);
-  out.push_back(',');
-  append_key(out, "model");
-  append_json_string(out, r.model);
-  out.push_back(',');
-  append_key(out, "provider");
-  append_string_or_null(out, r.provider);
-  out.push_back(',');
-  append_key(out, "upstream_model");
-  append_string_or_null(out, r.upstream_model);
-  out.push_back(',');
-  append_key(out, "attempts");
-  out.push_back('[');
-  for (std::size_t i = 0; i < r.attempts.size(); ++i) {
-    if (i != 0) {
-      out.push_back(',');
-    }
-    append_attempt(out, r.attempts[i]);
+  json_writer w(out);
+  write_json(w, r);
+  return out;
+}
+
+std::string to_list_json(const std::vector<std::string>& records_json, bool has_more) {
+  std::size_t size = 48;
+  for (const auto& r : records_json) {
+    size += r.size() + 1;
   }
-  out.push_back(']');
-  out.push_back(',');
-  append_key(out, "status");
-  append_int(out, r.status);
-  out.push_back(',');
-  append_key(out, "latency_ms");
-  append_int(out, r.latency_ms);
-  out.push_back(',');
-  append_key(out, "ttfb_ms");
-  if (r.ttfb_ms) {
-    append_int(out, *r.ttfb_ms);
-  } else {
-    out.append("null");
+  std::string out;
+  out.reserve(size);
+  json_writer w(out);
+  w.start_object();
+  w.key("object").string("list");
+  w.key("data").start_array();
+  for (const auto& r : records_json) {
+    w.raw(r);  // written by to_json when the record was stored
   }
-  out.push_back(',');
-  append_key(out, "stream");
-  out.append(r.stream ? "true" : "false");
-  out.push_back(',');
-  append_key(out, "usage");
-  if (r.tokens) {
-    out.push_back('{');
-    append_key(out, "prompt_tokens");
-    append_int(out, r.tokens->prompt_tokens);
-    out.push_back(',');
-    append_key(out, "completion_tokens");
-    append_int(out, r.tokens->completion_tokens);
-    out.push_back(',');
-    append_key(out, "total_tokens");
-    append_int(out, r.tokens->total_tokens);
-    out.push_back('}');
-  } else {
-    out.append("null");
+  w.end_array();
+  w.key("has_more").boolean(has_more);
+  w.end_object();
+  return out;
+}
+
+std::string to_envelope(const error& err, const std::vector<attempt_record>& attempts) {
+  std::string out;
+  out.reserve(128 + err.message.size() + 64 * attempts.size());
+  json_writer w(out);
+  w.start_object().key("error").start_object();
+  write_error_members(w, err);
+  w.key("inferbridge_attempts").start_array();
+  for (const auto& a : attempts) {
+    write_attempt(w, a, false);
   }
-  out.push_back('}');
+  w.end_array();
+  w.end_object().end_object();
   return out;
 }
 

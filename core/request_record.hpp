@@ -5,22 +5,26 @@
 #include <string>
 #include <vector>
 
+#include "core/error.hpp"
+
 namespace ib {
+
+class json_writer;
 
 /// Token usage reported by the provider that served a request.
 struct usage {
-  std::int64_t prompt_tokens = 0;
-  std::int64_t completion_tokens = 0;
-  std::int64_t total_tokens = 0;
-  std::int64_t cached_tokens = 0;
+  std::int64_t prompt_tokens = 0;      ///< input tokens, cached ones included (OpenAI semantics)
+  std::int64_t completion_tokens = 0;  ///< output tokens
+  std::int64_t total_tokens = 0;       ///< as the provider reported it, else the sum
+  std::int64_t cached_tokens = 0;      ///< input tokens served from the provider's cache
 };
 
 /// One attempt (or skip) of a request against one provider.
 struct attempt_record {
-  std::string provider;
-  int status = 0;      ///< upstream HTTP status, 0 when there was none
-  std::string reason;  ///< `connect_error`, `no_key`, ... when status is 0
-  std::int64_t latency_ms = 0;
+  std::string provider;         ///< the provider's configured name
+  int status = 0;               ///< upstream HTTP status, 0 when there was none
+  std::string reason;           ///< `connect_error`, `no_key`, ... when status is 0
+  std::int64_t latency_ms = 0;  ///< time spent on this attempt, in milliseconds
 };
 
 /// Metadata of one chat request (design §6). Never prompts, completions or keys.
@@ -32,17 +36,30 @@ struct request_record {
   std::string model;            ///< as requested
   std::string provider;         ///< who served, or empty
   std::string upstream_model;   ///< model that answered, or empty
-  std::vector<attempt_record> attempts;
-  int status = 0;  ///< status sent to the client
-  std::int64_t latency_ms = 0;
-  std::optional<std::int64_t> ttfb_ms;
-  bool stream = false;
-  std::optional<ib::usage> tokens;
+  std::vector<attempt_record> attempts;  ///< in the order they were made
+  int status = 0;                        ///< status sent to the client
+  std::int64_t latency_ms = 0;           ///< whole request, in milliseconds
+  std::optional<std::int64_t> ttfb_ms;   ///< to the first byte sent, in ms; streams only
+  bool stream = false;                   ///< the client asked for a stream
+  std::optional<ib::usage> tokens;       ///< usage the serving provider reported, if any
 };
 
 /// The record as the API shows it: `{"id","created","tier","model","provider","upstream_model",
 /// "attempts":[{"provider","status"|"reason","latency_ms"}],"status","latency_ms","ttfb_ms",
 /// "stream","usage"}` (`created` in unix seconds; `usage` null when unknown).
+/// Strings go through `json_writer` (core/json.hpp): always valid JSON.
 std::string to_json(const request_record& r);
+
+/// Writes `to_json(r)` as the next value of `w` (e.g. an element of a listing's array).
+void write_json(json_writer& w, const request_record& r);
+
+/// The request-log listing (`GET /v1/requests`): `{"object":"list","data":[...],"has_more":b}`,
+/// with each of `records_json` (as stored: `to_json` output, newest first) spliced in as it is.
+std::string to_list_json(const std::vector<std::string>& records_json, bool has_more);
+
+/// The OpenAI error envelope of `err` (`to_envelope` in core/error.hpp) with
+/// `"inferbridge_attempts":[{"provider","status"|"reason","latency_ms"}]` as the last member of
+/// its `error` object: the gateway's final error body when every attempt failed.
+std::string to_envelope(const error& err, const std::vector<attempt_record>& attempts);
 
 }  // namespace ib

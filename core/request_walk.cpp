@@ -117,9 +117,13 @@ final_error request_walk::final_answer(std::string_view route_name,
                   + " you have a key for rejected it (401/402/403): replace it with POST "
                     "/v1/keys.";
       } else {
+        // Each provider once, in plan order (compared whole: "groq" is not part of "groq2").
         std::string names;
-        for (const auto& p : plan_providers) {
-          if (names.find(p) == std::string::npos) {
+        for (std::size_t i = 0; i < plan_providers.size(); ++i) {
+          const auto& p = plan_providers[i];
+          if (std::find(plan_providers.begin(),
+                        plan_providers.begin() + static_cast<std::ptrdiff_t>(i), p)
+              == plan_providers.begin() + static_cast<std::ptrdiff_t>(i)) {
             names += names.empty() ? "" : ", ";
             names += p;
           }

@@ -23,16 +23,18 @@ enum class walk_action : std::uint8_t {
   answer,  ///< nothing left to try (or the deadline passed): answer with `final_answer`
 };
 
+/// What `advance` returns: an action and, for `call` and `probe`, the plan entry it concerns.
 struct walk_step {
   walk_action action = walk_action::answer;
-  std::size_t entry = 0;  ///< the plan entry (call, probe)
+  std::size_t entry = 0;  ///< the plan entry (call, probe); 0 for `answer`
 };
 
 /// How one upstream attempt ended, as the walk needs it (the provider actor's result).
+/// The views need only live for the `end` call: the walk copies what it keeps.
 struct attempt_end {
-  outcome result = outcome::bad_response;
-  int upstream_status = 0;  ///< 0 when no response head arrived
-  std::int64_t latency_ms = 0;
+  outcome result = outcome::bad_response;  ///< how it ended (status or transport failure)
+  int upstream_status = 0;                 ///< 0 when no response head arrived
+  std::int64_t latency_ms = 0;             ///< the call's duration, in milliseconds
   /// A 429: when the user's cooldown for this provider ends (see `cooldown_for`).
   steady_time cooldown_until{};
   bool long_cooldown = false;    ///< a 429 saying waiting will not help (quota, credit)
@@ -41,7 +43,9 @@ struct attempt_end {
   std::string_view param;        ///< `unsupported`: the client's field at fault, if one is
 };
 
-/// What to do with an attempt that ended (design §4; §4 "Streams" for the commit point).
+/// What to do with an attempt that ended (design §4; §4 "Streams" for the commit point). After
+/// a stream's commit point only `end_stream` (success) or `end_with_error` (any other outcome,
+/// `cancelled` and `deadline` included) is returned.
 enum class end_action : std::uint8_t {
   answer,          ///< success: answer with the upstream's response
   commit_and_end,  ///< a stream that succeeded before any commit point (e.g. an empty answer):
@@ -51,18 +55,21 @@ enum class end_action : std::uint8_t {
                    ///< truncation)
   pass_through,    ///< the request is at fault (400/404/413/422): the provider's error with its
                    ///< status and `x-should-retry: false`, no fallback
-  fall_back,       ///< try the next provider: `advance` again
-  answer_final,    ///< the deadline expired: answer with `final_answer`
+  fall_back,       ///< try the next provider (`falls_back`, or `unsupported`): `advance` again
+  answer_final,    ///< the deadline expired: answer with `final_answer` (504 `deadline`)
   drop,            ///< the client went away: answer nothing
-  ignore,          ///< a late result of an attempt already given up
+  ignore,          ///< a late result of an attempt already given up (or of no attempt)
 };
 
 /// The final error when every provider was tried or skipped: the envelope's error (message,
 /// `param`, `code`), whether to send `x-should-retry: false`, and `Retry-After` (seconds).
 struct final_error {
+  /// The status is `http_status(err.code)`; `err.detail_code` is the envelope's `code` (as
+  /// `exhausted_answer::detail_code`) and `err.param` is `model` for the no-key 424, the
+  /// adapter's field for the unsupported 400, else empty.
   error err;
-  bool no_retry = true;
-  std::optional<std::int64_t> retry_after_s;
+  bool no_retry = true;                       ///< send `x-should-retry: false`
+  std::optional<std::int64_t> retry_after_s;  ///< send `Retry-After` (whole seconds, >= 1)
 };
 
 /// The fallback walk of one chat request over its plan, as a pure value (design §4, §5): which
@@ -73,12 +80,16 @@ struct final_error {
 /// returned actions. Not thread-safe (one per request, used by its request actor).
 class request_walk {
  public:
-  /// A walk over `plan_size` plan entries, answering by `deadline`.
+  /// A walk over `plan_size` plan entries, answering by `deadline` (the request's overall
+  /// deadline, design §4); `stream`: the client asked for a stream, so answers go through the
+  /// commit point (`piece`).
   request_walk(std::size_t plan_size, steady_time deadline, bool stream);
 
   /// Moves to the next provider to call or probe, recording skips (no key, cooldown, open
   /// circuit) on the way. `view(i)` gives plan entry i's `provider_view`; `name(i)` its provider
-  /// name. Returns `answer` once the plan is exhausted or `now` is past the deadline.
+  /// name (anything a `std::string` can be built from); both are called synchronously, on the
+  /// caller's thread, for entries not yet visited. Returns `answer` once the plan is exhausted,
+  /// or when `now >= deadline` with entries left (then `summary().deadline` is set).
   template <class ViewOf, class NameOf>
   walk_step advance(ViewOf&& view, NameOf&& name, steady_time now) {
     while (next_ < plan_size_) {
@@ -104,11 +115,14 @@ class request_walk {
   /// breaker re-opened): a `circuit_open` skip; `retry_at` is when a probe may go again.
   void probe_refused(std::string_view provider, steady_time retry_at);
 
-  /// Starts an attempt at `provider` (after `call`, or an admitted probe); returns its number,
-  /// which `end` and `piece` must carry so that late results are ignored.
+  /// Starts an attempt at `provider` (after `call`, or an admitted probe); returns its number
+  /// (1, 2, ... in this walk), which `end` and `piece` must carry so that late results are
+  /// ignored.
   std::uint32_t start(std::string_view provider);
 
-  /// The attempt `attempt` ended with `r`.
+  /// The attempt `attempt` ended with `r`: records it (an `unsupported` refusal as a reason,
+  /// not as an upstream attempt), keeps 429 and 401/402/403 messages for the final answer, and
+  /// says what to do. `ignore` (and nothing recorded) unless `attempt` is the one in flight.
   end_action end(std::uint32_t attempt, const attempt_end& r);
 
   /// What to do with a piece of a streamed answer.
@@ -121,18 +135,22 @@ class request_walk {
 
   /// A piece of attempt `attempt`'s stream arrived; `content` is the translator's sticky commit
   /// flag (content, a tool call or a finish reason; role-only chunks, pings and comments do
-  /// not commit). `commit` comes exactly once per request.
+  /// not commit). `commit` comes at most once per request; a stream that ends before any
+  /// content commits through `end`'s `commit_and_end` instead.
   piece_action piece(std::uint32_t attempt, bool content);
 
-  /// The stream's head has been sent (at the commit point).
+  /// The commit point has passed: `piece` returned `commit`, or `end` returned
+  /// `commit_and_end`; nothing can fall back any more.
   bool committed() const noexcept { return committed_; }
-  /// The attempt in flight, if any.
+  /// Whether an attempt is in flight (started and not yet ended or cancelled).
   bool in_flight() const noexcept { return in_flight_; }
+  /// The number of the last attempt started (0 before the first).
   std::uint32_t attempt() const noexcept { return attempt_; }
-  /// The provider of the attempt in flight (or of the last attempt).
+  /// The provider of the attempt in flight (or of the last attempt; empty before the first).
   std::string_view current_provider() const noexcept { return current_; }
 
-  /// The client went away: the attempt in flight (if any) is recorded as `cancelled`.
+  /// The client went away: the attempt in flight (if any) is recorded as `cancelled` with
+  /// `latency_ms` (milliseconds) and is no longer in flight.
   void cancel(std::int64_t latency_ms);
 
   /// Every attempt and skip so far, in order.
@@ -143,8 +161,11 @@ class request_walk {
   /// one as `<provider>=200`.
   std::string attempts_header_serving() const;
 
-  /// The final answer (design §4) for `route` (the tier, or `provider/model`); `plan_providers`
-  /// are the plan's provider names (named in the 424 for a user without keys).
+  /// The final answer (design §4) for `route` (the tier, or `provider/model`): `decide_exhausted`
+  /// on the summary, with a message for the client that names `route` and, for the 502 and the
+  /// timeout 504, the attempts; the 429s and the key-rejected 424 quote the upstream messages.
+  /// `plan_providers` are the plan's provider names (named in the 424 for a user without keys).
+  /// `now` turns the soonest cooldown or probe time into `Retry-After` seconds.
   final_error final_answer(std::string_view route, const std::vector<std::string>& plan_providers,
                            steady_time now) const;
 

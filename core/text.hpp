@@ -6,6 +6,11 @@
 /// ASCII text helpers shared by the protocol code (HTTP tokens, media types, URL schemes).
 namespace ib {
 
+/// Whether `c` is an ASCII decimal digit (RFC 5234 DIGIT); locale-independent, unlike isdigit.
+constexpr bool is_ascii_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
+
 /// `c` lower-cased if it is an ASCII capital letter; any other byte unchanged (UTF-8 safe).
 constexpr char ascii_lower(char c) noexcept {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
@@ -26,7 +31,8 @@ constexpr bool istarts_with(std::string_view s, std::string_view prefix) noexcep
 }
 
 /// `s` without leading and trailing bytes from `chars` (default: JSON's whitespace, RFC 8259 §2;
-/// pass " \t" for HTTP's optional whitespace, RFC 9110 §5.6.3).
+/// pass " \t" for HTTP's optional whitespace, RFC 9110 §5.6.3): a view into `s`, empty when every
+/// byte is in `chars`.
 constexpr std::string_view trim(std::string_view s, std::string_view chars = " \t\r\n") noexcept {
   const auto b = s.find_first_not_of(chars);
   if (b == std::string_view::npos) {

@@ -126,30 +126,6 @@ std::string attempts_header(const std::vector<attempt_record>& attempts) {
   return out;
 }
 
-void append_attempts_json(std::string& out, const std::vector<attempt_record>& attempts) {
-  out.push_back('[');
-  bool first = true;
-  for (const auto& a : attempts) {
-    if (!first) {
-      out.push_back(',');
-    }
-    first = false;
-    out += R"({"provider":)";
-    append_json_string(out, a.provider);
-    if (a.status != 0) {
-      out += R"(,"status":)";
-      out += std::to_string(a.status);
-    } else {
-      out += R"(,"reason":)";
-      append_json_string(out, a.reason);
-    }
-    out += R"(,"latency_ms":)";
-    out += std::to_string(a.latency_ms);
-    out.push_back('}');
-  }
-  out.push_back(']');
-}
-
 attempt_record attempt_of(std::string_view provider, int upstream_status, outcome result,
                           std::int64_t latency_ms) {
   bool ok_status = upstream_status >= 200 && upstream_status < 300;

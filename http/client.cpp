@@ -2,11 +2,10 @@
 
 #include <array>
 #include <cerrno>
-#include <charconv>
-#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -17,6 +16,9 @@
 #include <boost/beast/http.hpp>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+
+#include "http/head_parser.hpp"
+#include "http/wire.hpp"
 
 namespace ib::http {
 
@@ -64,6 +66,29 @@ using strand_t = net::strand<net::io_context::executor_type>;
 namespace {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+/// The upstream's status line and header fields together may take this many bytes.
+constexpr std::uint32_t max_response_header_bytes = 64 * 1024;
+
+/// The response fields the client keeps, by index (`response_fields`).
+enum : std::size_t {
+  field_content_type,
+  field_retry_after,
+  field_retry_after_ms,
+  field_keep_alive,
+};
+
+/// The response fields the client keeps: what `response_head` reports, and `Keep-Alive` (a
+/// list: every line counts, see `parse_keep_alive`).
+std::span<const kept_field> response_fields() {
+  static const std::array<kept_field, 4> fields{{
+      {bhttp::field::content_type, "content-type", false},
+      {bhttp::field::retry_after, "retry-after", false},
+      {bhttp::field::unknown, "retry-after-ms", false},
+      {bhttp::field::keep_alive, "keep-alive", true},
+  }};
+  return fields;
+}
 
 /// One keep-alive connection: plain TCP or TLS over TCP.
 struct connection {
@@ -189,72 +214,6 @@ std::shared_ptr<ssl::context> client_tls_context(const std::string& ca_file) {
   return ctx;
 }
 
-/// The upstream response parser: keeps only the headers the gateway uses and hands body bytes
-/// (de-chunked) straight to a sink, instead of storing every header field in a map.
-class upstream_parser final : public bhttp::basic_parser<false> {
- public:
-  explicit upstream_parser(response_head& head) : head_(head) {}
-
-  std::string* sink = nullptr;                                  ///< where body bytes go
-  std::size_t limit = std::numeric_limits<std::size_t>::max();  ///< bytes the sink may take
-  bool too_large = false;
-  keep_alive_params keep_alive_header;  ///< from every `Keep-Alive` header line
-
- private:
-  void on_request_impl(bhttp::verb, beast::string_view, beast::string_view, int,
-                       error_code& ec) override {
-    ec = bhttp::error::bad_method;  // never called for a response parser
-  }
-  void on_response_impl(int code, beast::string_view, int, error_code&) override {
-    head_.status = code;
-  }
-  void on_field_impl(bhttp::field name, beast::string_view name_string, beast::string_view value,
-                     error_code&) override {
-    switch (name) {
-      case bhttp::field::content_type:
-        head_.content_type.assign(value.data(), value.size());
-        break;
-      case bhttp::field::retry_after:
-        head_.retry_after.assign(value.data(), value.size());
-        break;
-      case bhttp::field::keep_alive:
-        parse_keep_alive({value.data(), value.size()}, keep_alive_header);
-        break;
-      case bhttp::field::unknown:
-        if (beast::iequals(name_string, "retry-after-ms")) {
-          head_.retry_after_ms.assign(value.data(), value.size());
-        }
-        break;
-      default:
-        break;
-    }
-  }
-  void on_header_impl(error_code&) override {}
-  void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
-  std::size_t on_body_impl(beast::string_view body, error_code& ec) override {
-    return take(body, ec);
-  }
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code& ec) override {
-    return take(body, ec);
-  }
-  void on_finish_impl(error_code&) override {}
-
-  std::size_t take(beast::string_view body, error_code& ec) {
-    taken_ += body.size();
-    if (taken_ > limit) {
-      too_large = true;
-      ec = bhttp::error::body_limit;
-      return 0;
-    }
-    sink->append(body.data(), body.size());
-    return body.size();
-  }
-
-  response_head& head_;
-  std::size_t taken_ = 0;
-};
-
 // -- pool state -----------------------------------------------------------------------------------
 
 class exchange;
@@ -286,7 +245,6 @@ struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
       auto c = std::move(idle.back());
       idle.pop_back();
       if (now < c->reusable_until && looks_open(*c)) {
-        ++reuses;
         return c;
       }
     }
@@ -337,9 +295,6 @@ struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
   std::vector<std::unique_ptr<connection>> idle;
   std::unordered_map<std::uint64_t, std::weak_ptr<exchange>> in_flight;
   std::uint64_t next_id = 1;
-  std::uint64_t connects = 0;
-  std::uint64_t reuses = 0;
-  std::uint64_t stale_retries = 0;
   bool closed = false;
 };
 
@@ -510,10 +465,6 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
       }
       // A pooled connection the server had already closed: one retry on a fresh one.
       abandon_connection();
-      {
-        std::lock_guard lock{pool_->mutex};
-        ++pool_->stale_retries;
-      }
     }
   }
 
@@ -568,34 +519,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
         co_return false;
       }
     }
-    {
-      std::lock_guard lock{pool_->mutex};
-      ++pool_->connects;
-    }
     co_return true;
-  }
-
-  std::string render_head() const {
-    std::string out;
-    out.reserve(256 + req_.target.size());
-    out += "POST ";
-    out += req_.target;
-    out += " HTTP/1.1\r\nhost: ";
-    out += pool_->host_header;
-    out += "\r\nuser-agent: inferbridge\r\ncontent-length: ";
-    char num[24];
-    auto [end, ec] = std::to_chars(num, num + sizeof num, req_.body.size());
-    (void)ec;
-    out.append(num, end);
-    out += "\r\n";
-    for (const auto& [name, value] : req_.headers) {
-      out += name;
-      out += ": ";
-      out += value;
-      out += "\r\n";
-    }
-    out += "\r\n";
-    return out;
   }
 
   /// Runs the exchange on an open connection. Returns false when the caller should retry on a
@@ -605,7 +529,8 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     stage_ = stage::waiting;
     sent_at_ = steady::now();
     arm(sent_at_ + pool_->opts.first_byte_timeout);
-    std::string head = render_head();
+    std::string head =
+        write_request_head(req_.target, pool_->host_header, req_.headers, req_.body.size());
     std::array<net::const_buffer, 2> bufs{net::buffer(head), net::buffer(req_.body)};
     auto [wec, wn] = co_await net::async_write(stream, bufs, use_tuple);
     (void)wn;
@@ -620,13 +545,12 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
       co_return true;
     }
 
-    upstream_parser parser{result_.head};
-    parser.body_limit(boost::none);  // our own limits apply (none for a stream)
-    parser.header_limit(64 * 1024);
-    parser.sink = &result_.body;
-    parser.limit = pool_->opts.max_body_bytes;
+    response_parser parser{response_fields(), max_response_header_bytes,
+                           pool_->opts.max_body_bytes};
+    parser.sink(&result_.body, pool_->opts.max_body_bytes);
     auto [hec, hn] = co_await bhttp::async_read_header(stream, conn_->buffer, parser, use_tuple);
     (void)hn;
+    read_head(parser);
     if (hec) {
       // EOF or a reset before a single response byte: the upstream closed the pooled connection
       // (its keep-alive timeout) as the request went out, and never answered it.
@@ -638,7 +562,6 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
           hec, is_disconnect(hec) ? exchange_failure::reset : exchange_failure::bad_response));
       co_return true;
     }
-    result_.reused_connection = may_retry;
     stage_ = stage::receiving;
     bool keep_alive = parser.keep_alive();
     int status = result_.head.status;
@@ -652,8 +575,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     std::string piece;
     if (streaming) {
       handler_->on_head(result_.head);
-      parser.sink = &piece;
-      parser.limit = std::numeric_limits<std::size_t>::max();
+      parser.sink(&piece, response_parser::unlimited);  // our own timeouts bound a stream
     }
 
     bool stopped = false;
@@ -662,7 +584,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
       piece.clear();
       auto [rec, rn] = co_await bhttp::async_read_some(stream, conn_->buffer, parser, use_tuple);
       (void)rn;
-      if (parser.too_large) {
+      if (parser.too_large()) {
         abandon_connection();
         complete(exchange_failure::body_too_large);
         co_return true;
@@ -708,8 +630,9 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
         || timed_out_ != exchange_failure::none || conn_->buffer.size() != 0) {
       abandon_connection();
     } else {
-      pool_->give_back(std::move(conn_),
-                       idle_limit(parser.keep_alive_header, pool_->opts.max_idle));
+      keep_alive_params ka;
+      parse_keep_alive(parser.values()[field_keep_alive], ka);
+      pool_->give_back(std::move(conn_), idle_limit(ka, pool_->opts.max_idle));
     }
     complete(exchange_failure::none);
     co_return true;
@@ -730,6 +653,15 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     if (timer_.expiry() > deadline_) {
       timer_.expires_at(deadline_);
     }
+  }
+
+  /// Copies what the gateway uses of the response head (as far as it was parsed).
+  void read_head(response_parser& parser) {
+    auto& values = parser.values();
+    result_.head.status = parser.status();
+    result_.head.content_type = std::move(values[field_content_type]);
+    result_.head.retry_after = std::move(values[field_retry_after]);
+    result_.head.retry_after_ms = std::move(values[field_retry_after_ms]);
   }
 
   void abandon_connection() {
@@ -832,12 +764,6 @@ void upstream_pool::shutdown() {
     auto doomed = std::make_shared<std::vector<std::unique_ptr<connection>>>(std::move(idle));
     net::post(impl_->io, [doomed] { doomed->clear(); });
   }
-}
-
-upstream_pool::counters upstream_pool::stats() const {
-  std::lock_guard lock{impl_->mutex};
-  return {impl_->connects, impl_->reuses, impl_->stale_retries, impl_->idle.size(),
-          impl_->in_flight.size()};
 }
 
 }  // namespace ib::http

@@ -16,26 +16,34 @@ class io_context;
 
 namespace ib::http {
 
+/// A point on the monotonic clock (deadlines).
 using steady_time = std::chrono::steady_clock::time_point;
 
+/// Where an upstream is: scheme, host (a name or an address; an IPv6 literal without brackets)
+/// and port.
 struct upstream_endpoint {
-  bool tls = true;
+  bool tls = true;  ///< HTTPS (verified against the system CA store), else plain HTTP
   std::string host;
   std::uint16_t port = 443;
 };
 
+/// One upstream pool's endpoint, timeouts and limits.
 struct client_options {
   upstream_endpoint endpoint;
+  /// Name resolution, TCP connect and TLS handshake together.
   std::chrono::milliseconds connect_timeout{3'000};
   /// Until the first payload byte (non-stream: first non-blank body byte; stream: what the
   /// handler reports as payload); after it, the longest silence between payload pieces.
   std::chrono::milliseconds first_byte_timeout{30'000};
+  /// The whole exchange, from `start` to the end of the body.
   std::chrono::milliseconds total_timeout{120'000};
   std::size_t pool_size = 64;  ///< idle keep-alive connections kept
   /// Idle connections older than this are not reused; an upstream's `Keep-Alive: timeout=`
   /// shortens it (see `idle_limit`).
   std::chrono::milliseconds max_idle{20'000};
-  std::size_t max_body_bytes = 32 * 1024 * 1024;  ///< non-streamed bodies
+  /// A buffered body (non-stream, or a non-2xx answer to a stream) past this many bytes ends
+  /// the exchange as `body_too_large`.
+  std::size_t max_body_bytes = 32 * 1024 * 1024;
   std::string ca_file;  ///< extra CA bundle (tests); the system store is always used
 };
 
@@ -65,21 +73,22 @@ void parse_keep_alive(std::string_view value, keep_alive_params& into);
 std::chrono::milliseconds idle_limit(const keep_alive_params& ka,
                                      std::chrono::milliseconds max_idle);
 
-/// One outgoing POST.
+/// One outgoing POST (HTTP/1.1). Its head is written by `write_request_head` (http/wire.hpp).
 struct outgoing_request {
-  std::string target;
-  header_list headers;  ///< besides host, content-length, user-agent (added by the client)
-  std::string body;
+  std::string target;    ///< origin-form: path and query
+  header_list headers;   ///< besides host, content-length, user-agent (added by the client)
+  std::string body;      ///< sent with a `content-length`
   bool stream = false;   ///< stream a 2xx body to the handler instead of buffering it
   steady_time deadline;  ///< the request's overall deadline (may end the exchange early)
 };
 
-/// The response headers the gateway uses.
+/// The response status and the few header fields the client reports (the last line of each
+/// if it repeats; empty if absent). Other fields are not stored.
 struct response_head {
-  int status = 0;
-  std::string content_type;
-  std::string retry_after;
-  std::string retry_after_ms;
+  int status = 0;              ///< 0 until a status line arrived
+  std::string content_type;    ///< `Content-Type`
+  std::string retry_after;     ///< `Retry-After`, as sent (seconds or an HTTP-date)
+  std::string retry_after_ms;  ///< `retry-after-ms` (OpenAI's SDK convention), as sent
 };
 
 /// What went wrong on the wire, if anything: the client's own account of an exchange, in HTTP
@@ -108,9 +117,6 @@ struct exchange_result {
   exchange_failure failure = exchange_failure::none;
   response_head head;  ///< status 0 when no response head arrived
   std::string body;    ///< the whole body when it was buffered (non-stream, or a non-2xx status)
-  /// The response came on a pooled connection (false when a stale pooled connection was
-  /// replaced by a fresh one, see `upstream_pool`).
-  bool reused_connection = false;
 };
 
 /// What the handler wants after a streamed body piece.
@@ -121,12 +127,17 @@ struct body_action {
 };
 
 /// Receives one exchange's events, all on the same I/O strand, in order: `on_head` (streamed 2xx
-/// only), `on_body`* (streamed 2xx only), then `on_complete` exactly once.
+/// only), `on_body`* (streamed 2xx only), then `on_complete` exactly once. The callbacks must
+/// not block.
 class exchange_handler {
  public:
   virtual ~exchange_handler() = default;
+  /// A streamed request got a 2xx head; the body follows in `on_body`.
   virtual void on_head(const response_head& head) = 0;
+  /// The next piece of a streamed 2xx body, de-chunked (any size, never empty); the view is
+  /// valid during the call only.
   virtual body_action on_body(std::string_view bytes) = 0;
+  /// The exchange ended: complete (`failure == none`) or not.
   virtual void on_complete(exchange_result result) = 0;
 };
 
@@ -152,26 +163,21 @@ class exchange_control {
 /// deadlines; a fresh connection's failure is reported as it is.
 class upstream_pool {
  public:
+  /// A pool on `io` (its threads run every exchange); connects lazily. TLS pools share one
+  /// client context per CA file, built on first use.
   upstream_pool(boost::asio::io_context& io, client_options opts);
+  /// Shuts down (see `shutdown`).
   ~upstream_pool();
   upstream_pool(const upstream_pool&) = delete;
   upstream_pool& operator=(const upstream_pool&) = delete;
 
-  /// Starts an exchange; events go to `handler`.
+  /// Starts an exchange (never blocks; any thread); events go to `handler`, on an I/O thread,
+  /// even when the pool is already shut down (`pool_closed`).
   std::shared_ptr<exchange_control> start(outgoing_request req,
                                           std::shared_ptr<exchange_handler> handler);
 
   /// Aborts every in-flight exchange (`on_complete(pool_closed)`) and drops idle connections.
   void shutdown();
-
-  struct counters {
-    std::uint64_t connects = 0;
-    std::uint64_t reuses = 0;
-    std::uint64_t stale_retries = 0;  ///< requests re-sent after a reused connection died
-    std::size_t idle = 0;
-    std::size_t in_flight = 0;
-  };
-  counters stats() const;
 
   struct impl;  ///< implementation detail (public for the sessions/exchanges in the .cpp)
 

@@ -1,9 +1,7 @@
 #include "http/server.hpp"
 
 #include <array>
-#include <charconv>
-#include <cstring>
-#include <deque>
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -13,6 +11,8 @@
 #include <boost/beast/http.hpp>
 
 #include "core/error.hpp"
+#include "http/head_parser.hpp"
+#include "http/wire.hpp"
 
 namespace ib::http {
 
@@ -24,129 +24,6 @@ using steady = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
 
 namespace {
-
-std::atomic<std::uint64_t> unanswered_count{0};
-
-/// A field of `server_options::kept_headers`, resolved once: Beast's code for the name, or
-/// `unknown` and the name to compare (case-insensitively).
-struct kept_field {
-  bhttp::field code = bhttp::field::unknown;
-  std::string name;
-};
-
-std::vector<kept_field> resolve_kept(const std::vector<std::string>& names) {
-  std::vector<kept_field> out;
-  for (const auto& n : names) {
-    if (out.size() == max_kept_headers) {
-      break;  // listen() reports it
-    }
-    out.push_back({bhttp::string_to_field(n), n});
-  }
-  return out;
-}
-
-method to_method(bhttp::verb v) noexcept {
-  switch (v) {
-    case bhttp::verb::get:
-      return method::get;
-    case bhttp::verb::head:
-      return method::head;
-    case bhttp::verb::post:
-      return method::post;
-    case bhttp::verb::put:
-      return method::put;
-    case bhttp::verb::patch:
-      return method::patch;
-    case bhttp::verb::delete_:
-      return method::delete_;
-    case bhttp::verb::options:
-      return method::options;
-    default:
-      return method::other;
-  }
-}
-
-void append_status_line(std::string& out, int status) {
-  out += "HTTP/1.1 ";
-  char num[8];
-  auto [end, ec] = std::to_chars(num, num + sizeof num, status);
-  (void)ec;
-  out.append(num, end);
-  out.push_back(' ');
-  out += reason_phrase(status);
-  out += "\r\n";
-}
-
-void append_header(std::string& out, std::string_view name, std::string_view value) {
-  out += name;
-  out += ": ";
-  // Values may carry upstream text (a model name): never let a CR or LF split a header.
-  if (std::memchr(value.data(), '\r', value.size()) == nullptr
-      && std::memchr(value.data(), '\n', value.size()) == nullptr) {
-    out += value;
-  } else {
-    for (char c : value) {
-      out.push_back(c == '\r' || c == '\n' ? ' ' : c);
-    }
-  }
-  out += "\r\n";
-}
-
-void append_size(std::string& out, std::size_t n) {
-  char num[24];
-  auto [end, ec] = std::to_chars(num, num + sizeof num, n);
-  (void)ec;
-  out.append(num, end);
-}
-
-/// The head of a response: status line and headers, ending with the blank line.
-std::string render_head(const response& res, std::string_view server_name, bool keep_alive,
-                        bool chunked, bool head_only) {
-  std::string out;
-  out.reserve(160 + res.headers.size() * 48);
-  append_status_line(out, res.status);
-  if (!server_name.empty()) {
-    append_header(out, "server", server_name);
-  }
-  bool no_body = res.status == 204 || res.status == 304;
-  if (!no_body && !res.content_type.empty()) {
-    append_header(out, "content-type", res.content_type);
-  }
-  for (const auto& [name, value] : res.headers) {
-    append_header(out, name, value);
-  }
-  if (chunked) {
-    out += "transfer-encoding: chunked\r\n";
-    out += "cache-control: no-cache\r\n";
-  } else if (!no_body) {
-    out += "content-length: ";
-    append_size(out, head_only ? 0 : res.body.size());
-    out += "\r\n";
-  }
-  if (!keep_alive) {
-    out += "connection: close\r\n";
-  }
-  out += "\r\n";
-  return out;
-}
-
-void append_chunk(std::string& out, std::string_view data) {
-  if (data.empty()) {
-    return;
-  }
-  static constexpr char hex[] = "0123456789abcdef";
-  char size[16];
-  int n = 0;
-  for (std::size_t v = data.size(); v != 0; v >>= 4) {
-    size[n++] = hex[v & 0xf];
-  }
-  while (n > 0) {
-    out.push_back(size[--n]);
-  }
-  out += "\r\n";
-  out += data;
-  out += "\r\n";
-}
 
 std::string error_body(errc code, std::string message) {
   return to_envelope(error{code, std::move(message)});
@@ -163,59 +40,6 @@ bool is_loopback(const tcp::endpoint& ep) {
 }
 
 }  // namespace
-
-/// The client request parser: keeps the request line, the few header fields the handler reads
-/// (`server_options::kept_headers`) and the body, instead of storing every field (the OpenAI
-/// SDKs send a dozen) in a map.
-class request_parser final : public bhttp::basic_parser<true> {
- public:
-  explicit request_parser(const std::vector<kept_field>& kept) : kept_(kept) {}
-
-  request req;
-  bool expect_continue = false;
-
- private:
-  void on_request_impl(bhttp::verb method, beast::string_view, beast::string_view target, int,
-                       error_code&) override {
-    req.method = to_method(method);
-    req.target.assign(target.data(), target.size());
-  }
-  void on_response_impl(int, beast::string_view, int, error_code& ec) override {
-    ec = bhttp::error::bad_status;  // never called for a request parser
-  }
-  void on_field_impl(bhttp::field name, beast::string_view name_string, beast::string_view value,
-                     error_code&) override {
-    if (name == bhttp::field::expect) {
-      expect_continue = beast::iequals(value, "100-continue");
-    }
-    for (std::size_t i = 0; i < kept_.size(); ++i) {
-      // Known fields compare by Beast's code; only unknown ones by name.
-      if (kept_[i].code == name
-          && (name != bhttp::field::unknown || beast::iequals(name_string, kept_[i].name))) {
-        req.headers[i].assign(value.data(), value.size());
-        return;
-      }
-    }
-  }
-  void on_header_impl(error_code&) override {}
-  void on_body_init_impl(const boost::optional<std::uint64_t>& length, error_code&) override {
-    if (length) {
-      req.body.reserve(static_cast<std::size_t>(*length));  // bounded by body_limit already
-    }
-  }
-  std::size_t on_body_impl(beast::string_view body, error_code&) override {
-    req.body.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override {
-    req.body.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_finish_impl(error_code&) override {}
-
-  const std::vector<kept_field>& kept_;
-};
 
 // -- the link between a responder and its session ------------------------------------------------
 
@@ -323,9 +147,9 @@ class session : public std::enable_shared_from_this<session> {
   // -- reading ------------------------------------------------------------------------------------
   void read_header() {
     phase_ = phase::reading;
-    parser_.emplace(srv_->kept);
-    parser_->header_limit(static_cast<std::uint32_t>(srv_->opts.max_header_bytes));
-    parser_->body_limit(srv_->opts.max_body_bytes);
+    parser_.emplace(srv_->kept, static_cast<std::uint32_t>(srv_->opts.max_header_bytes),
+                    srv_->opts.max_body_bytes);
+    parser_->reserve_up_to(srv_->opts.max_body_bytes);  // within the 413 limit, as before
     set_deadline(steady::now() + srv_->opts.idle_timeout);
     bhttp::async_read_header(
         sock_, buf_, *parser_,
@@ -347,7 +171,7 @@ class session : public std::enable_shared_from_this<session> {
       return dispatch();
     }
     set_deadline(steady::now() + srv_->opts.read_timeout);
-    if (parser_->expect_continue) {
+    if (parser_->expect_continue()) {
       auto interim = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
       net::async_write(sock_, net::buffer(*interim),
                        [self = shared_from_this(), interim](error_code wec, std::size_t) {
@@ -396,9 +220,8 @@ class session : public std::enable_shared_from_this<session> {
   /// 413 as soon as the headers show it; the client may still be sending, so the response is
   /// flushed, the send side shut down, and the rest of the body drained (bounded) before closing.
   void reject_too_large() {
-    std::string msg = "request body exceeds the limit of ";
-    append_size(msg, srv_->opts.max_body_bytes);
-    msg += " bytes";
+    std::string msg =
+        "request body exceeds the limit of " + std::to_string(srv_->opts.max_body_bytes) + " bytes";
     keep_alive_ = false;
     drain_after_write_ = true;
     reply_and_close(413, errc::payload_too_large, std::move(msg));
@@ -410,15 +233,18 @@ class session : public std::enable_shared_from_this<session> {
     response res;
     res.status = status;
     res.body = error_body(code, std::move(message));
-    queue_.push_back(render_head(res, srv_->opts.server_name, false, false, false));
+    queue_.push_back(write_response_head(res, srv_->opts.server_name, false, false, false));
     queue_.push_back(std::move(res.body));
     end_after_flush_ = true;
     flush();
   }
 
   void dispatch() {
-    request req = std::move(parser_->req);
-    req.keep_alive = keep_alive_;
+    request req;
+    req.method = parser_->method();
+    req.target = std::move(parser_->target());
+    req.headers = std::move(parser_->values());
+    req.body = std::move(parser_->body());
     req.from_loopback = loopback_;
     head_only_ = req.method == method::head;
     parser_.reset();
@@ -662,7 +488,7 @@ void session::on_response(const std::shared_ptr<exchange_link>& link, response r
   phase_ = phase::responding_final;
   bool keep = keep_alive_ && !srv_->stopping.load(std::memory_order_relaxed);
   keep_alive_ = keep;
-  enqueue(render_head(res, srv_->opts.server_name, keep, false, head_only_));
+  enqueue(write_response_head(res, srv_->opts.server_name, keep, false, head_only_));
   if (!head_only_) {
     enqueue(std::move(res.body));
   }
@@ -675,7 +501,7 @@ void session::on_stream_begin(const std::shared_ptr<exchange_link>& link, respon
     return;
   }
   streaming_ = true;
-  std::string out = render_head(head, srv_->opts.server_name, keep_alive_, true, false);
+  std::string out = write_response_head(head, srv_->opts.server_name, keep_alive_, true, false);
   append_chunk(out, head.body);
   enqueue(std::move(out));
   flush();
@@ -700,7 +526,7 @@ void session::on_stream_end(const std::shared_ptr<exchange_link>& link, std::str
   std::string out;
   out.reserve(last.size() + 24);
   append_chunk(out, last);
-  out += "0\r\n\r\n";
+  append_last_chunk(out);
   enqueue(std::move(out));
   end_after_flush_ = true;
   flush();
@@ -733,10 +559,8 @@ responder& responder::operator=(responder&& other) noexcept {
 
 responder::~responder() {
   if (link_ && !done_ && started_) {
-    unanswered_count.fetch_add(1, std::memory_order_relaxed);
     stream_abort();
   } else if (link_ && !done_) {
-    unanswered_count.fetch_add(1, std::memory_order_relaxed);
     response res;
     res.status = 500;
     res.body = error_body(errc::internal, "the gateway failed to answer this request");
@@ -851,10 +675,6 @@ void responder::when_drained(std::size_t low_water, std::function<void()> fn) {
   if (now && fn) {
     fn();
   }
-}
-
-std::uint64_t responder::unanswered() noexcept {
-  return unanswered_count.load(std::memory_order_relaxed);
 }
 
 // -- server ---------------------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -21,66 +20,80 @@ namespace ib::http {
 class session;
 struct exchange_link;
 
-/// Exactly one answer per request. Move-only; any thread may call it (an actor may hold it), but
-/// every write is posted onto the session's executor. If it is destroyed before answering, the
-/// client gets a 500 in the OpenAI envelope (a bug, counted in `unanswered()`).
+/// Exactly one answer per request: either `send` once, or `stream_begin`, any number of
+/// `stream_write` and one `stream_end`. Move-only; any thread may call it (an actor may hold
+/// it), but every write is posted onto the session's executor, so calls return at once and
+/// never block. Calls after the answer (or after the client left) are ignored. Destroyed before
+/// answering, it sends a 500 in the OpenAI envelope (errc::internal) — or, once a stream has
+/// begun, closes the connection without the terminating chunk.
 class responder {
  public:
+  /// An empty responder (`false`): every call is ignored.
   responder() = default;
+  /// The server's constructor: a responder for the exchange `link` (defined in server.cpp).
   explicit responder(std::shared_ptr<exchange_link> link);
+  /// Takes over `other`'s exchange; `other` becomes answered (its destructor sends nothing).
   responder(responder&& other) noexcept
       : link_(std::move(other.link_)), done_(other.done_), started_(other.started_) {
     other.done_ = true;
   }
+  /// Answers this responder's own exchange first if it was still pending (as the destructor).
   responder& operator=(responder&& other) noexcept;
   responder(const responder&) = delete;
   responder& operator=(const responder&) = delete;
+  /// Sends the 500 (or ends a begun stream abnormally) when nothing was answered.
   ~responder();
 
-  /// Sends a complete response (once).
+  /// Sends a complete response: status, `content_type`, `headers`, then `body` with its
+  /// `content-length` (for a HEAD request the head only). Once.
   void send(response res);
 
   /// Starts a chunked streaming response: status line, headers and `head.body` as the first
   /// chunk (may be empty). Then `stream_write`, then `stream_end`.
   void stream_begin(response head);
+  /// Sends `bytes` as one chunk (nothing if empty). Counted in `pending_bytes` until written.
   void stream_write(std::string bytes);
   /// Sends `last` (if any) and the terminating chunk; the connection may then be reused.
   void stream_end(std::string last = {});
-  /// Ends a started stream abnormally: the connection is closed without the terminating chunk.
-  void stream_abort();
 
-  /// Gives up without answering: the client is gone, so nothing is sent and nothing is counted.
+  /// Gives up without answering: the client is gone, so nothing is sent.
   void drop() noexcept { done_ = true; }
 
-  /// `fn` runs (on an I/O thread) if the client goes away before the response is complete;
-  /// at once if it already has. At most one callback; it must not block.
+  /// `fn` runs (on the session's I/O thread) if the client goes away before the response is
+  /// complete; at once, on the calling thread, if it already has. At most one callback (a later
+  /// one replaces it); it must not block.
   void on_cancel(std::function<void()> fn);
 
   /// Bytes handed to the session but not yet written to the socket (stream back-pressure).
   std::size_t pending_bytes() const noexcept;
 
-  /// Calls `fn` (on an I/O thread) once the pending bytes drop to `low_water` or below — at once
-  /// if they already have. One waiter at a time.
+  /// Calls `fn` (on the session's I/O thread) once the pending bytes drop to `low_water` or
+  /// below, or the response ends; at once, on the calling thread, if they already have. One
+  /// waiter at a time.
   void when_drained(std::size_t low_water, std::function<void()> fn);
 
-  explicit operator bool() const noexcept { return link_ != nullptr; }
-
-  /// Responses that were never sent (responder destroyed unanswered), process-wide.
-  static std::uint64_t unanswered() noexcept;
-
  private:
+  /// Ends a begun stream abnormally: the connection is closed without the terminating chunk.
+  void stream_abort();
+
   std::shared_ptr<exchange_link> link_;
   bool done_ = false;
   bool started_ = false;
 };
 
+/// The server's address, limits and timeouts; every limit applies per connection.
 struct server_options {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 8080;  ///< 0 = ephemeral
+  std::string host = "127.0.0.1";  ///< an address, or a name resolved once by `listen`
+  std::uint16_t port = 8080;       ///< 0 = ephemeral
+  /// A larger request body is answered 413 (at the headers when Content-Length shows it).
   std::size_t max_body_bytes = 4 * 1024 * 1024;
+  /// Request line and header fields together; more is answered 431.
   std::size_t max_header_bytes = 16 * 1024;
+  /// For the rest of a request once its headers arrived; the connection is closed past it.
   std::chrono::milliseconds read_timeout{30'000};
+  /// For the next request's headers on a kept-alive connection (and the first one's).
   std::chrono::milliseconds idle_timeout{75'000};
+  /// For each write of a response to drain into the socket.
   std::chrono::milliseconds write_timeout{60'000};
   /// The request header fields the handler reads (names, any case; at most
   /// `max_kept_headers`): their values reach it in `request::headers`, in this order. The
@@ -94,23 +107,30 @@ struct server_options {
 /// responder now or later from anywhere.
 using handler = std::function<void(request&&, responder&&)>;
 
-/// HTTP/1.1 server (Boost.Beast): keep-alive, bounded reads, timeouts, 413 at the headers,
-/// `Expect: 100-continue`, client-disconnect detection while a request is in flight.
+/// HTTP/1.1 server (RFC 9112, on Boost.Beast): keep-alive and pipelining, bounded reads,
+/// timeouts, 413 at the headers, 431, 400 for malformed HTTP, `Expect: 100-continue`, and
+/// client-disconnect detection while a request is in flight. Its own errors are answered in the
+/// OpenAI error envelope. Call `listen`, `start` and `close` from one thread; the handler runs on
+/// the I/O threads running `io`.
 class server {
  public:
+  /// A server on `io` (not yet listening) that hands every request to `h`.
   server(boost::asio::io_context& io, server_options opts, handler h);
+  /// Closes (see `close`); sessions still open keep the shared state alive until they end.
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  /// Binds and listens. Fails with a message naming the address, or if more than
-  /// `max_kept_headers` headers are to be kept.
+  /// Binds and listens (blocking; before `start`). Fails with errc::invalid_request when the
+  /// host does not resolve, errc::internal naming the address when it cannot bind or listen,
+  /// or when more than `max_kept_headers` headers are to be kept.
   result<void> listen();
-  /// Starts accepting (after `listen`).
+  /// Starts accepting (after `listen`), on the I/O threads.
   void start();
   /// The bound port (after `listen`).
   std::uint16_t port() const noexcept;
-  /// Stops accepting; open sessions finish their current response.
+  /// Stops accepting; open sessions finish their current response, then close (no more
+  /// keep-alive). Also done by the destructor.
   void close();
 
   struct impl;  ///< implementation detail (public for the sessions/exchanges in the .cpp)

@@ -12,8 +12,8 @@
 ///   and `inflight_requests` (+1 when spawned, -1 when done);
 /// - health supervisors: `circuit_state` (on every published breaker transition);
 /// - the metrics actor: `requests_total`, `request_duration_seconds`,
-///   `time_to_first_byte_seconds`, `fallbacks_total`, `tokens_total` (from each finished
-///   request's record).
+///   `time_to_first_byte_seconds`, `fallbacks_total`, `tokens_total`, `overhead_seconds` (from
+///   each finished request's record, via `registry::observe_request`).
 /// Only `GET /metrics` reads it (text exposition). Label values come from the configuration
 /// (tiers, providers), from outcome names and from HTTP statuses; never from a user.
 namespace ib::metrics::names {
@@ -25,6 +25,8 @@ struct metric {
   std::string_view labels;  ///< comma-separated label names ("" for none)
   std::string_view help;
 };
+
+// -- the metrics: each one's `help` is its description --------------------------------------------
 
 inline constexpr metric requests_total{
     "inferbridge_requests_total", "counter", "tier,provider,code",
@@ -51,10 +53,14 @@ inline constexpr metric tokens_total{"inferbridge_tokens_total", "counter", "pro
                                      "Tokens reported by providers, by provider and kind."};
 inline constexpr metric inflight_requests{"inferbridge_inflight_requests", "gauge", "",
                                           "Chat requests in flight."};
+inline constexpr metric overhead{
+    "inferbridge_overhead_seconds", "histogram", "tier",
+    "Time the gateway adds to a chat request (total minus upstream wait), by tier."};
 
 /// Every metric above, in exposition order.
-inline constexpr std::array all{requests_total,          request_duration,  time_to_first_byte,
-                                upstream_attempts_total, upstream_duration, fallbacks_total,
-                                circuit_state,           tokens_total,      inflight_requests};
+inline constexpr std::array all{
+    requests_total,    request_duration, time_to_first_byte, upstream_attempts_total,
+    upstream_duration, fallbacks_total,  circuit_state,      tokens_total,
+    inflight_requests, overhead};
 
 }  // namespace ib::metrics::names

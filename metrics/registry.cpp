@@ -1,5 +1,6 @@
 #include "metrics/registry.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <map>
@@ -25,6 +26,13 @@ const prometheus::Histogram::BucketBoundaries& latency_buckets() {
   return b;
 }
 
+/// Overhead is small: the record has millisecond resolution, so the first bucket is "0 ms".
+const prometheus::Histogram::BucketBoundaries& overhead_buckets() {
+  static const prometheus::Histogram::BucketBoundaries b{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                         0.05,   0.1,   0.25,   0.5,   1};
+  return b;
+}
+
 /// Registers in `reg` the family that `m` (metrics/names.hpp) describes, with `builder`.
 template <class Builder>
 auto& add_family(Builder builder, prometheus::Registry& reg, const names::metric& m) {
@@ -45,7 +53,8 @@ struct registry::impl {
         circuit(add_family(prometheus::BuildGauge(), *reg, names::circuit_state)),
         tokens(add_family(prometheus::BuildCounter(), *reg, names::tokens_total)),
         inflight_family(add_family(prometheus::BuildGauge(), *reg, names::inflight_requests)),
-        inflight(inflight_family.Add({})) {}
+        inflight(inflight_family.Add({})),
+        overhead(add_family(prometheus::BuildHistogram(), *reg, names::overhead)) {}
 
   using cache = std::map<std::string, void*, std::less<>>;
 
@@ -85,9 +94,11 @@ struct registry::impl {
   prometheus::Family<prometheus::Counter>& tokens;
   prometheus::Family<prometheus::Gauge>& inflight_family;
   prometheus::Gauge& inflight;
+  prometheus::Family<prometheus::Histogram>& overhead;
 
   std::mutex mutex;  // guards the caches below (Family::Add locks too, but only on a miss)
-  cache requests_c, duration_c, ttfb_c, attempts_c, upstream_c, fallbacks_c, circuit_c, tokens_c;
+  cache requests_c, duration_c, ttfb_c, attempts_c, upstream_c, fallbacks_c, circuit_c, tokens_c,
+      overhead_c;
 };
 
 registry::registry() : impl_(std::make_unique<impl>()) {}
@@ -123,6 +134,14 @@ void registry::observe_request(const request_record& r) {
     i.child(i.tokens, i.tokens_c, names, std::array<std::string_view, 2>{provider, "completion"})
         .Increment(static_cast<double>(r.tokens->completion_tokens));
   }
+  // What the gateway added: the whole request minus the time spent in upstream calls.
+  std::int64_t upstream_ms = 0;
+  for (const auto& a : r.attempts) {
+    upstream_ms += a.latency_ms;
+  }
+  i.child(i.overhead, i.overhead_c, std::array<std::string_view, 1>{"tier"},
+          std::array<std::string_view, 1>{tier}, overhead_buckets())
+      .Observe(static_cast<double>(std::max<std::int64_t>(0, r.latency_ms - upstream_ms)) / 1000.0);
   // Every attempt that failed and was followed by another one is a fallback.
   for (std::size_t n = 0; n + 1 < r.attempts.size(); ++n) {
     const auto& a = r.attempts[n];

@@ -42,9 +42,9 @@ result<upstream_request> encode_request(const config::provider_config& p, const 
 
 /// The raw upstream answer as the HTTP client received it.
 struct upstream_response {
-  int status = 0;
-  std::string_view content_type;
-  std::string_view body;
+  int status = 0;                 ///< the HTTP status
+  std::string_view content_type;  ///< the `content-type` header, as sent
+  std::string_view body;          ///< the whole decoded body (the caller owns the bytes)
 };
 
 /// What an upstream answer means for the request.
@@ -55,8 +55,8 @@ struct decoded_response {
   /// Success whose body is the upstream body unchanged: `body` is left empty and the caller, who
   /// owns the upstream bytes, hands them on (no copy).
   bool body_is_input = false;
-  std::string model;  ///< the upstream model that answered (success), else empty
-  std::optional<ib::usage> tokens;
+  std::string model;                ///< the upstream model that answered (success), else empty
+  std::optional<ib::usage> tokens;  ///< usage the provider reported (success), if any
   /// For 429s whose body says waiting will not help soon (Sarvam `insufficient_quota_error`,
   /// OpenAI `insufficient_quota`): the caller should use the maximum cooldown.
   bool long_cooldown = false;
@@ -76,9 +76,9 @@ decoded_response decode_response(const config::provider_config& p, const chat_re
 /// An in-band stream failure (an `error` event or object, a truncated stream, an unparseable
 /// event).
 struct stream_failure {
-  outcome result = outcome::bad_response;
-  int status = 502;
-  std::string envelope;  ///< the OpenAI error envelope `{"error":{...}}`
+  outcome result = outcome::bad_response;  ///< the failure class (decides fallback, breaker)
+  int status = 502;      ///< the status for the client if the stream has not started yet
+  std::string envelope;  ///< the OpenAI error envelope `{"error":{...}}` (`ib::envelope`)
 };
 
 /// What one `feed` produced.
@@ -107,6 +107,8 @@ class stream_translator {
   virtual void finish(stream_output& out) = 0;
 };
 
+/// The translator for `p`'s protocol (OpenAI-style with `p`'s dialect, or Anthropic), for one
+/// attempt of `req` against `upstream_model`. Its chunks are written with `ib::json_writer`.
 std::unique_ptr<stream_translator> make_stream_translator(const config::provider_config& p,
                                                           const chat_request& req,
                                                           std::string_view upstream_model);

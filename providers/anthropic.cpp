@@ -11,10 +11,9 @@
 #include <vector>
 
 #include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "core/outcome.hpp"
 #include "core/text.hpp"
 #include "providers/anthropic_detail.hpp"
@@ -78,17 +77,16 @@ ib::usage token_tally::to_usage() const noexcept {
   return u;
 }
 
-void token_tally::append_json(std::string& out) const {
+void token_tally::write_json(json_writer& w) const {
   auto u = to_usage();
-  out += R"({"prompt_tokens":)";
-  out += std::to_string(u.prompt_tokens);
-  out += R"(,"completion_tokens":)";
-  out += std::to_string(u.completion_tokens);
-  out += R"(,"total_tokens":)";
-  out += std::to_string(u.total_tokens);
-  out += R"(,"prompt_tokens_details":{"cached_tokens":)";
-  out += std::to_string(u.cached_tokens);
-  out += "}}";
+  w.start_object();
+  w.key("prompt_tokens").integer(u.prompt_tokens);
+  w.key("completion_tokens").integer(u.completion_tokens);
+  w.key("total_tokens").integer(u.total_tokens);
+  w.key("prompt_tokens_details").start_object();
+  w.key("cached_tokens").integer(u.cached_tokens);
+  w.end_object();
+  w.end_object();
 }
 
 std::int64_t now_unix() noexcept {
@@ -100,19 +98,10 @@ std::int64_t now_unix() noexcept {
 namespace {
 
 using rapidjson::Value;
-using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 /// Nesting allowed in JSON we re-serialise (RapidJSON's `Accept` recurses). The client body was
 /// already depth-checked against the configured limit; this only guards the stack.
 constexpr int max_json_depth = 256;
-
-void put(json_writer& w, std::string_view s) {
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
-
-void key(json_writer& w, std::string_view s) {
-  w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
 
 bool is_blank(std::string_view s) noexcept {
   return std::all_of(s.begin(), s.end(), [](char c) {
@@ -229,22 +218,22 @@ result<data_url> parse_data_url(std::string_view url, const std::string& path) {
 }
 
 std::string base64_source_block(std::string_view type, const data_url& d) {
-  rapidjson::StringBuffer buf;
+  std::string buf;
   json_writer w(buf);
-  w.StartObject();
-  key(w, "type");
-  put(w, type);
-  key(w, "source");
-  w.StartObject();
-  key(w, "type");
-  put(w, "base64");
-  key(w, "media_type");
-  put(w, d.media_type);
-  key(w, "data");
-  put(w, d.data);
-  w.EndObject();
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  w.start_object();
+  w.key("type");
+  w.string(type);
+  w.key("source");
+  w.start_object();
+  w.key("type");
+  w.string("base64");
+  w.key("media_type");
+  w.string(d.media_type);
+  w.key("data");
+  w.string(d.data);
+  w.end_object();
+  w.end_object();
+  return buf;
 }
 
 /// The media type Anthropic accepts for an `image` block, or empty. Anthropic takes image/jpeg,
@@ -295,20 +284,20 @@ result<std::string> image_block(const Value& part, const std::string& path) {
   if (!istarts_with(url, "https://") && !istarts_with(url, "http://")) {
     return invalid(path + ".image_url.url", "expected an http(s) or data: URL");
   }
-  rapidjson::StringBuffer buf;
+  std::string buf;
   json_writer w(buf);
-  w.StartObject();
-  key(w, "type");
-  put(w, "image");
-  key(w, "source");
-  w.StartObject();
-  key(w, "type");
-  put(w, "url");
-  key(w, "url");
-  put(w, url);
-  w.EndObject();
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  w.start_object();
+  w.key("type");
+  w.string("image");
+  w.key("source");
+  w.start_object();
+  w.key("type");
+  w.string("url");
+  w.key("url");
+  w.string(url);
+  w.end_object();
+  w.end_object();
+  return buf;
 }
 
 /// A `file` part -> a `document` block (inline PDFs only).
@@ -397,14 +386,14 @@ result<std::vector<block>> convert_content(const Value* content, const std::stri
 
 void write_block(json_writer& w, const block& b) {
   if (b.type == block::kind::text) {
-    w.StartObject();
-    key(w, "type");
-    put(w, "text");
-    key(w, "text");
-    put(w, b.text);
-    w.EndObject();
+    w.start_object();
+    w.key("type");
+    w.string("text");
+    w.key("text");
+    w.string(b.text);
+    w.end_object();
   } else {
-    w.RawValue(b.text.data(), b.text.size(), rapidjson::kObjectType);
+    w.raw(b.text, rapidjson::kObjectType);
   }
 }
 
@@ -527,19 +516,19 @@ result<std::string> request_encoder::convert_tool_use(const Value& call, const s
   } else {
     return invalid(args_path, "expected a JSON object (as a string)");
   }
-  rapidjson::StringBuffer buf;
+  std::string buf;
   json_writer w(buf);
-  w.StartObject();
-  key(w, "type");
-  put(w, "tool_use");
-  key(w, "id");
-  put(w, tool_id(*id));
-  key(w, "name");
-  put(w, *name);
-  key(w, "input");
-  args.Accept(w);
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  w.start_object();
+  w.key("type");
+  w.string("tool_use");
+  w.key("id");
+  w.string(tool_id(*id));
+  w.key("name");
+  w.string(*name);
+  w.key("input");
+  w.value(args);
+  w.end_object();
+  return buf;
 }
 
 result<void> request_encoder::convert_assistant(const Value& m, const std::string& path) {
@@ -581,29 +570,28 @@ result<void> request_encoder::convert_tool(const Value& m, const std::string& pa
   if (!blocks) {
     return blocks.error();
   }
-  rapidjson::StringBuffer buf;
+  std::string buf;
   json_writer w(buf);
-  w.StartObject();
-  key(w, "type");
-  put(w, "tool_result");
-  key(w, "tool_use_id");
-  put(w, tool_id(*id));
+  w.start_object();
+  w.key("type");
+  w.string("tool_result");
+  w.key("tool_use_id");
+  w.string(tool_id(*id));
   if (content != nullptr && content->IsString()) {
     if (!is_blank(json::view(*content))) {
-      key(w, "content");
-      put(w, json::view(*content));
+      w.key("content");
+      w.string(json::view(*content));
     }
   } else if (!blocks->empty()) {
-    key(w, "content");
-    w.StartArray();
+    w.key("content");
+    w.start_array();
     for (const auto& b : *blocks) {
       write_block(w, b);
     }
-    w.EndArray();
+    w.end_array();
   }
-  w.EndObject();
-  add("user", {block::kind::tool_result, std::string(buf.GetString(), buf.GetSize()),
-               std::string(*id), path + ".tool_call_id"});
+  w.end_object();
+  add("user", {block::kind::tool_result, std::move(buf), std::string(*id), path + ".tool_call_id"});
   has_tool_blocks_ = true;
   return {};
 }
@@ -727,13 +715,13 @@ void request_encoder::trim_final_assistant() {
 /// schema of another type has no faithful mapping (a tool's input is always an object there).
 result<void> write_input_schema(json_writer& w, const Value* params, const std::string& path) {
   if (params == nullptr) {
-    w.StartObject();
-    key(w, "type");
-    put(w, "object");
-    key(w, "properties");
-    w.StartObject();
-    w.EndObject();
-    w.EndObject();
+    w.start_object();
+    w.key("type");
+    w.string("object");
+    w.key("properties");
+    w.start_object();
+    w.end_object();
+    w.end_object();
     return {};
   }
   if (!params->IsObject()) {
@@ -744,17 +732,17 @@ result<void> write_input_schema(json_writer& w, const Value* params, const std::
     return invalid(path + ".type", "anthropic needs an object schema (\"type\": \"object\")");
   }
   if (type != nullptr) {
-    params->Accept(w);
+    w.value(*params);
     return {};
   }
-  w.StartObject();
-  key(w, "type");
-  put(w, "object");
+  w.start_object();
+  w.key("type");
+  w.string("object");
   for (const auto& m : params->GetObject()) {
-    key(w, json::view(m.name));
-    m.value.Accept(w);
+    w.key(json::view(m.name));
+    w.value(m.value);
   }
-  w.EndObject();
+  w.end_object();
   return {};
 }
 
@@ -769,9 +757,9 @@ result<std::optional<std::string>> request_encoder::convert_tools() const {
   if (tools->Empty()) {
     return std::optional<std::string>{};
   }
-  rapidjson::StringBuffer buf;
+  std::string buf;
   json_writer w(buf);
-  w.StartArray();
+  w.start_array();
   std::vector<std::string_view> names;
   for (rapidjson::SizeType i = 0; i < tools->Size(); ++i) {
     const Value& t = (*tools)[i];
@@ -795,22 +783,22 @@ result<std::optional<std::string>> request_encoder::convert_tools() const {
       return invalid(path + ".function.name", "tool names must be unique");
     }
     names.push_back(*name);
-    w.StartObject();
-    key(w, "name");
-    put(w, *name);
+    w.start_object();
+    w.key("name");
+    w.string(*name);
     if (auto desc = json::get_string(*fn, "description"); desc && !is_blank(*desc)) {
-      key(w, "description");
-      put(w, *desc);
+      w.key("description");
+      w.string(*desc);
     }
-    key(w, "input_schema");
+    w.key("input_schema");
     if (auto r = write_input_schema(w, present(*fn, "parameters"), path + ".function.parameters");
         !r) {
       return r.error();
     }
-    w.EndObject();
+    w.end_object();
   }
-  w.EndArray();
-  return std::optional<std::string>(std::string(buf.GetString(), buf.GetSize()));
+  w.end_array();
+  return std::optional<std::string>(std::move(buf));
 }
 
 result<std::optional<std::string>> request_encoder::convert_tool_choice() const {
@@ -861,21 +849,21 @@ result<std::optional<std::string>> request_encoder::convert_tool_choice() const 
   if (type.empty()) {
     return std::optional<std::string>{};
   }
-  rapidjson::StringBuffer buf;
+  std::string buf;
   json_writer w(buf);
-  w.StartObject();
-  key(w, "type");
-  put(w, type);
+  w.start_object();
+  w.key("type");
+  w.string(type);
   if (!name.empty()) {
-    key(w, "name");
-    put(w, name);
+    w.key("name");
+    w.string(name);
   }
   if (no_parallel && type != "none") {
-    key(w, "disable_parallel_tool_use");
-    w.Bool(true);
+    w.key("disable_parallel_tool_use");
+    w.boolean(true);
   }
-  w.EndObject();
-  return std::optional<std::string>(std::string(buf.GetString(), buf.GetSize()));
+  w.end_object();
+  return std::optional<std::string>(std::move(buf));
 }
 
 result<std::int64_t> request_encoder::max_tokens() const {
@@ -984,27 +972,27 @@ result<std::string> request_encoder::run(std::string_view upstream_model) {
     top_p = nullptr;
   }
 
-  rapidjson::StringBuffer buf;
+  std::string buf;
   json_writer w(buf);
-  w.StartObject();
-  key(w, "model");
-  put(w, upstream_model);
+  w.start_object();
+  w.key("model");
+  w.string(upstream_model);
   if (!system_.empty()) {
-    key(w, "system");
-    w.StartArray();
+    w.key("system");
+    w.start_array();
     for (const auto& s : system_) {
       write_block(w, {block::kind::text, s});
     }
-    w.EndArray();
+    w.end_array();
   }
-  key(w, "messages");
-  w.StartArray();
+  w.key("messages");
+  w.start_array();
   for (const auto& t : turns_) {
-    w.StartObject();
-    key(w, "role");
-    put(w, t.role);
-    key(w, "content");
-    w.StartArray();
+    w.start_object();
+    w.key("role");
+    w.string(t.role);
+    w.key("content");
+    w.start_array();
     // Tool results must open a user turn; anything else follows them, in order.
     for (const auto& b : t.blocks) {
       if (b.type == block::kind::tool_result) {
@@ -1016,64 +1004,67 @@ result<std::string> request_encoder::run(std::string_view upstream_model) {
         write_block(w, b);
       }
     }
-    w.EndArray();
-    w.EndObject();
+    w.end_array();
+    w.end_object();
   }
-  w.EndArray();
-  key(w, "max_tokens");
-  w.Int64(*tokens);
+  w.end_array();
+  w.key("max_tokens");
+  w.integer(*tokens);
   if (auto user = json::get_string(root_, "user");
       user && !user->empty() && !looks_like_email(*user)) {
-    key(w, "metadata");
-    w.StartObject();
-    key(w, "user_id");
-    put(w, *user);
-    w.EndObject();
+    w.key("metadata");
+    w.start_object();
+    w.key("user_id");
+    w.string(*user);
+    w.end_object();
   }
   if (!stops->empty()) {
-    key(w, "stop_sequences");
-    w.StartArray();
+    w.key("stop_sequences");
+    w.start_array();
     for (auto s : *stops) {
-      put(w, s);
+      w.string(s);
     }
-    w.EndArray();
+    w.end_array();
   }
   if (auto stream = json::get_bool(root_, "stream")) {
-    key(w, "stream");
-    w.Bool(*stream);
+    w.key("stream");
+    w.boolean(*stream);
   }
   if (temperature != nullptr) {
-    key(w, "temperature");
+    w.key("temperature");
     if (temperature->GetDouble() > 1) {
-      w.Double(1.0);  // Anthropic's range is 0-1; OpenAI's is 0-2
+      w.number(1.0);  // Anthropic's range is 0-1; OpenAI's is 0-2
     } else {
-      temperature->Accept(w);
+      w.value(*temperature);
     }
   }
   if (top_p != nullptr) {
-    key(w, "top_p");
-    top_p->Accept(w);
+    w.key("top_p");
+    w.value(*top_p);
   }
   if (tools->has_value()) {
-    key(w, "tools");
-    w.RawValue((*tools)->data(), (*tools)->size(), rapidjson::kArrayType);
+    w.key("tools");
+    w.raw(**tools, rapidjson::kArrayType);
     if (tool_choice) {
-      key(w, "tool_choice");
-      w.RawValue(tool_choice->data(), tool_choice->size(), rapidjson::kObjectType);
+      w.key("tool_choice");
+      w.raw(*tool_choice, rapidjson::kObjectType);
     }
   } else if (has_tool_blocks_) {
     // Anthropic rejects tool_use/tool_result blocks unless tools are declared; a stand-in
     // tool that the model may not call keeps the history valid.
-    static constexpr std::string_view dummy =
-        R"([{"name":"dummy_tool","description":"Stand-in so that earlier tool calls are accepted; do not call it.","input_schema":{"type":"object","properties":{}}}])";
-    key(w, "tools");
-    w.RawValue(dummy.data(), dummy.size(), rapidjson::kArrayType);
-    key(w, "tool_choice");
-    static constexpr std::string_view none = R"({"type":"none"})";
-    w.RawValue(none.data(), none.size(), rapidjson::kObjectType);
+    w.key("tools").start_array().start_object();
+    w.key("name").string("dummy_tool");
+    w.key("description")
+        .string("Stand-in so that earlier tool calls are accepted; do not call it.");
+    w.key("input_schema").start_object();
+    w.key("type").string("object");
+    w.key("properties").start_object().end_object();
+    w.end_object();
+    w.end_object().end_array();
+    w.key("tool_choice").start_object().key("type").string("none").end_object();
   }
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  w.end_object();
+  return buf;
 }
 
 // -- response: Anthropic message -> OpenAI chat completion ----------------------------------------
@@ -1125,7 +1116,7 @@ decoded_response decode_message(std::string_view body, std::string_view upstream
   std::string text;
   std::string reasoning;
   bool has_text = false;
-  std::string calls;  // the tool_calls array's elements, comma-separated
+  std::vector<const Value*> tool_uses;  // the tool_use blocks, checked
   for (const auto& b : content->GetArray()) {
     auto btype = json::get_string(b, "type");
     if (!btype) {
@@ -1144,18 +1135,7 @@ decoded_response decode_message(std::string_view body, std::string_view upstream
       if (!tid || !name) {
         return bad_message("tool_use block without id or name");
       }
-      auto* input = json::member(b, "input");
-      std::string args = input != nullptr && !input->IsNull() ? json::dump(*input) : "{}";
-      if (!calls.empty()) {
-        calls += ',';
-      }
-      calls += R"({"id":)";
-      append_json_string(calls, *tid);
-      calls += R"(,"type":"function","function":{"name":)";
-      append_json_string(calls, *name);
-      calls += R"(,"arguments":)";
-      append_json_string(calls, args);
-      calls += "}}";
+      tool_uses.push_back(&b);
     } else if (*btype == "thinking") {
       if (auto t = json::get_string(b, "thinking")) {
         reasoning += *t;
@@ -1171,36 +1151,60 @@ decoded_response decode_message(std::string_view body, std::string_view upstream
     tally.read(*usage);
   }
 
-  std::string out = R"({"id":)";
-  append_json_string(out, id);
-  out += R"(,"object":"chat.completion","created":)";
-  out += std::to_string(created);
-  out += R"(,"model":)";
-  append_json_string(out, model);
-  out += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
-  if (has_text || calls.empty()) {
-    append_json_string(out, text);
+  std::string out;
+  out.reserve(256 + text.size() + reasoning.size());
+  json_writer w(out);
+  w.start_object();
+  w.key("id").string(id);
+  w.key("object").string("chat.completion");
+  w.key("created").integer(created);
+  w.key("model").string(model);
+  w.key("choices").start_array().start_object();
+  w.key("index").integer(0);
+  w.key("message").start_object();
+  w.key("role").string("assistant");
+  w.key("content");
+  if (has_text || tool_uses.empty()) {
+    w.string(text);
   } else {
-    out += "null";
+    w.null();
   }
   if (!reasoning.empty()) {
-    out += R"(,"reasoning_content":)";
-    append_json_string(out, reasoning);
+    w.key("reasoning_content").string(reasoning);
   }
-  out += R"(,"refusal":null)";
-  if (!calls.empty()) {
-    out += R"(,"tool_calls":[)";
-    out += calls;
-    out += ']';
+  w.key("refusal").null();
+  if (!tool_uses.empty()) {
+    std::string args;
+    w.key("tool_calls").start_array();
+    for (const Value* b : tool_uses) {
+      w.start_object();
+      w.key("id").string(json::get_string(*b, "id").value_or(""));
+      w.key("type").string("function");
+      w.key("function").start_object();
+      w.key("name").string(json::get_string(*b, "name").value_or(""));
+      // The arguments are JSON text inside a JSON string, as OpenAI sends them.
+      args.clear();
+      auto* input = json::member(*b, "input");
+      if (input != nullptr && !input->IsNull()) {
+        json_writer(args).value(*input);
+      } else {
+        args = "{}";
+      }
+      w.key("arguments").string(args);
+      w.end_object();
+      w.end_object();
+    }
+    w.end_array();
   }
-  out += R"(},"logprobs":null,"finish_reason":)";
-  append_json_string(out, detail::finish_reason(stop));
-  out += "}]";
+  w.end_object();
+  w.key("logprobs").null();
+  w.key("finish_reason").string(detail::finish_reason(stop));
+  w.end_object().end_array();
   if (usage != nullptr) {
-    out += R"(,"usage":)";
-    tally.append_json(out);
+    w.key("usage");
+    tally.write_json(w);
   }
-  out += '}';
+  w.end_object();
 
   decoded_response d;
   d.result = outcome::success;

@@ -6,6 +6,7 @@
 
 #include <rapidjson/document.h>
 
+#include "core/json.hpp"
 #include "core/request_record.hpp"
 
 /// Helpers shared by the Anthropic request, response and stream translations. Private to
@@ -27,8 +28,9 @@ struct token_tally {
   void read(const rapidjson::Value& usage) noexcept;
   /// OpenAI semantics: the prompt includes the cached tokens (providers.md §2.2).
   ib::usage to_usage() const noexcept;
-  /// Appends the OpenAI `usage` object.
-  void append_json(std::string& out) const;
+  /// Writes the OpenAI `usage` object: `{"prompt_tokens","completion_tokens","total_tokens",
+  /// "prompt_tokens_details":{"cached_tokens"}}` (token counts).
+  void write_json(json_writer& w) const;
 };
 
 /// The current Unix time in seconds.

@@ -11,6 +11,7 @@
 #include <rapidjson/document.h>
 
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "core/outcome.hpp"
 #include "providers/anthropic.hpp"
 #include "providers/anthropic_detail.hpp"
@@ -46,8 +47,16 @@ class translator final : public stream_translator {
   void on_error(const Value& data, stream_output& out);
   void fail(stream_output& out, outcome o, int status, std::string envelope);
   void fail_bad(stream_output& out, std::string_view why);
-  /// Appends one chunk with `delta` (a JSON object) and `finish_reason` (empty: null).
-  void emit(stream_output& out, std::string_view delta, std::string_view finish = {});
+  /// Appends one chunk whose `delta` object holds what `write_delta(json_writer&)` writes, with
+  /// `finish_reason` `finish` (empty: null), straight into `out.client_bytes`.
+  template <class WriteDelta>
+  void emit(stream_output& out, WriteDelta&& write_delta, std::string_view finish = {});
+  /// Starts a chunk in `w`: `data: {"id":…,"object":…,"created":…,"model":…` (object open).
+  void start_chunk(json_writer& w) const;
+  /// Ends the chunk that `start_chunk` opened.
+  static void end_chunk(json_writer& w);
+  /// Emits the delta `{"tool_calls":[{"index":call,"function":{"arguments":arguments}}]}`.
+  void emit_arguments(stream_output& out, int call, std::string_view arguments);
   /// Copies the translator's sticky state into `out`.
   void sync(stream_output& out) const;
 
@@ -55,7 +64,7 @@ class translator final : public stream_translator {
   std::string model_;
   std::int64_t created_;
   sse_parser parser_;
-  std::string head_;  ///< `{"id":…,"object":…,"created":…,"model":…` once message_start came
+  std::string id_;  ///< the message id, once message_start came
   bool started_ = false;
   bool finished_ = false;  ///< a finish_reason was sent
   bool content_ = false;
@@ -121,22 +130,48 @@ void translator::fail_bad(stream_output& out, std::string_view why) {
        envelope("anthropic stream: " + std::string(why), "upstream_error"));
 }
 
-void translator::emit(stream_output& out, std::string_view delta, std::string_view finish) {
-  std::string chunk = head_;
-  chunk += R"(,"choices":[{"index":0,"delta":)";
-  chunk += delta;
-  chunk += R"(,"logprobs":null,"finish_reason":)";
-  if (finish.empty()) {
-    chunk += "null";
-  } else {
-    append_json_string(chunk, finish);
-  }
-  chunk += "}]";
+void translator::start_chunk(json_writer& w) const {
+  w.out() += "data: ";
+  w.start_object();
+  w.key("id").string(id_);
+  w.key("object").string("chat.completion.chunk");
+  w.key("created").integer(created_);
+  w.key("model").string(model_);
+}
+
+void translator::end_chunk(json_writer& w) {
+  w.end_object();
+  w.out() += "\n\n";
+}
+
+template <class WriteDelta>
+void translator::emit(stream_output& out, WriteDelta&& write_delta, std::string_view finish) {
+  json_writer w(out.client_bytes);
+  start_chunk(w);
+  w.key("choices").start_array().start_object();
+  w.key("index").integer(0);
+  w.key("delta").start_object();
+  write_delta(w);
+  w.end_object();
+  w.key("logprobs").null();
+  w.key("finish_reason").string_or_null(finish);
+  w.end_object().end_array();
   if (include_usage_) {
-    chunk += R"(,"usage":null)";
+    w.key("usage").null();
   }
-  chunk += '}';
-  append_sse_data(out.client_bytes, chunk);
+  end_chunk(w);
+}
+
+/// Writes nothing into a delta: `{}`.
+constexpr auto no_delta = [](json_writer&) {};
+
+void translator::emit_arguments(stream_output& out, int call, std::string_view arguments) {
+  emit(out, [&](json_writer& w) {
+    w.key("tool_calls").start_array().start_object();
+    w.key("index").integer(call);
+    w.key("function").start_object().key("arguments").string(arguments).end_object();
+    w.end_object().end_array();
+  });
 }
 
 void translator::on_event(const sse_event& ev, stream_output& out) {
@@ -202,13 +237,11 @@ void translator::on_message_start(const Value& data, stream_output& out) {
     have_usage_ = true;
   }
   started_ = true;
-  head_ = R"({"id":)";
-  append_json_string(head_, *id);
-  head_ += R"(,"object":"chat.completion.chunk","created":)";
-  head_ += std::to_string(created_);
-  head_ += R"(,"model":)";
-  append_json_string(head_, model_);
-  emit(out, R"({"role":"assistant","content":""})");
+  id_.assign(*id);
+  emit(out, [](json_writer& w) {
+    w.key("role").string("assistant");
+    w.key("content").string("");
+  });
 }
 
 void translator::on_block_start(const Value& data, stream_output& out) {
@@ -221,10 +254,7 @@ void translator::on_block_start(const Value& data, stream_output& out) {
   if (*type == "text") {
     // Anthropic opens text blocks empty; text here is kept should it ever not be.
     if (auto text = json::get_string(*block, "text"); text && !text->empty()) {
-      std::string delta = R"({"content":)";
-      append_json_string(delta, *text);
-      delta += '}';
-      emit(out, delta);
+      emit(out, [&](json_writer& w) { w.key("content").string(*text); });
       content_ = true;
     }
     return;
@@ -243,17 +273,20 @@ void translator::on_block_start(const Value& data, stream_output& out) {
   tb.index = json::get_int(data, "index").value_or(-1);
   tb.call = k;
   if (auto* input = json::get_object(*block, "input"); input != nullptr && !input->ObjectEmpty()) {
-    tb.start_input = json::dump(*input);
+    json_writer(tb.start_input).value(*input);
   }
   tool_blocks_.push_back(std::move(tb));
-  std::string delta = R"({"tool_calls":[{"index":)";
-  delta += std::to_string(k);
-  delta += R"(,"id":)";
-  append_json_string(delta, *id);
-  delta += R"(,"type":"function","function":{"name":)";
-  append_json_string(delta, *name);
-  delta += R"(,"arguments":""}}]})";
-  emit(out, delta);
+  emit(out, [&](json_writer& w) {
+    w.key("tool_calls").start_array().start_object();
+    w.key("index").integer(k);
+    w.key("id").string(*id);
+    w.key("type").string("function");
+    w.key("function").start_object();
+    w.key("name").string(*name);
+    w.key("arguments").string("");
+    w.end_object();
+    w.end_object().end_array();
+  });
   content_ = true;
 }
 
@@ -273,10 +306,7 @@ void translator::on_block_delta(const Value& data, stream_output& out) {
     if (text->empty()) {
       return;
     }
-    std::string d = R"({"content":)";
-    append_json_string(d, *text);
-    d += '}';
-    emit(out, d);
+    emit(out, [&](json_writer& w) { w.key("content").string(*text); });
     content_ = true;
   } else if (*type == "input_json_delta") {
     auto partial = json::get_string(*delta, "partial_json");
@@ -295,20 +325,11 @@ void translator::on_block_delta(const Value& data, stream_output& out) {
       return;  // input of a block we did not surface (e.g. a server tool), or nothing
     }
     tb->has_arguments = true;
-    int k = tb->call;
-    std::string d = R"({"tool_calls":[{"index":)";
-    d += std::to_string(k);
-    d += R"(,"function":{"arguments":)";
-    append_json_string(d, *partial);
-    d += "}}]}";
-    emit(out, d);
+    emit_arguments(out, tb->call, *partial);
   } else if (*type == "thinking_delta") {
     auto thinking = json::get_string(*delta, "thinking");
     if (thinking && !thinking->empty()) {
-      std::string d = R"({"reasoning_content":)";
-      append_json_string(d, *thinking);
-      d += '}';
-      emit(out, d);
+      emit(out, [&](json_writer& w) { w.key("reasoning_content").string(*thinking); });
     }
   }
   // signature_delta, citations_delta and future deltas: nothing.
@@ -330,12 +351,9 @@ void translator::close_tool_block(std::size_t i, stream_output& out) {
     return;
   }
   tb.has_arguments = true;
-  std::string d = R"({"tool_calls":[{"index":)";
-  d += std::to_string(tb.call);
-  d += R"(,"function":{"arguments":)";
-  append_json_string(d, tb.start_input.empty() ? std::string_view("{}") : tb.start_input);
-  d += "}}]}";
-  emit(out, d);
+  emit_arguments(
+      out, tb.call,
+      tb.start_input.empty() ? std::string_view("{}") : std::string_view(tb.start_input));
 }
 
 void translator::on_message_delta(const Value& data, stream_output& out) {
@@ -352,7 +370,7 @@ void translator::on_message_delta(const Value& data, stream_output& out) {
   auto* delta = json::get_object(data, "delta");
   auto stop = delta != nullptr ? json::get_string(*delta, "stop_reason") : std::nullopt;
   if (stop && !finished_) {
-    emit(out, "{}", detail::finish_reason(*stop));
+    emit(out, no_delta, detail::finish_reason(*stop));
     finished_ = true;
     content_ = true;
   }
@@ -366,16 +384,17 @@ void translator::on_message_stop(stream_output& out) {
   }
   if (!finished_) {
     // openai-node's stream helper throws if a choice never gets a finish_reason.
-    emit(out, "{}", "stop");
+    emit(out, no_delta, "stop");
     finished_ = true;
     content_ = true;
   }
   if (include_usage_) {
-    std::string chunk = head_;
-    chunk += R"(,"choices":[],"usage":)";
-    tally_.append_json(chunk);
-    chunk += '}';
-    append_sse_data(out.client_bytes, chunk);
+    json_writer w(out.client_bytes);
+    start_chunk(w);
+    w.key("choices").start_array().end_array();
+    w.key("usage");
+    tally_.write_json(w);
+    end_chunk(w);
   }
   append_sse_data(out.client_bytes, "[DONE]");
   done_ = true;

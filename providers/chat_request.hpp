@@ -24,9 +24,9 @@ struct member_span {
 /// OpenAI-compatible upstream body is produced by patching top-level members rather than
 /// rebuilding the document.
 struct chat_request {
-  std::string body;  ///< the client's JSON, exactly as received
-  std::string model;
-  bool stream = false;
+  std::string body;                  ///< the client's JSON, exactly as received
+  std::string model;                 ///< the client's `model` (a tier or `provider/model`)
+  bool stream = false;               ///< `stream` was true
   bool include_usage = false;        ///< `stream_options.include_usage` was true
   std::vector<member_span> members;  ///< top-level members in document order
 
@@ -49,8 +49,9 @@ struct chat_request {
   std::optional<std::string_view> raw_value(std::string_view key) const noexcept;
 };
 
+/// Bounds on a client body that `parse_chat_request` enforces.
 struct parse_limits {
-  int max_depth = 64;
+  int max_depth = 64;  ///< deepest nesting of arrays and objects accepted
 };
 
 /// The text of a raw (still escaped) JSON key such as `chat_request::key()` returns: `raw` itself

@@ -22,10 +22,11 @@ using ib::envelope;
 
 /// The fields of a provider's error, whichever shape it came in.
 struct error_fields {
+  /// Cut to `max_error_message_bytes`; may hold invalid UTF-8 (the envelope's writer fixes it).
   std::string message;
-  std::string type;
-  std::string param;
-  std::string code;
+  std::string type;   ///< e.g. `invalid_request_error`; the `code` when no type was sent
+  std::string param;  ///< the offending field, or empty
+  std::string code;   ///< e.g. `context_length_exceeded`; a numeric code as decimal text
 };
 
 /// Reads the error out of a parsed error body or in-band error object. Accepts

@@ -7,14 +7,13 @@
 #include <string_view>
 
 #include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 namespace ib::providers::json {
 
 // Checked accessors over RapidJSON values: RapidJSON's `GetString()` on a number asserts (or reads
 // garbage in release), so every read of untrusted JSON goes through these.
 
+/// The member `key` of `obj`, or nullptr when `obj` is not an object or has no such member.
 inline const rapidjson::Value* member(const rapidjson::Value& obj, std::string_view key) noexcept {
   if (!obj.IsObject()) {
     return nullptr;
@@ -23,6 +22,8 @@ inline const rapidjson::Value* member(const rapidjson::Value& obj, std::string_v
   return it == obj.MemberEnd() ? nullptr : &it->value;
 }
 
+/// The string member `key` of `obj` (a view into the document), or nullopt when absent or not
+/// a string.
 inline std::optional<std::string_view> get_string(const rapidjson::Value& obj,
                                                   std::string_view key) noexcept {
   auto* v = member(obj, key);
@@ -32,6 +33,8 @@ inline std::optional<std::string_view> get_string(const rapidjson::Value& obj,
   return std::string_view(v->GetString(), v->GetStringLength());
 }
 
+/// The member `key` as a signed 64-bit integer, or nullopt when absent or not one (a float is
+/// not).
 inline std::optional<std::int64_t> get_int(const rapidjson::Value& obj,
                                            std::string_view key) noexcept {
   auto* v = member(obj, key);
@@ -41,6 +44,7 @@ inline std::optional<std::int64_t> get_int(const rapidjson::Value& obj,
   return v->GetInt64();
 }
 
+/// The number member `key` as a double, or nullopt when absent or not a number.
 inline std::optional<double> get_number(const rapidjson::Value& obj,
                                         std::string_view key) noexcept {
   auto* v = member(obj, key);
@@ -50,6 +54,7 @@ inline std::optional<double> get_number(const rapidjson::Value& obj,
   return v->GetDouble();
 }
 
+/// The boolean member `key`, or nullopt when absent or not a boolean.
 inline std::optional<bool> get_bool(const rapidjson::Value& obj, std::string_view key) noexcept {
   auto* v = member(obj, key);
   if (v == nullptr || !v->IsBool()) {
@@ -58,28 +63,23 @@ inline std::optional<bool> get_bool(const rapidjson::Value& obj, std::string_vie
   return v->GetBool();
 }
 
+/// The array member `key`, or nullptr when absent or not an array.
 inline const rapidjson::Value* get_array(const rapidjson::Value& obj,
                                          std::string_view key) noexcept {
   auto* v = member(obj, key);
   return v != nullptr && v->IsArray() ? v : nullptr;
 }
 
+/// The object member `key`, or nullptr when absent or not an object.
 inline const rapidjson::Value* get_object(const rapidjson::Value& obj,
                                           std::string_view key) noexcept {
   auto* v = member(obj, key);
   return v != nullptr && v->IsObject() ? v : nullptr;
 }
 
+/// The text of a string value (a view into the document), or empty when `v` is not a string.
 inline std::string_view view(const rapidjson::Value& v) noexcept {
   return v.IsString() ? std::string_view(v.GetString(), v.GetStringLength()) : std::string_view{};
-}
-
-/// Serialises `v` compactly.
-inline std::string dump(const rapidjson::Value& v) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  v.Accept(w);
-  return std::string(buf.GetString(), buf.GetSize());
 }
 
 /// Flags for parsing untrusted JSON: iterative (no recursion), full-precision numbers.

@@ -8,10 +8,8 @@
 #include <utility>
 #include <vector>
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "core/text.hpp"
 #include "providers/error_map.hpp"
 #include "providers/json.hpp"
@@ -21,18 +19,16 @@ namespace ib::providers::openai {
 
 namespace {
 
-/// Appends `v`, serialised compactly, to `out`. `buf` is scratch space (reusable); RapidJSON's
-/// own buffer writes much faster than a per-character sink into a std::string.
-void write_json(const rapidjson::Value& v, std::string& out, rapidjson::StringBuffer& buf) {
-  buf.Clear();
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buf);
-  v.Accept(writer);
-  out.append(buf.GetString(), buf.GetSize());
+/// Appends `v`, serialised compactly, to `out` (strings checked: see `json_writer::value`).
+void write_json(const rapidjson::Value& v, std::string& out) {
+  json_writer(out).value(v);
 }
 
-void write_json(const rapidjson::Value& v, std::string& out) {
-  rapidjson::StringBuffer buf;
-  write_json(v, out, buf);
+/// Appends `"model":<upstream_model>` to `out`, the one member of a spliced request body that
+/// we generate (the string through the writer).
+void append_model_member(std::string& out, std::string_view upstream_model) {
+  out += R"("model":)";
+  json_writer(out).string(upstream_model);
 }
 
 bool is_json_space(char c) noexcept {
@@ -191,6 +187,9 @@ result<std::string> encode_body(const dialect& d, const chat_request& req,
                                 || (d.strip_reasoning_content && req.has_reasoning_content);
   const bool want_usage = req.stream && d.force_include_usage && d.send_stream_options;
 
+  // Patched, not rebuilt: the client's members (already parsed and validated) are spliced as
+  // they came, with their whitespace and escapes; the one value we generate, `model`, is
+  // written by json_writer (see append_model_member).
   std::string out;
   out.reserve(req.body.size() + upstream_model.size() + 48);
   out.push_back('{');
@@ -210,8 +209,7 @@ result<std::string> encode_body(const dialect& d, const chat_request& req,
     if (name == "model") {
       if (!model_written) {
         separate();
-        out += R"("model":)";
-        append_json_string(out, upstream_model);
+        append_model_member(out, upstream_model);
         model_written = true;
       }
       continue;
@@ -259,8 +257,7 @@ result<std::string> encode_body(const dialect& d, const chat_request& req,
   }
   if (!model_written) {
     separate();
-    out += R"("model":)";
-    append_json_string(out, upstream_model);
+    append_model_member(out, upstream_model);
   }
   if (want_usage && !stream_options_written) {
     separate();
@@ -551,7 +548,7 @@ class translator final : public stream_translator {
       std::string& o = out.client_bytes;
       o.reserve(o.size() + data.size() + 16);
       o += "data: ";
-      write_json(doc, o, writer_buffer_);
+      write_json(doc, o);
       o += "\n\n";
     } else {
       append_sse_data(out.client_bytes, data);
@@ -694,41 +691,52 @@ class translator final : public stream_translator {
 
   /// A chunk carrying only `{"index":index,"function":{"arguments":"{}"}}` for `choice`.
   void append_arguments_chunk(std::string& o, std::int64_t choice, std::int64_t index) const {
-    o.reserve(o.size() + 200 + id_.size() + model_.size());
-    append_chunk_head(o);
-    o += R"(,"choices":[{"index":)";
-    o += std::to_string(choice);
-    o += R"(,"delta":{"tool_calls":[{"index":)";
-    o += std::to_string(index);
-    o += R"(,"function":{"arguments":"{}"}}]},"finish_reason":null}]})";
-    o += "\n\n";
+    json_writer w(o);
+    start_chunk(w);
+    w.key("choices").start_array().start_object();
+    w.key("index").integer(choice);
+    w.key("delta").start_object();
+    w.key("tool_calls").start_array().start_object();
+    w.key("index").integer(index);
+    w.key("function").start_object().key("arguments").string("{}").end_object();
+    w.end_object().end_array();
+    w.end_object();
+    w.key("finish_reason").null();
+    w.end_object().end_array();
+    end_chunk(w);
   }
 
-  /// `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…` (object left open).
-  void append_chunk_head(std::string& o) const {
-    o += R"(data: {"id":)";
-    append_json_string(o, id_);
-    o += R"(,"object":"chat.completion.chunk","created":)";
-    o += std::to_string(created_);
-    o += R"(,"model":)";
-    append_json_string(o, model_);
+  /// Starts a chunk: `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…`
+  /// (object left open for `end_chunk`).
+  void start_chunk(json_writer& w) const {
+    w.out() += "data: ";
+    w.start_object();
+    w.key("id").string(id_);
+    w.key("object").string("chat.completion.chunk");
+    w.key("created").integer(created_);
+    w.key("model").string(model_);
+  }
+
+  static void end_chunk(json_writer& w) {
+    w.end_object();
+    w.out() += "\n\n";
   }
 
   void append_usage_chunk(std::string& o) const {
-    o.reserve(o.size() + 256 + id_.size() + model_.size());
-    append_chunk_head(o);
-    o += R"(,"choices":[],"usage":{"prompt_tokens":)";
-    o += std::to_string(usage_->prompt_tokens);
-    o += R"(,"completion_tokens":)";
-    o += std::to_string(usage_->completion_tokens);
-    o += R"(,"total_tokens":)";
-    o += std::to_string(usage_->total_tokens);
+    json_writer w(o);
+    start_chunk(w);
+    w.key("choices").start_array().end_array();
+    w.key("usage").start_object();
+    w.key("prompt_tokens").integer(usage_->prompt_tokens);
+    w.key("completion_tokens").integer(usage_->completion_tokens);
+    w.key("total_tokens").integer(usage_->total_tokens);
     if (usage_->cached_tokens > 0) {
-      o += R"(,"prompt_tokens_details":{"cached_tokens":)";
-      o += std::to_string(usage_->cached_tokens);
-      o += '}';
+      w.key("prompt_tokens_details").start_object();
+      w.key("cached_tokens").integer(usage_->cached_tokens);
+      w.end_object();
     }
-    o += "}}\n\n";
+    w.end_object();
+    end_chunk(w);
   }
 
   const dialect& dialect_;
@@ -748,7 +756,6 @@ class translator final : public stream_translator {
   alignas(16) std::array<char, 4 * 1024> stack_buffer_;
   std::optional<pool_allocator> values_;
   std::optional<pool_allocator> stack_;
-  rapidjson::StringBuffer writer_buffer_;
 };
 
 }  // namespace

@@ -59,7 +59,8 @@ class sse_parser {
   std::size_t comments_ = 0;
 };
 
-/// Appends `data: <payload>\n\n` to `out`.
+/// Appends `data: <payload>\n\n` to `out` (an SSE event, WHATWG HTML §9.2). `payload` is copied
+/// as it is: JSON we generate is written with `ib::json_writer` first.
 void append_sse_data(std::string& out, std::string_view payload);
 
 }  // namespace ib::providers

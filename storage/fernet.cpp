@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "core/text.hpp"
 #include "storage/secrets.hpp"
 
 namespace ib::storage {
@@ -119,16 +120,6 @@ std::optional<std::vector<std::uint8_t>> b64_decode(std::string_view in) {
     out.push_back(static_cast<std::uint8_t>(v));
   }
   return out;
-}
-
-std::string_view trim(std::string_view s) noexcept {
-  constexpr std::string_view ws = " \t\r\n";
-  const auto b = s.find_first_not_of(ws);
-  if (b == std::string_view::npos) {
-    return {};
-  }
-  const auto e = s.find_last_not_of(ws);
-  return s.substr(b, e - b + 1);
 }
 
 // -- OpenSSL helpers --------------------------------------------------------------------------
@@ -275,7 +266,9 @@ attempt decrypt_with(const fernet_key& key, std::string_view token, std::int64_t
     return {token_error("fernet: token timestamp is too far in the future"), stage::verified};
   }
   const auto ts = static_cast<std::int64_t>(ts_raw);
-  if (exceeds_sum(ts, now, max_clock_skew_s)) {
+  // As Python's `cryptography`: the timestamp is only checked when the caller gives a TTL. A
+  // stored key (no TTL) written on a clock running ahead of ours must still decrypt (design §6).
+  if (ttl_s && exceeds_sum(ts, now, max_clock_skew_s)) {
     return {token_error("fernet: token timestamp is too far in the future"), stage::verified};
   }
   if (ttl_s && exceeds_sum(now, ts, *ttl_s)) {

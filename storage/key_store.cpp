@@ -1,5 +1,6 @@
 #include "storage/key_store.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -9,6 +10,8 @@
 
 #include <rapidjson/document.h>
 
+#include "core/json.hpp"
+#include "core/text.hpp"
 #include "storage/data_dir.hpp"
 #include "storage/key_store_impl.hpp"
 
@@ -38,11 +41,7 @@ std::set<std::string>& open_dirs() {
 
 std::string lower_ascii(std::string_view s) {
   std::string out{s};
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
+  std::transform(out.begin(), out.end(), out.begin(), ascii_lower);
   return out;
 }
 
@@ -61,22 +60,23 @@ std::string provider_key_key(std::string_view user_id, std::string_view provider
 // -- values -----------------------------------------------------------------------------------
 
 std::string user_json(std::string_view email, std::int64_t created) {
-  std::string out = "{\"email\":";
-  append_json_string(out, email);
-  out.append(",\"created\":");
-  out.append(std::to_string(created));
-  out.push_back('}');
+  std::string out;
+  json_writer w(out);
+  w.start_object();
+  w.key("email").string(email);
+  w.key("created").integer(created);
+  w.end_object();
   return out;
 }
 
 std::string provider_key_json(const provider_key_record& rec) {
-  std::string out = "{\"token\":";
-  append_json_string(out, rec.token);
-  out.append(",\"hint\":");
-  append_json_string(out, rec.hint);
-  out.append(",\"created\":");
-  out.append(std::to_string(rec.created));
-  out.push_back('}');
+  std::string out;
+  json_writer w(out);
+  w.start_object();
+  w.key("token").string(rec.token);
+  w.key("hint").string(rec.hint);
+  w.key("created").integer(rec.created);
+  w.end_object();
   return out;
 }
 

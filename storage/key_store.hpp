@@ -14,16 +14,18 @@
 
 namespace ib::storage {
 
+/// A user of the gateway (the `users` database of design §6).
 struct user_record {
-  std::string id;
-  std::string email;
+  std::string id;            ///< `usr_` + 24 base62 characters
+  std::string email;         ///< as given at sign-up (the index holds it lower-cased)
   std::int64_t created = 0;  ///< unix seconds
 };
 
+/// One user's key for one provider, as stored (the `provider_keys` database of design §6).
 struct provider_key_record {
-  std::string provider;
-  std::string token;  ///< the Fernet token; the plain key is never stored
-  std::string hint;
+  std::string provider;      ///< the provider's name in the config
+  std::string token;         ///< the Fernet token; the plain key is never stored
+  std::string hint;          ///< `key_hint` of the plain key, shown by `GET /v1/keys`
   std::int64_t created = 0;  ///< unix seconds
 };
 
@@ -37,10 +39,17 @@ struct provider_key_record {
 ///
 /// Users and keys are implemented in key_store.cpp, the request log in request_log.cpp; the
 /// master keys live beside the store, not in it (storage/master_key.hpp).
+///
+/// Every call is blocking disk I/O on the calling thread (the key and metrics actors make them,
+/// and start-up). Callbacks run synchronously on the calling thread, inside the call's
+/// transaction; the views they get are valid only during the callback.
 class key_store {
  public:
-  /// Opens (creating if needed) the environment in `dir` (created with mode 0700 if missing),
-  /// clears stale readers, opens every database.
+  /// Opens (creating if needed) the environment in `dir` (created with mode 0700 if missing,
+  /// `ensure_private_dir`), clears stale readers, opens every database. `map_size` is the most
+  /// the data file may grow to, in bytes (default 4 GiB). errc::invalid_request for an empty
+  /// `dir`; errc::storage when the directory cannot be made or resolved, when it is already open
+  /// in this process (under any spelling: the canonical path is compared), or when LMDB fails.
   static result<std::unique_ptr<key_store>> open(const std::string& dir,
                                                  std::size_t map_size = std::size_t{1} << 32);
   ~key_store();
@@ -50,59 +59,77 @@ class key_store {
   // -- users and gateway keys -----------------------------------------------------------------
 
   /// Creates a user with a fresh id; `email` is stored as given and indexed lower-cased (ASCII).
-  /// The check and the inserts share one write transaction. errc::conflict when the email is
-  /// taken, errc::invalid_request when it is empty, over 320 bytes or holds a NUL.
-  /// `api_key_hash` is SHA-256 of the gateway key.
+  /// The check and the inserts share one write transaction. `api_key_hash` is SHA-256 of the
+  /// gateway key; `now_unix` (seconds) becomes `created`. errc::conflict when the email is taken
+  /// (compared ASCII case-insensitively); errc::invalid_request when it is empty, over 320 bytes
+  /// or holds a NUL; errc::internal when no unused id turned up in 3 tries or the key hash is
+  /// already registered; errc::storage when LMDB fails. Nothing is written on any error.
   result<user_record> create_user(std::string_view email, const sha256_digest& api_key_hash,
                                   std::int64_t now_unix);
-  /// The user with this id; nullopt when there is none (or the id is malformed).
+  /// The user with this id; nullopt when there is none (or the id is malformed). errc::storage
+  /// when LMDB fails or the stored record is corrupt.
   result<std::optional<user_record>> find_user(std::string_view user_id) const;
-  /// The user owning the gateway key with this hash.
+  /// The id of the user owning the gateway key with this hash; nullopt when none does.
+  /// errc::storage when LMDB fails.
   result<std::optional<std::string>> user_for_key_hash(const sha256_digest& hash) const;
 
   // -- provider keys ----------------------------------------------------------------------------
 
-  /// Stores (or replaces) `user_id`'s key for `rec.provider`. Returns true when it replaced one;
-  /// errc::not_found when the user does not exist.
+  /// Stores (or replaces) `user_id`'s key for `rec.provider` as given (`rec.token` already
+  /// encrypted). Returns true when it replaced one. errc::invalid_request when `user_id` or
+  /// `rec.provider` is empty, over 200 bytes or holds a NUL; errc::not_found when the user does
+  /// not exist; errc::storage when LMDB fails.
   result<bool> put_provider_key(std::string_view user_id, const provider_key_record& rec);
-  /// `user_id`'s provider keys, ordered by provider name; empty for an unknown user.
+  /// `user_id`'s provider keys, ordered by provider name (bytewise); empty for an unknown or
+  /// malformed user id. errc::storage when LMDB fails or a stored record is corrupt.
   result<std::vector<provider_key_record>> list_provider_keys(std::string_view user_id) const;
-  /// Returns false when there was no such key.
+  /// Deletes `user_id`'s key for `provider`. Returns false when there was no such key (or an
+  /// argument is malformed). errc::storage when LMDB fails.
   result<bool> delete_provider_key(std::string_view user_id, std::string_view provider);
 
-  /// Visits every gateway key hash (for building the auth snapshot at start).
+  /// Visits every gateway key hash with its user id, in hash order, in one read transaction
+  /// (for building the auth snapshot at start). errc::storage when LMDB fails or a stored hash
+  /// is not 32 bytes; the keys visited before then have been passed to `fn`.
   result<void> for_each_api_key(
       const std::function<void(const sha256_digest&, std::string_view user_id)>& fn) const;
-  /// Visits every stored provider key.
+  /// Visits every stored provider key with its user id, ordered by user id then provider, in one
+  /// read transaction. errc::storage when LMDB fails or a record is corrupt (the walk stops
+  /// there).
   result<void> for_each_provider_key(
       const std::function<void(std::string_view user_id, const provider_key_record&)>& fn) const;
-  /// Replaces the token of every provider key in one transaction (master key rotation).
-  /// `fn` returns the new token, or an error that aborts the whole rotation.
+  /// Replaces the token of every provider key in one write transaction (master key rotation,
+  /// design §6) and returns how many were rewritten. `fn` returns the new token, or an error that
+  /// aborts the whole rotation (returned as it is; nothing is written). `fn` runs inside the
+  /// store's write transaction: it must not call the store's writers (it would wait for itself).
+  /// errc::storage when LMDB fails or a record is corrupt.
   result<std::size_t> rewrite_provider_tokens(
       const std::function<result<std::string>(const provider_key_record&)>& fn);
 
   // -- request log ------------------------------------------------------------------------------
 
-  /// Appends records (metadata only, stored as `to_json(request_record)`) in one transaction,
-  /// then enforces retention (`max_records_per_user` for each user touched, and drops records
-  /// older than `now_unix - max_age_s`, both in seconds, for every user; a limit <= 0 is off).
-  /// At most 10,000 records are dropped per call; later calls finish the job.
+  /// Appends records (metadata only, stored as `to_json(request_record)` and keyed by user,
+  /// `created_us` and id, design §6) in one transaction, then enforces retention in the same
+  /// transaction: `max_records_per_user` for each user touched (oldest dropped first), and
+  /// records created before `now_unix - max_age_s` (both in seconds) for every user; a limit
+  /// <= 0 is off. At most 10,000 records are dropped per call; later calls finish the job.
   /// errc::invalid_request (and nothing written) when a record's user id or id is empty, over
-  /// 200 bytes, or holds a NUL.
+  /// 200 bytes, or holds a NUL; errc::storage (and nothing written) when LMDB fails.
   result<void> append_requests(const std::vector<request_record>& records, int max_records_per_user,
                                std::int64_t max_age_s, std::int64_t now_unix);
+
+  /// One page of `list_requests`.
+  struct page {
+    std::vector<std::string> records_json;  ///< each as `to_json(request_record)`, newest first
+    bool has_more = false;                  ///< older records exist past this page
+  };
   /// `user_id`'s records, newest first, at most `limit`; with `before` (a request id), only
   /// records older than that one. `has_more` tells whether more exist past the page.
-  /// errc::invalid_request when `before` names no record of this user; an unknown or malformed
-  /// `user_id` gives an empty page.
-  struct page {
-    std::vector<std::string> records_json;  ///< each as `to_json(request_record)`
-    bool has_more = false;
-  };
+  /// errc::invalid_request (param `before`) when `before` names no record of this user;
+  /// errc::storage when LMDB fails; an unknown or malformed `user_id` gives an empty page.
   result<page> list_requests(std::string_view user_id, std::size_t limit,
                              std::string_view before) const;
 
-  /// The directory holding the environment.
+  /// The directory holding the environment, as given to `open` without trailing slashes.
   const std::string& dir() const noexcept;
 
  private:

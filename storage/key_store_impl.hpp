@@ -15,9 +15,10 @@ namespace ib::storage {
 
 namespace detail {
 
-/// LMDB's default MDB_MAXKEYSIZE.
+/// LMDB's default MDB_MAXKEYSIZE, in bytes.
 inline constexpr std::size_t max_key_size = 511;
-/// Ids, provider names and request ids are short; the bound keeps every composite key legal.
+/// Ids, provider names and request ids are short; the bound (bytes) keeps every composite key
+/// legal: two parts, a separator and an 8-byte time stay under `max_key_size`.
 inline constexpr std::size_t max_part_size = 200;
 
 /// The separator inside composite keys (design §6).
@@ -37,21 +38,23 @@ inline std::string user_prefix(std::string_view user_id) {
 
 }  // namespace detail
 
-/// The request log's databases (request_log.cpp).
+/// The request log's databases (request_log.cpp). `created_us` is Unix microseconds (negative
+/// stored as 0), big-endian so that keys sort by time.
 struct request_log_dbs {
   MDB_dbi requests = 0;          ///< `user_id \0 created_us(8, BE) request_id` -> record JSON
   MDB_dbi requests_by_time = 0;  ///< `created_us(8, BE) user_id \0 request_id` -> empty
-  MDB_dbi request_counts = 0;    ///< user prefix -> number of request records (8 bytes, BE)
+  MDB_dbi request_counts = 0;    ///< `user_id \0` -> number of request records (8 bytes, BE)
 };
 
+/// The state behind `key_store`: the environment and its database handles, fixed after `open`.
 struct key_store::impl {
-  std::string dir;
-  std::string canonical_dir;
+  std::string dir;            ///< as given to `open`, without trailing slashes
+  std::string canonical_dir;  ///< the resolved path: the key of the one-open-per-process guard
   lmdb::env env;
-  MDB_dbi users = 0;
-  MDB_dbi emails = 0;
-  MDB_dbi api_keys = 0;
-  MDB_dbi provider_keys = 0;
+  MDB_dbi users = 0;          ///< user id -> `{"email","created"}`
+  MDB_dbi emails = 0;         ///< lower-cased email -> user id
+  MDB_dbi api_keys = 0;       ///< SHA-256 of the gateway key (32 bytes) -> user id
+  MDB_dbi provider_keys = 0;  ///< `user_id \0 provider` -> `{"token","hint","created"}`
   request_log_dbs log;
 
   impl(std::string d, std::string canon, lmdb::env e)
@@ -60,7 +63,9 @@ struct key_store::impl {
   /// Closes the environment, then releases the directory for another open (key_store.cpp).
   ~impl();
 
+  /// Begins a read transaction (errc::storage on failure).
   result<lmdb::txn> read() const { return lmdb::txn::begin(env.get(), false); }
+  /// Begins the write transaction, waiting for any other writer (errc::storage on failure).
   result<lmdb::txn> write() const { return lmdb::txn::begin(env.get(), true); }
 };
 

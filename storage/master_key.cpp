@@ -6,9 +6,11 @@
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "storage/data_dir.hpp"
+#include "storage/secrets.hpp"
 
 namespace ib::storage {
 
@@ -71,8 +73,16 @@ result<std::vector<fernet_key>> load_master_keys(const std::vector<std::string>&
   const std::string path = dir + "/master.key";
   // Two rounds: if another process creates the file between our read and our create, read it.
   for (int round = 0; round < 2; ++round) {
-    const int rfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    const int rfd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (rfd >= 0) {
+      // The key must be our own private regular file: refuse a symlink (O_NOFOLLOW above), a
+      // device or FIFO, and a file others may read.
+      struct stat st {};
+      if (::fstat(rfd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+        ::close(rfd);
+        return error{errc::storage,
+                     path + ": must be a regular file readable by its owner only (mode 0600)"};
+      }
       std::string text(max_master_key_file + 1, '\0');
       std::size_t got = 0;
       int read_errno = 0;
@@ -109,13 +119,12 @@ result<std::vector<fernet_key>> load_master_keys(const std::vector<std::string>&
     if (errno != ENOENT) {
       return error{errc::storage, path + ": " + errno_text(errno)};
     }
-    const int wfd =
-        ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    // Written whole under a private temporary name, then linked into place: link(2) is atomic
+    // and never replaces, so a process racing us either reads our complete key or wins itself.
+    const std::string tmp = path + ".tmp." + random_base62(12);
+    const int wfd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (wfd < 0) {
-      if (errno == EEXIST) {
-        continue;
-      }
-      return error{errc::storage, path + ": " + errno_text(errno)};
+      return error{errc::storage, tmp + ": " + errno_text(errno)};
     }
     const fernet_key key = generate_fernet_key();
     std::string line = encode_fernet_key(key);
@@ -127,8 +136,17 @@ result<std::vector<fernet_key>> load_master_keys(const std::vector<std::string>&
     }
     ::close(wfd);
     if (!written) {
-      ::unlink(path.c_str());  // never leave a half-written key behind to be read next time
+      ::unlink(tmp.c_str());  // never leave a half-written key behind
       return error{errc::storage, path + ": " + written.error().message};
+    }
+    const int linked = ::link(tmp.c_str(), path.c_str());
+    const int link_errno = errno;
+    ::unlink(tmp.c_str());
+    if (linked != 0) {
+      if (link_errno == EEXIST) {
+        continue;  // another process won the race: read its key
+      }
+      return error{errc::storage, path + ": " + errno_text(link_errno)};
     }
     fsync_dir(dir);
     keys.push_back(key);

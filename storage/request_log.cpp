@@ -112,28 +112,40 @@ result<void> delete_request(lmdb::txn& t, const request_log_dbs& db, std::string
   return {};
 }
 
-/// The number of `user_id`'s request records: from request_counts, or (for a store written
-/// before the counts existed) counted once.
-result<std::uint64_t> request_count(lmdb::txn& t, const request_log_dbs& db,
-                                    std::string_view user_id) {
+/// A user's number of request records and where it came from.
+struct record_count {
+  std::uint64_t n = 0;
+  /// From request_counts, so it predates this transaction's changes; false: counted by a scan
+  /// just now (a store written before the counts existed, or a damaged count), so it includes
+  /// them.
+  bool stored = false;
+};
+
+/// The number of `user_id`'s request records: from request_counts, or counted once. Any LMDB
+/// error (reading the count or scanning) is returned, never taken for the end of the data.
+result<record_count> request_count(lmdb::txn& t, const request_log_dbs& db,
+                                   std::string_view user_id) {
   const std::string prefix = user_prefix(user_id);
   auto v = t.get(db.request_counts, prefix);
   if (!v) {
     return v.error();
   }
   if (*v && (*v)->size() == 8) {
-    return read_be64(**v);
+    return record_count{read_be64(**v), true};
   }
   auto c = lmdb::cursor::open(t, db.requests);
   if (!c) {
     return c.error();
   }
   std::uint64_t n = 0;
-  for (auto e = c->get(MDB_SET_RANGE, prefix); e && *e && (*e)->first.starts_with(prefix);
-       e = c->get(MDB_NEXT)) {
+  auto e = c->get(MDB_SET_RANGE, prefix);
+  for (; e && *e && (*e)->first.starts_with(prefix); e = c->get(MDB_NEXT)) {
     ++n;
   }
-  return n;
+  if (!e) {
+    return e.error();
+  }
+  return record_count{n, false};
 }
 
 result<void> store_count(lmdb::txn& t, const request_log_dbs& db, std::string_view user_id,
@@ -155,8 +167,7 @@ result<std::size_t> trim_user(lmdb::txn& t, const request_log_dbs& db, std::stri
     return count.error();
   }
   // A count read from the table predates this batch; a freshly counted one includes it.
-  auto stored = t.get(db.request_counts, user_prefix(user_id));
-  std::uint64_t n = *count + (stored && *stored ? added : 0);
+  std::uint64_t n = count->n + (count->stored ? added : 0);
   std::vector<std::string> doomed;
   if (n > max_records) {
     auto c = lmdb::cursor::open(t, db.requests);
@@ -216,9 +227,8 @@ result<void> trim_by_age(lmdb::txn& t, const request_log_dbs& db, std::uint64_t 
     if (!count) {
       return count.error();
     }
-    auto stored = t.get(db.request_counts, user_prefix(user));
     // A count computed by scanning already reflects the deletions.
-    std::uint64_t left = (stored && *stored) ? (*count > n ? *count - n : 0) : *count;
+    std::uint64_t left = count->stored ? (count->n > n ? count->n - n : 0) : count->n;
     if (auto r = store_count(t, db, user, left); !r) {
       return r.error();
     }
@@ -245,13 +255,18 @@ result<void> key_store::append_requests(const std::vector<request_record>& recor
   std::map<std::string_view, std::uint64_t> users;
   for (const auto& r : records) {
     const std::string rk = request_key(r.user_id, r.created_us, r.id);
+    // A record written again (the same user, time and id) replaces itself: it is not one more.
+    auto existing = t->get(impl_->log.requests, rk);
+    if (!existing) {
+      return existing.error();
+    }
     if (auto put = t->put(impl_->log.requests, rk, to_json(r)); !put) {
       return put.error();
     }
     if (auto put = t->put(impl_->log.requests_by_time, time_key_of(rk), {}); !put) {
       return put.error();
     }
-    ++users[r.user_id];
+    users[r.user_id] += existing->has_value() ? 0 : 1;
   }
   std::size_t budget = retention_batch;
   // Counts are kept up to date even when the count limit is off, so that turning it on later

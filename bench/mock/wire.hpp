@@ -13,11 +13,16 @@ namespace ib::mock {
 
 // -- providers ---------------------------------------------------------------------------------
 
-/// The six upstream personalities the mock speaks.
+/// The six upstream personalities the mock speaks: the shipped providers of
+/// config/default.json, each served under `/<name>` + the path of its shipped `base_url` (see
+/// `match_provider` in server.cpp; tests/e2e/lib/stack.mjs derives the same paths). A provider
+/// the mock does not emulate can use the plain OpenAI wire under `/openai/v1`.
 enum class provider : std::uint8_t { openai, anthropic, groq, deepseek, together, sarvam };
 
+/// How many `provider` values there are (the size of per-provider tables).
 inline constexpr std::size_t provider_count = 6;
 
+/// Every `provider`, in enum order.
 inline constexpr std::array<provider, provider_count> all_providers = {
     provider::openai,   provider::anthropic, provider::groq,
     provider::deepseek, provider::together,  provider::sarvam};

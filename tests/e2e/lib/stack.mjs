@@ -5,24 +5,55 @@ import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 
-import { buildDir, startMock, startProcess, stopProcess } from './procs.mjs';
+import { buildDir, repoRoot, startMock, startProcess, stopProcess } from './procs.mjs';
 
-export const PROVIDERS = ['openai', 'anthropic', 'groq', 'deepseek', 'together', 'sarvam'];
+/// Parses JSON with `//` and `/* */` comments and trailing commas, as the gateway's config
+/// loader accepts it (strings are left alone).
+export function parseConfigText(text) {
+  let out = '';
+  for (let i = 0; i < text.length; ++i) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j;
+    } else if (c === '/' && text[i + 1] === '/') {
+      while (i < text.length && text[i] !== '\n') ++i;
+      out += '\n';
+    } else if (c === '/' && text[i + 1] === '*') {
+      i = text.indexOf('*/', i + 2) + 1;
+    } else {
+      out += c;
+    }
+  }
+  return JSON.parse(out.replace(/,(\s*[}\]])/g, '$1'));
+}
 
-const PREFIX = {
-  openai: '/openai/v1',
-  anthropic: '/anthropic/v1',
-  groq: '/groq/openai/v1',
-  deepseek: '/deepseek/v1',
-  together: '/together/v1',
-  sarvam: '/sarvam/v1',
-};
+/// The shipped default configuration (config/default.json): its `providers` are the providers
+/// the gateway knows, so the list below is never written out by hand.
+export const DEFAULT_CONFIG = parseConfigText(
+  fs.readFileSync(path.join(repoRoot, 'config', 'default.json'), 'utf8'));
 
-/// Environment pointing every provider's base URL at the mock.
+export const PROVIDERS = Object.keys(DEFAULT_CONFIG.providers);
+
+/// Where the mock serves `provider`: `/<name>` followed by the path of its shipped base URL
+/// (`/groq` + `/openai/v1`), the paths bench/mock/server.cpp matches.
+export function mockPrefix(provider) {
+  const base = DEFAULT_CONFIG.providers[provider]?.base_url ?? 'https://x/v1';
+  return `/${provider}${new URL(base).pathname.replace(/\/$/, '')}`;
+}
+
+/// The `IB_<NAME>_BASE_URL` variable of a provider, as config/load.cpp names it.
+export function baseUrlVar(provider) {
+  return `IB_${provider.toUpperCase().replace(/[^A-Z0-9]/g, '_')}_BASE_URL`;
+}
+
+/// Environment pointing every shipped provider's base URL at the mock.
 export function mockProviderEnv(mock) {
   const env = {};
   for (const p of PROVIDERS) {
-    env[`IB_${p.toUpperCase()}_BASE_URL`] = `${mock.url}${PREFIX[p]}`;
+    env[baseUrlVar(p)] = `${mock.url}${mockPrefix(p)}`;
   }
   return env;
 }

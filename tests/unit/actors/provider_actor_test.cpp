@@ -1,10 +1,12 @@
-// The provider actor's side of the call protocol (actors/messages.hpp, `upstream_call`): a call
-// is answered at once, with nothing when the exchange started or with an "ib" error when the
-// provider cannot take it; and the mapping of the client's wire failures to attempt outcomes.
-// CAF's deterministic scheduler drives the actors; the one exchange that really starts runs on
-// an io_context polled by the test thread, within a bounded wait.
+// The provider actor's side of the call protocol (actors/messages.hpp, `upstream_call`): the
+// call's response is the attempt's result, sent when the exchange ends (after every stream
+// piece), or an "ib" error when the provider cannot take the call; a call the actor dies with is
+// bounced by CAF; and the mapping of the client's wire failures to attempt outcomes. CAF's
+// deterministic scheduler drives the actors; exchanges run on an io_context polled by the test
+// thread (the "I/O thread" that sends the response), within a bounded wait.
 #include "actors/provider_actor.hpp"
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -81,14 +83,106 @@ TEST(ProviderOutcome, IbErrorsRoundTripThroughCaf) {
   EXPECT_FALSE(to_ib_error(caf::error{}));
 }
 
+TEST(CommandError, DroppedCommandsAreServiceRestartingOthersKeepTheirError) {
+  for (auto dropped : {caf::sec::request_receiver_down, caf::sec::request_timeout}) {
+    auto e = caf::make_error(dropped);
+    EXPECT_TRUE(is_dropped(e));
+    auto err = command_error(e, "The key service restarted");
+    EXPECT_EQ(err.code, errc::unavailable);
+    EXPECT_EQ(err.detail_code, "service_restarting");
+    EXPECT_EQ(err.message, "The key service restarted");
+  }
+  auto own = command_error(make_error(errc::conflict, "email already registered"), "x");
+  EXPECT_EQ(own.code, errc::conflict);
+  EXPECT_EQ(own.message, "email already registered");
+  EXPECT_FALSE(is_dropped(make_error(errc::unavailable)));
+  EXPECT_EQ(command_error(caf::make_error(caf::sec::unexpected_message), "x").code, errc::internal);
+}
+
 // -- the actor ------------------------------------------------------------------------------------
 
-/// What the calling actor saw: the call's answer, then whatever the exchange reported.
+/// What the calling actor saw, in order: stream pieces, then the call's answer.
 struct seen {
   bool answered = false;
   std::optional<caf::error> refused;
-  std::vector<std::shared_ptr<attempt_result>> results;
+  std::optional<attempt_result> result;
+  std::vector<stream_piece> pieces;
+  std::vector<std::string> order;  ///< "piece" or "response", as they arrived
 };
+
+/// A loopback upstream that answers every request with the raw HTTP `response` and closes.
+class canned_upstream {
+ public:
+  canned_upstream(net::io_context& io, std::string response)
+      : acceptor_(io, {net::ip::make_address("127.0.0.1"), 0}), response_(std::move(response)) {
+    accept();
+  }
+
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+ private:
+  using socket_ptr = std::shared_ptr<net::ip::tcp::socket>;
+
+  void accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, net::ip::tcp::socket s) {
+      if (ec) {
+        return;
+      }
+      read(std::make_shared<net::ip::tcp::socket>(std::move(s)), std::make_shared<std::string>());
+      accept();
+    });
+  }
+
+  /// Reads until the request's head and its Content-Length body are in, then answers.
+  void read(socket_ptr sock, std::shared_ptr<std::string> got) {
+    auto buf = std::make_shared<std::array<char, 4096>>();
+    sock->async_read_some(
+        net::buffer(*buf), [this, sock, got, buf](boost::system::error_code ec, std::size_t n) {
+          if (ec) {
+            return;
+          }
+          got->append(buf->data(), n);
+          if (!complete(*got)) {
+            return read(sock, got);
+          }
+          net::async_write(*sock, net::buffer(response_),
+                           [sock](boost::system::error_code, std::size_t) {
+                             boost::system::error_code ignored;
+                             sock->shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+                           });
+        });
+  }
+
+  static bool complete(const std::string& req) {
+    auto end = req.find("\r\n\r\n");
+    if (end == std::string::npos) {
+      return false;
+    }
+    std::string head = req.substr(0, end);
+    for (auto& c : head) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    std::size_t length = 0;
+    if (auto at = head.find("content-length:"); at != std::string::npos) {
+      length = std::stoul(head.substr(at + 15));
+    }
+    return req.size() >= end + 4 + length;
+  }
+
+  net::ip::tcp::acceptor acceptor_;
+  std::string response_;
+};
+
+/// An HTTP/1.1 response with `content_type` and `body`, closing the connection.
+std::string http_response(std::string_view content_type, std::string_view body) {
+  std::string out = "HTTP/1.1 200 OK\r\nContent-Type: ";
+  out += content_type;
+  out += "\r\nContent-Length: ";
+  out += std::to_string(body.size());
+  out += "\r\nConnection: close\r\n\r\n";
+  out += body;
+  return out;
+}
 
 class ProviderActorTest : public testing::Test {
  protected:
@@ -106,17 +200,17 @@ class ProviderActorTest : public testing::Test {
     return cfg;
   }
 
-  /// A provider actor for `name`, pointed at a loopback port nothing listens on.
-  caf::actor spawn_provider(const std::string& name) {
+  /// A provider actor for `name`, pointed at loopback `port` (by default one nothing listens on).
+  provider_actor_handle spawn_provider(const std::string& name, std::uint16_t port = 0) {
     auto p = std::make_shared<config::provider_config>(*cfg_data_.find_provider(name));
     p->endpoint.tls = false;
     p->endpoint.host = "127.0.0.1";
-    p->endpoint.port = closed_port();
+    p->endpoint.port = port != 0 ? port : closed_port();
     provider_options opts;
     opts.provider = p;
     opts.io.ctx = &io_;
     auto a = sys_.spawn(provider_actor, std::move(opts));
-    actors_.push_back(a);
+    actors_.push_back(caf::actor_cast<caf::actor>(a));
     return a;
   }
 
@@ -132,33 +226,40 @@ class ProviderActorTest : public testing::Test {
   }
 
   /// Spawns an actor that asks `provider` to make `req` and records what it sees in `out`.
-  void call(const caf::actor& provider, std::shared_ptr<const providers::chat_request> req,
-            seen& out) {
+  void call(const provider_actor_handle& provider,
+            std::shared_ptr<const providers::chat_request> req, seen& out) {
     // Arguments, not captures: 0.17's init_fun_factory dereferences a null tuple for a spawned
     // function without arguments (UBSan reports it).
     actors_.push_back(sys_.spawn(caller, provider, std::move(req), &out));
   }
 
   /// `out` is a raw pointer because the test outlives every actor.
-  static caf::behavior caller(caf::event_based_actor* self, caf::actor provider,
+  static caf::behavior caller(caf::event_based_actor* self, provider_actor_handle provider,
                               std::shared_ptr<const providers::chat_request> req, seen* out) {
-    auto c = std::make_shared<upstream_call>();
-    c->attempt = 7;
-    c->request = std::move(req);
-    c->upstream_model = "m";
-    c->api_key = "sk-test";
-    c->deadline = std::chrono::steady_clock::now() + 10s;
-    c->reply_to = caf::actor_cast<caf::actor>(self);
-    c->control = std::make_shared<call_control>();
+    upstream_call c;
+    c.attempt = 7;
+    c.request = std::move(req);
+    c.upstream_model = "m";
+    c.api_key = "sk-test";
+    c.deadline = std::chrono::steady_clock::now() + 10s;
+    c.control = std::make_shared<call_control>();
     self->request(provider, caf::infinite, call_atom::value, std::move(c))
-        .then([out] { out->answered = true; },
-              [out](caf::error& e) {
-                out->answered = true;
-                out->refused = std::move(e);
-              });
+        .then(
+            [out](attempt_result& r) {
+              out->answered = true;
+              out->result = std::move(r);
+              out->order.emplace_back("response");
+            },
+            [out](caf::error& e) {
+              out->answered = true;
+              out->refused = std::move(e);
+              out->order.emplace_back("response");
+            });
     return {
-        [out](reply_atom, std::shared_ptr<attempt_result>& r) { out->results.push_back(r); },
-        [](chunk_atom, std::shared_ptr<stream_piece>&) {},
+        [out](chunk_atom, stream_piece& p) {
+          out->pieces.push_back(std::move(p));
+          out->order.emplace_back("piece");
+        },
     };
   }
 
@@ -183,6 +284,23 @@ class ProviderActorTest : public testing::Test {
   std::vector<caf::actor> actors_;
 };
 
+constexpr std::string_view completion =
+    R"({"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-test",)"
+    R"("choices":[{"index":0,"message":{"role":"assistant","content":"hello"},)"
+    R"("finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,)"
+    R"("total_tokens":5}})";
+
+std::string sse_event(std::string_view delta, std::string_view finish) {
+  std::string out =
+      R"(data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-test",)"
+      R"("choices":[{"index":0,"delta":)";
+  out += delta;
+  out += R"(,"finish_reason":)";
+  out += finish;
+  out += "}]}\n\n";
+  return out;
+}
+
 TEST_F(ProviderActorTest, RefusesARequestItsProtocolCannotExpressWithAnIbError) {
   auto provider = spawn_provider("anthropic");
   seen out;
@@ -198,21 +316,69 @@ TEST_F(ProviderActorTest, RefusesARequestItsProtocolCannotExpressWithAnIbError) 
   EXPECT_EQ(err->param, "n");
   EXPECT_NE(err->message.find("n > 1"), std::string::npos) << err->message;
   EXPECT_EQ(outcome_of_refusal(*out.refused), outcome::unsupported);
-  EXPECT_TRUE(out.results.empty());  // refused: no exchange, so no result message either
+  EXPECT_FALSE(out.result);  // refused: no exchange, so no result
 }
 
-TEST_F(ProviderActorTest, AnswersATakenCallAtOnceAndReportsTheResultLater) {
+TEST_F(ProviderActorTest, RespondsWithTheAttemptResultWhenTheExchangeEnds) {
   auto provider = spawn_provider("openai");
   seen out;
   call(provider, request(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})"), out);
-  sched_.run();  // no I/O yet: the exchange has only been started
-  ASSERT_TRUE(out.answered);
+  sched_.run();  // no I/O yet: the exchange has only been started, so no response either
+  EXPECT_FALSE(out.answered);
+  ASSERT_TRUE(run_until([&] { return out.answered; }));
   EXPECT_FALSE(out.refused);
-  EXPECT_TRUE(out.results.empty());
-  ASSERT_TRUE(run_until([&] { return !out.results.empty(); }));
-  EXPECT_EQ(out.results.front()->attempt, 7u);
-  EXPECT_EQ(out.results.front()->result, outcome::connect_error);  // nothing listens
-  EXPECT_EQ(out.results.front()->client_status, 502);
+  ASSERT_TRUE(out.result);
+  EXPECT_EQ(out.result->attempt, 7u);
+  EXPECT_EQ(out.result->result, outcome::connect_error);  // nothing listens
+  EXPECT_EQ(out.result->client_status, 502);
+}
+
+TEST_F(ProviderActorTest, TheResponseCarriesANonStreamAnswer) {
+  canned_upstream upstream{io_, http_response("application/json", completion)};
+  auto provider = spawn_provider("openai", upstream.port());
+  seen out;
+  call(provider, request(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})"), out);
+  ASSERT_TRUE(run_until([&] { return out.answered; }));
+  ASSERT_FALSE(out.refused) << caf::to_string(*out.refused);
+  ASSERT_TRUE(out.result);
+  EXPECT_EQ(out.result->attempt, 7u);
+  EXPECT_EQ(out.result->result, outcome::success);
+  EXPECT_EQ(out.result->upstream_status, 200);
+  EXPECT_EQ(out.result->client_status, 200);
+  EXPECT_NE(out.result->body.find("hello"), std::string::npos) << out.result->body;
+  EXPECT_EQ(out.result->model, "gpt-test");
+  ASSERT_TRUE(out.result->tokens);
+  EXPECT_EQ(out.result->tokens->total_tokens, 5);
+  EXPECT_TRUE(out.pieces.empty());
+  EXPECT_EQ(out.order, std::vector<std::string>{"response"});
+}
+
+TEST_F(ProviderActorTest, TheResponseOfAStreamFollowsAllItsPieces) {
+  std::string body = sse_event(R"({"role":"assistant","content":""})", "null")
+                     + sse_event(R"({"content":"Hel"})", "null")
+                     + sse_event(R"({"content":"lo"})", R"("stop")") + "data: [DONE]\n\n";
+  canned_upstream upstream{io_, http_response("text/event-stream", body)};
+  auto provider = spawn_provider("openai", upstream.port());
+  seen out;
+  call(provider,
+       request(R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]})"), out);
+  ASSERT_TRUE(run_until([&] { return out.answered; }));
+  ASSERT_FALSE(out.refused) << caf::to_string(*out.refused);
+  ASSERT_TRUE(out.result);
+  EXPECT_EQ(out.result->result, outcome::success);
+  EXPECT_EQ(out.result->client_status, 200);
+  ASSERT_FALSE(out.pieces.empty());
+  std::string streamed;
+  for (const auto& p : out.pieces) {
+    EXPECT_EQ(p.attempt, 7u);
+    streamed += p.bytes;
+  }
+  EXPECT_NE(streamed.find("Hel"), std::string::npos) << streamed;
+  EXPECT_NE(streamed.find("lo"), std::string::npos) << streamed;
+  EXPECT_TRUE(out.pieces.back().content);
+  // Every piece came before the response, which came once, last.
+  ASSERT_EQ(out.order.size(), out.pieces.size() + 1);
+  EXPECT_EQ(out.order.back(), "response");
 }
 
 TEST_F(ProviderActorTest, ACallAfterShutdownIsAnsweredWithAnErrorMeaningProviderDown) {
@@ -225,7 +391,26 @@ TEST_F(ProviderActorTest, ACallAfterShutdownIsAnsweredWithAnErrorMeaningProvider
   ASSERT_TRUE(out.refused);
   EXPECT_EQ(*out.refused, caf::sec::request_receiver_down);
   EXPECT_EQ(outcome_of_refusal(*out.refused), outcome::provider_down);
-  EXPECT_TRUE(out.results.empty());
+  EXPECT_FALSE(out.result);
+}
+
+TEST_F(ProviderActorTest, ACallInTheMailboxOfAKilledActorIsBouncedByCaf) {
+  // CAF 0.17.6 bounces a request left in a dying actor's mailbox (scheduled_actor::cleanup runs
+  // a sync_request_bouncer over it): the asker gets request_receiver_down, never silence. The
+  // kill is sent urgent (anon_send_exit's is not), so it overtakes the call queued before it.
+  auto provider = spawn_provider("openai");
+  sched_.run();
+  seen out;
+  call(provider, request(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})"), out);
+  ASSERT_TRUE(sched_.try_run_once());  // the caller sends its call: it waits in the mailbox
+  auto dest = caf::actor_cast<caf::actor>(provider);
+  dest->enqueue(nullptr, caf::make_message_id(caf::message_priority::high),
+                caf::make_message(caf::exit_msg{dest.address(), caf::exit_reason::kill}), nullptr);
+  ASSERT_TRUE(run_until([&] { return out.answered; }));
+  ASSERT_TRUE(out.refused);
+  EXPECT_EQ(*out.refused, caf::sec::request_receiver_down);
+  EXPECT_TRUE(is_dropped(*out.refused));
+  EXPECT_FALSE(out.result);
 }
 
 }  // namespace

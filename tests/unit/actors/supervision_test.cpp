@@ -1,7 +1,9 @@
 // The key actor, the metrics actor and the request-log writer under their supervisors: each is
 // killed and must be replaced, with its state reloaded, while callers keep using the supervisor's
-// handle. Real threads (the key actor and the writer are detached, so CAF's deterministic
-// scheduler cannot run them); every wait is a bounded message round trip or future, never a sleep.
+// handle; a command that dies with an actor comes back to its asker as a CAF error (`is_dropped`),
+// never a hang. Real threads (the key actor and the writer are detached, so CAF's deterministic
+// scheduler cannot run them); every wait is a bounded request (a timeout shows as
+// `sec::request_timeout`), never a sleep.
 #include <chrono>
 #include <ctime>
 #include <future>
@@ -28,14 +30,15 @@ using namespace std::chrono_literals;
 
 constexpr auto limit = 5s;
 
-/// Waits (bounded) for a command's answer; nullopt if `done` never ran (a hang).
+/// What a command came back with: a value, or the error (a hang is `sec::request_timeout`).
 template <class T>
-std::optional<result<T>> await(std::future<result<T>>& f) {
-  if (f.wait_for(limit) != std::future_status::ready) {
-    return std::nullopt;
-  }
-  return f.get();
-}
+struct answer {
+  std::optional<T> value;
+  caf::error error;
+
+  explicit operator bool() const { return value.has_value(); }
+  bool hung() const { return error == caf::sec::request_timeout; }
+};
 
 class SupervisionTest : public testing::Test {
  protected:
@@ -67,42 +70,34 @@ class SupervisionTest : public testing::Test {
     return cfg;
   }
 
-  // -- commands, as app/api.cpp sends them (with `answer_if_dropped`) -----------------------------
+  // -- commands, asked as app/api.cpp asks them (a request with a timeout) ------------------------
 
-  std::optional<result<created_user>> create_user(const caf::actor& to, std::string email) {
-    auto p = std::make_shared<std::promise<result<created_user>>>();
-    auto f = p->get_future();
-    auto cmd = std::make_shared<create_user_cmd>();
-    cmd->email = std::move(email);
-    cmd->done = answer_if_dropped<created_user>(
-        [p](result<created_user> r) { p->set_value(std::move(r)); }, "restarted");
-    caf::anon_send(to, mkuser_atom::value, std::move(cmd));
-    return await(f);
+  /// Asks `to` for `(xs...)` and waits (bounded) for its answer.
+  template <class T, class Handle, class... Ts>
+  answer<T> ask(const Handle& to, Ts... xs) {
+    answer<T> out;
+    self()
+        ->request(to, limit, std::move(xs)...)
+        .receive([&](T& v) { out.value = std::move(v); },
+                 [&](caf::error& e) { out.error = std::move(e); });
+    return out;
   }
 
-  std::optional<result<key_info>> put_key(const caf::actor& to, std::string user_id) {
-    auto p = std::make_shared<std::promise<result<key_info>>>();
-    auto f = p->get_future();
-    auto cmd = std::make_shared<put_key_cmd>();
-    cmd->user_id = std::move(user_id);
-    cmd->provider = "openai";
-    cmd->api_key = "sk-test-0123456789";
-    cmd->done = answer_if_dropped<key_info>([p](result<key_info> r) { p->set_value(std::move(r)); },
-                                            "restarted");
-    caf::anon_send(to, putkey_atom::value, std::move(cmd));
-    return await(f);
+  template <class Handle>
+  answer<created_user> create_user(const Handle& to, std::string email) {
+    return ask<created_user>(to, mkuser_atom::value, std::move(email));
   }
 
-  std::optional<result<std::string>> list(const caf::actor& to, std::string user_id) {
-    auto p = std::make_shared<std::promise<result<std::string>>>();
-    auto f = p->get_future();
-    auto cmd = std::make_shared<list_requests_cmd>();
-    cmd->user_id = std::move(user_id);
-    cmd->limit = 100;
-    cmd->done = answer_if_dropped<std::string>(
-        [p](result<std::string> r) { p->set_value(std::move(r)); }, "restarted");
-    caf::anon_send(to, listreq_atom::value, std::move(cmd));
-    return await(f);
+  template <class Handle>
+  answer<key_info> put_key(const Handle& to, std::string user_id) {
+    return ask<key_info>(to, putkey_atom::value, std::move(user_id), std::string("openai"),
+                         std::string("sk-test-0123456789"));
+  }
+
+  template <class Handle>
+  answer<std::string> list(const Handle& to, std::string user_id) {
+    return ask<std::string>(to, listreq_atom::value, std::move(user_id), std::uint64_t{100},
+                            std::string{});
   }
 
   void record(std::string user_id, std::string id) {
@@ -118,29 +113,33 @@ class SupervisionTest : public testing::Test {
   /// A user made through the key actor (so it is in the snapshot too).
   std::string make_user(std::string email) {
     auto u = create_user(keys_, std::move(email));
-    EXPECT_TRUE(u && *u);
-    return u && *u ? (*u)->id : std::string{};
+    EXPECT_TRUE(u) << caf::to_string(u.error);
+    return u ? u.value->id : std::string{};
   }
 
   // -- supervision
   // ---------------------------------------------------------------------------------
 
-  /// The supervisor's current child for `Atom` (`child_atom` or `writer_atom`).
-  template <class Atom>
-  caf::actor child(const caf::actor& sup) {
-    caf::actor out;
+  /// The supervisor's current child for `Atom` (`child_atom` or `writer_atom`), as `Child`.
+  template <class Atom, class Child, class Sup>
+  Child child(const Sup& sup) {
+    Child out;
     self()
         ->request(sup, limit, Atom::value)
-        .receive([&](caf::actor& a) { out = std::move(a); },
+        .receive([&](Child& a) { out = std::move(a); },
                  [&](caf::error& e) { ADD_FAILURE() << caf::to_string(e); });
     return out;
   }
 
+  key_actor_handle key_child() { return child<child_atom, key_actor_handle>(keys_); }
+  metrics_actor_handle metrics_child() { return child<child_atom, metrics_actor_handle>(metrics_); }
+  log_writer_handle writer_child() { return child<writer_atom, log_writer_handle>(metrics_); }
+
   /// Kills the supervisor's child for `Atom`, waits for it to be down, then for the supervisor
   /// to name its successor (each check a round trip to the supervisor). Returns the old child.
-  template <class Atom>
-  caf::actor kill_and_await_successor(const caf::actor& sup) {
-    auto old = child<Atom>(sup);
+  template <class Atom, class Child, class Sup>
+  Child kill_and_await_successor(const Sup& sup) {
+    auto old = child<Atom, Child>(sup);
     EXPECT_TRUE(old);
     self()->monitor(old);
     caf::anon_send_exit(old, caf::exit_reason::kill);
@@ -152,13 +151,23 @@ class SupervisionTest : public testing::Test {
     return old;
   }
 
+  key_actor_handle restart_key_actor() {
+    return kill_and_await_successor<child_atom, key_actor_handle>(keys_);
+  }
+  metrics_actor_handle restart_metrics_actor() {
+    return kill_and_await_successor<child_atom, metrics_actor_handle>(metrics_);
+  }
+  log_writer_handle restart_writer() {
+    return kill_and_await_successor<writer_atom, log_writer_handle>(metrics_);
+  }
+
   /// Waits until the supervisor names a child for `Atom` other than `old` (bounded round trips).
-  template <class Atom>
-  void await_successor(const caf::actor& sup, const caf::actor& old) {
+  template <class Atom, class Sup, class Child>
+  void await_successor(const Sup& sup, const Child& old) {
     auto end = std::chrono::steady_clock::now() + limit;
-    caf::actor next;
+    Child next;
     do {
-      next = child<Atom>(sup);
+      next = child<Atom, Child>(sup);
     } while (next == old && std::chrono::steady_clock::now() < end);
     EXPECT_TRUE(next);
     EXPECT_NE(next, old) << "the supervisor did not restart its child";
@@ -172,8 +181,8 @@ class SupervisionTest : public testing::Test {
   std::shared_ptr<storage::key_store> store_;
   std::shared_ptr<const storage::fernet_keyring> keyring_;
   std::shared_ptr<key_directory> dir_;
-  caf::actor keys_;
-  caf::actor metrics_;
+  key_supervisor_handle keys_;
+  metrics_supervisor_handle metrics_;
 };
 
 // -- the key actor
@@ -182,24 +191,37 @@ class SupervisionTest : public testing::Test {
 TEST_F(SupervisionTest, KilledKeyActorIsRestartedAndWritesWorkAfterwards) {
   auto before = make_user("before@example.com");
   ASSERT_FALSE(before.empty());
-  kill_and_await_successor<child_atom>(keys_);
+  restart_key_actor();
 
   auto u = create_user(keys_, "after@example.com");
-  ASSERT_TRUE(u) << "create user hung after the restart";
-  ASSERT_TRUE(*u) << (*u).error().message;
-  auto k = put_key(keys_, (*u)->id);
-  ASSERT_TRUE(k) << "put key hung after the restart";
-  ASSERT_TRUE(*k) << (*k).error().message;
-  EXPECT_FALSE((*k)->replaced);
+  ASSERT_FALSE(u.hung()) << "create user hung after the restart";
+  ASSERT_TRUE(u) << caf::to_string(u.error);
+  auto k = put_key(keys_, u.value->id);
+  ASSERT_FALSE(k.hung()) << "put key hung after the restart";
+  ASSERT_TRUE(k) << caf::to_string(k.error);
+  EXPECT_FALSE(k.value->replaced);
   // The new key actor published both: the new user authenticates and has the key, and the user
   // from before the restart is still there.
-  auto entry = dir_->authenticate((*u)->api_key);
+  auto entry = dir_->authenticate(u.value->api_key);
   ASSERT_TRUE(entry);
   ASSERT_NE(entry->key_for("openai"), nullptr);
   EXPECT_EQ(entry->key_for("openai")->secret, "sk-test-0123456789");
   EXPECT_TRUE(dir_->snapshot.load()->users.contains(before));
   auto k2 = put_key(keys_, before);
-  EXPECT_TRUE(k2 && *k2);
+  EXPECT_TRUE(k2);
+}
+
+TEST_F(SupervisionTest, KeyActorErrorsComeBackAsIbErrors) {
+  make_user("taken@example.com");
+  auto dup = create_user(keys_, "taken@example.com");
+  ASSERT_FALSE(dup);
+  auto err = to_ib_error(dup.error);
+  ASSERT_TRUE(err) << caf::to_string(dup.error);
+  EXPECT_EQ(err->code, errc::conflict);
+  EXPECT_EQ(command_error(dup.error, "restarted").code, errc::conflict);  // not a restart
+  auto del = ask<bool>(keys_, delkey_atom::value, std::string("usr_nobody"), std::string("openai"));
+  ASSERT_TRUE(del) << caf::to_string(del.error);
+  EXPECT_FALSE(*del.value);  // no such key
 }
 
 TEST_F(SupervisionTest, RestartedKeyActorReloadsTheSnapshotFromTheStore) {
@@ -208,38 +230,57 @@ TEST_F(SupervisionTest, RestartedKeyActorReloadsTheSnapshotFromTheStore) {
                                  storage::sha256(storage::new_gateway_key()), std::time(nullptr));
   ASSERT_TRUE(rec);
   ASSERT_FALSE(dir_->snapshot.load()->users.contains(rec->id));
-  kill_and_await_successor<child_atom>(keys_);
+  restart_key_actor();
   // Any answer from the new key actor comes after its reload (it reloads before its first
   // message).
   auto k = put_key(keys_, rec->id);
-  ASSERT_TRUE(k && *k);
+  ASSERT_TRUE(k) << caf::to_string(k.error);
   auto snap = dir_->snapshot.load();
   ASSERT_TRUE(snap->users.contains(rec->id));
   EXPECT_NE(snap->users.at(rec->id)->key_for("openai"), nullptr);
 }
 
-TEST_F(SupervisionTest, CommandsThatDieWithTheKeyActorAreAnsweredUnavailable) {
+TEST_F(SupervisionTest, CommandsThatDieWithTheKeyActorComeBackAsDropped) {
   make_user("first@example.com");
-  auto old = kill_and_await_successor<child_atom>(keys_);
-  // A command queued behind the kill, or sent to the dead actor, is dropped: it must still be
-  // answered (503 in the API), not hang.
+  auto old = restart_key_actor();
+  // A command sent to the dead actor is bounced by CAF: an error the API answers with 503
+  // service_restarting, not a hang.
   auto u = create_user(old, "dropped@example.com");
-  ASSERT_TRUE(u) << "a dropped command was never answered";
-  ASSERT_FALSE(*u);
-  EXPECT_EQ((*u).error().code, errc::unavailable);
-  // A command racing the kill through the supervisor: answered either way, never a hang.
-  auto racing = child<child_atom>(keys_);
-  caf::anon_send_exit(racing, caf::exit_reason::kill);
-  auto r = create_user(keys_, "racing@example.com");
-  ASSERT_TRUE(r) << "a command racing the kill hung";
-  if (!*r) {
-    EXPECT_EQ((*r).error().code, errc::unavailable);
+  ASSERT_FALSE(u);
+  EXPECT_EQ(u.error, caf::sec::request_receiver_down) << caf::to_string(u.error);
+  EXPECT_TRUE(is_dropped(u.error));
+  auto answer = command_error(u.error, "restarted");
+  EXPECT_EQ(answer.code, errc::unavailable);  // 503 with Retry-After in the API
+  EXPECT_EQ(answer.detail_code, "service_restarting");
+  // Commands queued in the key actor's mailbox when it is killed (the kill is sent urgent, so
+  // it overtakes them; anon_send_exit's is not), and one racing the kill through the
+  // supervisor: each is answered, by a value or by CAF's bounce, never a hang.
+  auto racing = key_child();
+  using handle = decltype(self()->request(keys_, limit, mkuser_atom::value, std::string{}));
+  std::vector<handle> pending;
+  for (int i = 0; i < 3; ++i) {
+    pending.push_back(self()->request(racing, limit, mkuser_atom::value,
+                                      "racing" + std::to_string(i) + "@example.com"));
   }
+  auto dest = caf::actor_cast<caf::actor>(racing);
+  dest->enqueue(nullptr, caf::make_message_id(caf::message_priority::high),
+                caf::make_message(caf::exit_msg{dest.address(), caf::exit_reason::kill}), nullptr);
+  pending.push_back(self()->request(keys_, limit, mkuser_atom::value, "racing3@example.com"));
+  int created = 0;
+  int dropped = 0;
+  for (auto& p : pending) {
+    p.receive([&](created_user&) { ++created; },
+              [&](caf::error& e) {
+                EXPECT_EQ(e, caf::sec::request_receiver_down) << caf::to_string(e);
+                ++dropped;
+              });
+  }
+  EXPECT_EQ(created + dropped, 4);
   await_successor<child_atom>(keys_, racing);
-  // And the command dropped with the dead actor was not applied: the email is still free.
+  // The command dropped with the dead actor was not applied: the email is still free; and the
+  // restarted actor serves the next command.
   auto again = create_user(keys_, "dropped@example.com");
-  ASSERT_TRUE(again);
-  EXPECT_TRUE(*again) << (*again).error().message;
+  ASSERT_TRUE(again) << caf::to_string(again.error);
 }
 
 // -- the metrics actor and the request-log writer -------------------------------------------------
@@ -248,45 +289,52 @@ TEST_F(SupervisionTest, KilledMetricsActorIsRestartedAndRecordsAreListedAfterwar
   auto user = make_user("metrics@example.com");
   record(user, "req_before");
   auto l1 = list(metrics_, user);
-  ASSERT_TRUE(l1 && *l1);
-  EXPECT_NE((*l1)->find("req_before"), std::string::npos) << **l1;
+  ASSERT_TRUE(l1) << caf::to_string(l1.error);
+  EXPECT_NE(l1.value->find("req_before"), std::string::npos) << *l1.value;
 
-  kill_and_await_successor<child_atom>(metrics_);
+  auto old = restart_metrics_actor();
+  // A listing sent to the dead metrics actor is bounced, not left hanging.
+  auto dropped = list(old, user);
+  ASSERT_FALSE(dropped);
+  EXPECT_EQ(dropped.error, caf::sec::request_receiver_down) << caf::to_string(dropped.error);
+
   record(user, "req_after");
   auto l2 = list(metrics_, user);
-  ASSERT_TRUE(l2) << "the listing hung after the restart";
-  ASSERT_TRUE(*l2) << (*l2).error().message;
-  EXPECT_NE((*l2)->find("req_after"), std::string::npos) << **l2;
-  EXPECT_NE((*l2)->find("req_before"), std::string::npos) << **l2;
+  ASSERT_FALSE(l2.hung()) << "the listing hung after the restart";
+  ASSERT_TRUE(l2) << caf::to_string(l2.error);
+  EXPECT_NE(l2.value->find("req_after"), std::string::npos) << *l2.value;
+  EXPECT_NE(l2.value->find("req_before"), std::string::npos) << *l2.value;
 }
 
 TEST_F(SupervisionTest, KilledWriterIsRestartedAndHandedToTheMetricsActor) {
   auto user = make_user("writer@example.com");
-  auto metrics_child = child<child_atom>(metrics_);
-  auto old = kill_and_await_successor<writer_atom>(metrics_);
-  EXPECT_EQ(child<child_atom>(metrics_), metrics_child) << "only the writer should restart";
+  auto metrics_child_before = metrics_child();
+  auto old = restart_writer();
+  EXPECT_EQ(metrics_child(), metrics_child_before) << "only the writer should restart";
 
   record(user, "req_new_writer");
   auto l = list(metrics_, user);
-  ASSERT_TRUE(l) << "the listing hung after the writer restarted";
-  ASSERT_TRUE(*l) << (*l).error().message;
-  EXPECT_NE((*l)->find("req_new_writer"), std::string::npos) << **l;
+  ASSERT_FALSE(l.hung()) << "the listing hung after the writer restarted";
+  ASSERT_TRUE(l) << caf::to_string(l.error);
+  EXPECT_NE(l.value->find("req_new_writer"), std::string::npos) << *l.value;
 
   // A listing that dies with a writer is answered, not left hanging.
   auto dropped = list(old, user);
-  ASSERT_TRUE(dropped) << "a dropped listing was never answered";
-  ASSERT_FALSE(*dropped);
-  EXPECT_EQ((*dropped).error().code, errc::unavailable);
+  ASSERT_FALSE(dropped);
+  EXPECT_EQ(dropped.error, caf::sec::request_receiver_down) << caf::to_string(dropped.error);
+  EXPECT_TRUE(is_dropped(dropped.error));
 }
 
 TEST_F(SupervisionTest, ShutdownStopsEveryChildAndFlushesTheLastBatch) {
   auto user = make_user("shutdown@example.com");
   // Restart everything once, so shutdown is shown to reach the successors.
-  kill_and_await_successor<child_atom>(keys_);
-  kill_and_await_successor<child_atom>(metrics_);
-  kill_and_await_successor<writer_atom>(metrics_);
-  std::vector<caf::actor> all{keys_, metrics_, child<child_atom>(keys_),
-                              child<child_atom>(metrics_), child<writer_atom>(metrics_)};
+  restart_key_actor();
+  restart_metrics_actor();
+  restart_writer();
+  std::vector<caf::actor> all{
+      caf::actor_cast<caf::actor>(keys_), caf::actor_cast<caf::actor>(metrics_),
+      caf::actor_cast<caf::actor>(key_child()), caf::actor_cast<caf::actor>(metrics_child()),
+      caf::actor_cast<caf::actor>(writer_child())};
   for (const auto& a : all) {
     self()->monitor(a);
   }

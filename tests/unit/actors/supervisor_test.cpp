@@ -72,18 +72,17 @@ class SupervisorTest : public testing::Test {
     });
   }
 
-  std::shared_ptr<upstream_call> make_call(caf::scoped_actor& self, std::uint32_t attempt) {
+  static upstream_call make_call(std::uint32_t attempt) {
     auto req = providers::parse_chat_request(
         R"({"model":"ib/balanced","messages":[{"role":"user","content":"hi"}]})");
     EXPECT_TRUE(req);
-    auto call = std::make_shared<upstream_call>();
-    call->attempt = attempt;
-    call->request = std::make_shared<const providers::chat_request>(std::move(*req));
-    call->upstream_model = "gpt-4o-mini";
-    call->api_key = "sk-test";
-    call->deadline = std::chrono::steady_clock::now() + 30s;
-    call->reply_to = caf::actor{self.ptr()};
-    call->control = std::make_shared<call_control>();
+    upstream_call call;
+    call.attempt = attempt;
+    call.request = std::make_shared<const providers::chat_request>(std::move(*req));
+    call.upstream_model = "gpt-4o-mini";
+    call.api_key = "sk-test";
+    call.deadline = std::chrono::steady_clock::now() + 30s;
+    call.control = std::make_shared<call_control>();
     return call;
   }
 
@@ -126,52 +125,54 @@ class SupervisorTest : public testing::Test {
   std::thread io_thread_;
   std::shared_ptr<config::provider_config> provider_;
   std::shared_ptr<health_slot> slot_;
-  caf::actor supervisor_;
+  health_supervisor_handle supervisor_;
 };
 
 TEST_F(SupervisorTest, InFlightCallFallsBackWhenItsProviderActorDiesAndTheActorIsRestarted) {
   caf::scoped_actor self{sys_};
   auto first = slot_->load()->provider;
   ASSERT_TRUE(first);
-  self->send(first, call_atom::value, make_call(self, 7));
+  auto pending = self->request(first, 5s, call_atom::value, make_call(7));
   // The call is upstream (connected, waiting for a first byte that never comes).
   ASSERT_TRUE(wait_for_connections(1)) << "no upstream connection";
   auto t0 = std::chrono::steady_clock::now();
   caf::anon_send_exit(first, caf::exit_reason::kill);
   bool got = false;
-  self->receive(
-      [&](reply_atom, std::shared_ptr<attempt_result>& r) {
+  // The call was taken: its response is the attempt's result (provider_down), not a bounce.
+  pending.receive(
+      [&](attempt_result& r) {
         got = true;
-        EXPECT_EQ(r->attempt, 7u);
-        EXPECT_EQ(r->result, outcome::provider_down);
+        EXPECT_EQ(r.attempt, 7u);
+        EXPECT_EQ(r.result, outcome::provider_down);
       },
-      caf::after(5s) >> [] { ADD_FAILURE() << "the in-flight call hung"; });
+      [](caf::error& e) { ADD_FAILURE() << "the in-flight call: " << caf::to_string(e); });
   ASSERT_TRUE(got);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
   // The supervisor noticed and published a new provider actor that works.
   ASSERT_TRUE(eventually([&] { return slot_->load()->provider != first; }));
   EXPECT_EQ(slot_->load()->restarts, 1u);
   auto second = slot_->load()->provider;
-  auto call = make_call(self, 8);
-  self->send(second, call_atom::value, call);
+  auto call = make_call(8);
+  auto control = call.control;
+  auto second_pending = self->request(second, 5s, call_atom::value, std::move(call));
   ASSERT_TRUE(wait_for_connections(2)) << "the restarted provider actor did not connect";
   EXPECT_EQ(connections(), 2u);
-  call->control->cancel();
-  self->receive(
-      [&](reply_atom, std::shared_ptr<attempt_result>& r) {
-        EXPECT_EQ(r->attempt, 8u);
-        EXPECT_EQ(r->result, outcome::cancelled);
+  control->cancel();
+  second_pending.receive(
+      [&](attempt_result& r) {
+        EXPECT_EQ(r.attempt, 8u);
+        EXPECT_EQ(r.result, outcome::cancelled);
       },
-      caf::after(5s) >> [] { ADD_FAILURE() << "cancel did not end the call"; });
+      [](caf::error& e) { ADD_FAILURE() << "cancel did not end the call: " << caf::to_string(e); });
 }
 
 TEST_F(SupervisorTest, HalfOpenAdmitsExactlyOneOfManyConcurrentProbes) {
   caf::scoped_actor self{sys_};
   for (int i = 0; i < 2; ++i) {
-    auto rep = std::make_shared<attempt_report>();
-    rep->user = user("usr_1");
-    rep->result = outcome::server_error;
-    rep->admitted_at = std::chrono::steady_clock::now();
+    attempt_report rep;
+    rep.user = user("usr_1");
+    rep.result = outcome::server_error;
+    rep.admitted_at = std::chrono::steady_clock::now();
     self->send(supervisor_, report_atom::value, rep);
   }
   ASSERT_TRUE(eventually([&] { return slot_->load()->state == breaker_state::open; }));
@@ -229,22 +230,22 @@ TEST_F(SupervisorTest, HalfOpenAdmitsExactlyOneOfManyConcurrentProbes) {
   }
   EXPECT_TRUE(eventually([&] { return slot_->load()->state == breaker_state::half_open; }));
 
-  auto rep = std::make_shared<attempt_report>();
-  rep->user = user("usr_1");
-  rep->result = outcome::success;
-  rep->probe = true;
-  rep->admitted_at = std::chrono::steady_clock::now();
+  attempt_report rep;
+  rep.user = user("usr_1");
+  rep.result = outcome::success;
+  rep.probe = true;
+  rep.admitted_at = std::chrono::steady_clock::now();
   self->send(supervisor_, report_atom::value, rep);
   ASSERT_TRUE(eventually([&] { return slot_->load()->state == breaker_state::closed; }));
 }
 
 TEST_F(SupervisorTest, RateLimitCooldownIsPerUser) {
   caf::scoped_actor self{sys_};
-  auto rep = std::make_shared<attempt_report>();
-  rep->user = user("usr_a");
-  rep->result = outcome::rate_limited;
-  rep->retry_after = "7";
-  rep->admitted_at = std::chrono::steady_clock::now();
+  attempt_report rep;
+  rep.user = user("usr_a");
+  rep.result = outcome::rate_limited;
+  rep.retry_after = "7";
+  rep.admitted_at = std::chrono::steady_clock::now();
   self->send(supervisor_, report_atom::value, rep);
   ASSERT_TRUE(eventually([&] {
     auto c = slot_->load()->cooldowns;

@@ -143,5 +143,55 @@ TEST(Routes, KeptHeadersAreTheOnesTheEndpointsRead) {
   EXPECT_EQ(kept_header_names[timeout_header], "x-inferbridge-timeout-ms");
 }
 
+// -- newcomer check: adding an endpoint the way docs/where-things-go.md says
+// -----------------------
+
+/// An endpoint that is not (yet) in `endpoint`: the id after the last one.
+constexpr std::uint16_t thing_id = static_cast<std::uint16_t>(endpoint::readyz) + 1;
+
+/// The gateway's table plus one row, as step 1 of "An endpoint" adds it to app/routes.cpp.
+std::vector<http::route> table_with_a_new_endpoint() {
+  std::vector<http::route> rows{route_table().begin(), route_table().end()};
+  rows.push_back({method::get, "/v1/things/{id}", thing_id});
+  return rows;
+}
+
+TEST(RoutesNewcomer, TheRouterIsBuiltFromTheTable) {
+  // Every endpoint resolves through the table the doc points at, and nothing else.
+  http::router from_table{route_table()};
+  for (const auto& r : endpoints()) {
+    EXPECT_EQ(from_table.match(r.m, r.path).id, routes().match(r.m, r.path).id) << r.path;
+  }
+  EXPECT_EQ(route_table().size(), endpoints().size()) << "a row of the table is not in endpoints()";
+}
+
+TEST(RoutesNewcomer, ANewRowIsMatchedWithItsParameter) {
+  const auto rows = table_with_a_new_endpoint();
+  http::router r{rows};
+  auto m = r.match(method::get, "/v1/things/42");
+  EXPECT_EQ(m.error, errc::none);
+  EXPECT_EQ(m.id, thing_id);
+  EXPECT_EQ(m.param, "42");
+  EXPECT_EQ(r.match(method::head, "/v1/things/42").id, thing_id);  // HEAD wherever GET is
+  // 405 and Allow come from the table; no other code is needed.
+  auto wrong = r.match(method::post, "/v1/things/42");
+  EXPECT_EQ(wrong.error, errc::method_not_allowed);
+  EXPECT_EQ(wrong.allow, "GET");
+  EXPECT_EQ(r.match(method::get, "/v1/things").error, errc::not_found);
+  EXPECT_EQ(r.match(method::get, "/v1/things/42/x").error, errc::not_found);
+}
+
+TEST(RoutesNewcomer, ANewRowLeavesTheOtherEndpointsAlone) {
+  const auto rows = table_with_a_new_endpoint();
+  http::router r{rows};
+  for (const auto& e : endpoints()) {
+    auto m = r.match(e.m, e.path);
+    EXPECT_EQ(endpoint_of(m), e.e) << e.path;
+  }
+  for (const auto& [path, allow] : allowed()) {
+    EXPECT_EQ(r.match(method::patch, path).allow, allow) << path;
+  }
+}
+
 }  // namespace
 }  // namespace ib::app

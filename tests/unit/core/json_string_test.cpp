@@ -10,13 +10,14 @@
 #include <rapidjson/error/en.h>
 
 #include "core/error.hpp"
+#include "core/json.hpp"
 
 namespace ib {
 namespace {
 
 std::string as_json(std::string_view text) {
   std::string out;
-  append_json_string(out, text);
+  json_writer(out).string(text);
   return out;
 }
 
@@ -35,7 +36,10 @@ const std::string fffd = "\xEF\xBF\xBD";
 
 TEST(JsonString, EscapesQuotesBackslashesAndControls) {
   EXPECT_EQ(as_json("a\"b\\c\nd\re\tf"), R"("a\"b\\c\nd\re\tf")");
-  EXPECT_EQ(as_json(std::string_view("\x01\x1f\x00", 3)), R"("\u0001\u001f\u0000")");
+  // RapidJSON's writer spells \u escapes with upper-case hex, and \b and \f short: the same
+  // string to any JSON parser as the old hand escaper's lower-case `\u001f` and `\u0008`.
+  EXPECT_EQ(as_json(std::string_view("\x01\x1f\x00", 3)), R"("\u0001\u001F\u0000")");
+  EXPECT_EQ(as_json("\b\f"), R"("\b\f")");
   EXPECT_EQ(as_json(""), R"("")");
   EXPECT_EQ(as_json("\x7f"), "\"\x7f\"");
 }

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include "core/tier_plan.hpp"
+
 namespace ib {
 namespace {
 
@@ -82,6 +84,33 @@ TEST(RequestRecord, CreatedRoundsDownToSeconds) {
   json = to_json(r);
   d.Parse(json.data(), json.size());
   EXPECT_EQ(d["created"].GetInt64(), 1);
+}
+
+TEST(RequestRecord, EnvelopeWithAttemptsIsTheOneEnvelopePlusTheAttempts) {
+  error err{errc::bad_gateway, "every provider failed: \xFF"};
+  std::vector<attempt_record> attempts = {{"groq", 0, "no_key", 0}, {"openai", 503, "", 120}};
+  EXPECT_EQ(to_envelope(err, attempts),
+            R"({"error":{"message":"every provider failed: �","type":"upstream_error",)"
+            R"("param":null,"code":null,"inferbridge_attempts":[{"provider":"groq",)"
+            R"("reason":"no_key","latency_ms":0},{"provider":"openai","status":503,)"
+            R"("latency_ms":120}]}})");
+}
+
+TEST(RequestRecord, InvalidUtf8InARecordBecomesReplacementCharacters) {
+  request_record r = full_record();
+  r.model = "bad \xFF\xFE model";
+  std::string json = to_json(r);
+  rapidjson::Document d;
+  d.Parse<rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
+  ASSERT_FALSE(d.HasParseError());
+  EXPECT_EQ(std::string{d["model"].GetString()}, "bad \xEF\xBF\xBD\xEF\xBF\xBD model");
+}
+
+TEST(RequestRecord, ListingSplicesTheStoredRecords) {
+  EXPECT_EQ(to_list_json({}, false), R"({"object":"list","data":[],"has_more":false})");
+  const std::string a = to_json(full_record());
+  EXPECT_EQ(to_list_json({a, a}, true),
+            R"({"object":"list","data":[)" + a + "," + a + R"(],"has_more":true})");
 }
 
 }  // namespace

@@ -268,6 +268,13 @@ TEST(RequestWalk, EveryFinalAnswer) {
   EXPECT_EQ(http_status(f.err.code), 424);
   EXPECT_EQ(f.err.param, "model");
   EXPECT_NE(f.err.message.find("for one of: openai, sarvam."), std::string::npos) << f.err.message;
+  // Names are compared whole: "groq" is listed although "groq2" (which contains it) came first.
+  const std::vector<std::string> prefixed{"groq2", "groq", "groq2"};
+  plan unkeyed{prefixed, {provider_view{}, provider_view{}, provider_view{}}};
+  request_walk w2(3, deadline, false);
+  EXPECT_EQ(unkeyed.advance(w2).action, walk_action::answer);
+  f = w2.final_answer("ib/fast", prefixed, t0);
+  EXPECT_NE(f.err.message.find("for one of: groq2, groq."), std::string::npos) << f.err.message;
   // The deadline: 504 "deadline", whatever is left of the plan.
   plan p{{"openai"}, {keyed()}};
   request_walk late(1, t0, false);

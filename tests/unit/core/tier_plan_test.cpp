@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/request_record.hpp"
+
 namespace ib {
 namespace {
 
@@ -204,10 +206,10 @@ TEST(TierPlan, AttemptTokens) {
   EXPECT_EQ(attempts_header(a),
             "openai=503;groq=connect_error;together=first_byte_timeout;deepseek=bad_response;"
             "sarvam=200;anthropic=no_key");
-  std::string json;
-  append_attempts_json(json, {a[0], a[1]});
-  EXPECT_EQ(json, R"([{"provider":"openai","status":503,"latency_ms":12},)"
-                  R"({"provider":"groq","reason":"connect_error","latency_ms":1}])");
+  EXPECT_EQ(to_envelope(error{errc::bad_gateway, "x"}, {a[0], a[1]}),
+            R"({"error":{"message":"x","type":"upstream_error","param":null,"code":null,)"
+            R"("inferbridge_attempts":[{"provider":"openai","status":503,"latency_ms":12},)"
+            R"({"provider":"groq","reason":"connect_error","latency_ms":1}]}})");
 }
 
 }  // namespace

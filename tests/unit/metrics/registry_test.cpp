@@ -2,6 +2,9 @@
 // labels, and counts what its writers report.
 #include "metrics/registry.hpp"
 
+#include <regex>
+#include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -110,6 +113,152 @@ TEST(Registry, ConcurrentWritersLoseNothing) {
       std::string::npos)
       << text;
   EXPECT_NE(text.find("inferbridge_inflight_requests 0"), std::string::npos) << text;
+}
+
+// -- design.md §7: the metric contract ------------------------------------------------------------
+
+/// The metrics design.md §7 names, with their labels (the contract; `process_*` aside).
+struct designed {
+  std::string_view name;
+  std::string_view type;
+  std::string_view labels;
+};
+
+constexpr designed design_section_7[] = {
+    {"inferbridge_requests_total", "counter", "tier,provider,code"},
+    {"inferbridge_request_duration_seconds", "histogram", "tier"},
+    {"inferbridge_time_to_first_byte_seconds", "histogram", "tier"},
+    {"inferbridge_upstream_attempts_total", "counter", "provider,outcome"},
+    {"inferbridge_upstream_duration_seconds", "histogram", "provider"},
+    {"inferbridge_fallbacks_total", "counter", "tier,from_provider,reason"},
+    {"inferbridge_circuit_state", "gauge", "provider"},
+    {"inferbridge_tokens_total", "counter", "provider,kind"},
+    {"inferbridge_inflight_requests", "gauge", ""},
+    {"inferbridge_overhead_seconds", "histogram", "tier"},
+};
+
+const names::metric* named(std::string_view name) {
+  for (const auto& m : names::all) {
+    if (m.name == name) {
+      return &m;
+    }
+  }
+  return nullptr;
+}
+
+/// The label names of every exposed series of `name` (sample lines `name{a="…",b="…"} v`, and
+/// for a histogram its `_count` lines), as "a,b" in the order of `labels`.
+std::set<std::string> exposed_label_sets(const std::string& text, std::string_view name,
+                                         std::string_view type) {
+  std::set<std::string> out;
+  std::string series{name};
+  if (type == "histogram") {
+    series += "_count";
+  }
+  std::istringstream in{text};
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with(series) || line.size() <= series.size()
+        || (line[series.size()] != '{' && line[series.size()] != ' ')) {
+      continue;
+    }
+    std::set<std::string> keys;
+    std::regex label{R"re(([a-z_]+)=")re"};
+    auto close = line.find('}');
+    std::string inside =
+        line[series.size()] == '{' ? line.substr(series.size(), close - series.size()) : "";
+    for (std::sregex_iterator it{inside.begin(), inside.end(), label}, end; it != end; ++it) {
+      keys.insert((*it)[1].str());
+    }
+    std::string joined;
+    for (const auto& k : keys) {
+      joined += (joined.empty() ? "" : ",") + k;
+    }
+    out.insert(joined);
+  }
+  return out;
+}
+
+std::string sorted_labels(std::string_view labels) {
+  std::set<std::string> keys;
+  std::string_view rest = labels;
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    keys.emplace(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+  }
+  std::string joined;
+  for (const auto& k : keys) {
+    joined += (joined.empty() ? "" : ",") + k;
+  }
+  return joined;
+}
+
+TEST(DesignMetrics, EveryDesignedMetricIsNamedOnceWithItsTypeAndLabels) {
+  for (const auto& d : design_section_7) {
+    const auto* m = named(d.name);
+    ASSERT_NE(m, nullptr) << d.name << " (design.md §7) is missing from metrics/names.hpp";
+    EXPECT_EQ(m->type, d.type) << d.name;
+    EXPECT_EQ(m->labels, d.labels) << d.name;
+  }
+  std::set<std::string_view> seen;
+  for (const auto& m : names::all) {
+    EXPECT_TRUE(seen.insert(m.name).second) << m.name << " is in names::all twice";
+  }
+  EXPECT_EQ(std::size(names::all), std::size(design_section_7))
+      << "names.hpp has a metric design.md §7 does not name: add it there too";
+}
+
+TEST(DesignMetrics, EveryDesignedMetricIsExposedWithItsTypeAndLabels) {
+  registry reg;
+  const auto text = exposition_after_one_of_each(reg);
+  for (const auto& d : design_section_7) {
+    const std::string name{d.name};
+    EXPECT_NE(text.find("# TYPE " + name + " " + std::string(d.type) + "\n"), std::string::npos)
+        << name << "\n"
+        << text;
+    const auto sets = exposed_label_sets(text, d.name, d.type);
+    ASSERT_FALSE(sets.empty()) << name << " has no series after one write of each kind\n" << text;
+    for (const auto& s : sets) {
+      EXPECT_EQ(s, sorted_labels(d.labels)) << name;
+    }
+  }
+}
+
+// -- newcomer check: adding a metric the way docs/where-things-go.md says
+// ----------------------------
+//
+// `inferbridge_overhead_seconds` (design §7) was added as the doc says: its entry in names.hpp and
+// in `names::all`, its family in `registry::impl`, written by the verb that sees the event
+// (`observe_request`, from the finished request's record, by the metrics actor).
+
+TEST(RegistryNewcomer, OverheadIsTotalMinusUpstreamTime) {
+  registry reg;
+  auto r = sample_record();  // 15 ms in all, 4 + 0 + 9 ms upstream: 2 ms overhead
+  reg.observe_request(r);
+  const auto text = reg.serialize();
+  EXPECT_NE(text.find(R"(inferbridge_overhead_seconds_count{tier="ib/balanced"} 1)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(inferbridge_overhead_seconds_sum{tier="ib/balanced"} 0.002)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(inferbridge_overhead_seconds_bucket{tier="ib/balanced",le="0.001"} 0)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(inferbridge_overhead_seconds_bucket{tier="ib/balanced",le="0.0025"} 1)"),
+            std::string::npos)
+      << text;
+}
+
+TEST(RegistryNewcomer, OverheadIsNeverNegativeAndDirectRoutesAreDirect) {
+  registry reg;
+  auto r = sample_record();
+  r.tier.clear();
+  r.latency_ms = 5;  // attempts measured longer than the whole (clock granularity)
+  reg.observe_request(r);
+  const auto text = reg.serialize();
+  EXPECT_NE(text.find("inferbridge_overhead_seconds_sum{tier=\"direct\"} 0\n"), std::string::npos)
+      << text;
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "config/load.hpp"
+
 namespace ib::providers {
 namespace {
 
@@ -147,6 +149,39 @@ TEST(Dialect, LongCooldown) {
   EXPECT_FALSE(is_long_cooldown(find_dialect("openai"), 429, "requests", "rate_limit_exceeded"));
   EXPECT_FALSE(is_long_cooldown(find_dialect("openai"), 400, "insufficient_quota", ""));
   EXPECT_FALSE(is_long_cooldown(find_dialect("groq"), 429, "", ""));
+}
+
+// -- the provider list lives in config/default.json; the quirks here -----------------------------
+
+TEST(DialectNewcomer, AConfiguredProviderWithoutARowGetsTheGenericDialect) {
+  auto cfg = config::load(R"({ "providers": { "acme": { "base_url": "https://api.acme.example/v1",
+                                                       "models": ["acme-1"] } } })",
+                          {});
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  const dialect& d = dialect_for(*cfg->find_provider("acme"));
+  EXPECT_EQ(d.name, "generic");
+  EXPECT_TRUE(d.developer_to_system);
+  EXPECT_TRUE(drops_field(d, "store"));
+}
+
+TEST(DialectNewcomer, AConfigMayNameARowForAnyProvider) {
+  auto cfg = config::load(R"({ "providers": { "acme": { "base_url": "https://api.acme.example/v1",
+                                                       "dialect": "groq" } } })",
+                          {});
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  EXPECT_EQ(dialect_for(*cfg->find_provider("acme")).name, "groq");
+}
+
+TEST(DialectNewcomer, EveryShippedOpenAiProviderHasItsRow) {
+  // Shipping a provider is its entry in config/default.json plus its row here (or
+  // `"dialect": "generic"` in its entry when it has no quirks).
+  auto cfg = config::load_default({});
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  for (const auto& p : cfg->providers) {
+    if (p.proto == config::protocol::openai) {
+      EXPECT_EQ(dialect_for(p).name, p.dialect) << p.name << " has no row in providers/dialect.cpp";
+    }
+  }
 }
 
 }  // namespace

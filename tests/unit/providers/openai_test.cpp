@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include "providers/adapter.hpp"
 #include "providers/chat_request.hpp"
@@ -376,6 +377,26 @@ TEST(OpenAiDecode, TogetherEosIsMappedToStop) {
   EXPECT_EQ(decode("openai", 200, body).body, body);
 }
 
+/// True when `json` parses with a strict parser (UTF-8 validated).
+bool strict_json(std::string_view json) {
+  rapidjson::Document d;
+  d.Parse<rapidjson::kParseValidateEncodingFlag>(json.data(), json.size());
+  return !d.HasParseError();
+}
+
+TEST(OpenAiDecode, ARewrittenBodyIsValidUtf8WhateverTheUpstreamSent) {
+  // A rewrite (Together's eos) re-serialises the upstream document: its invalid bytes must not
+  // reach the client raw (issue 13).
+  const std::string body =
+      "{\"id\":\"t1\",\"model\":\"m\",\"choices\":[{\"finish_reason\":\"eos\",\"index\":0,"
+      "\"message\":{\"role\":\"assistant\",\"content\":\"bad \xFF\xFE end\"}}]}";
+  auto d = decode("together", 200, body);
+  ASSERT_EQ(d.result, outcome::success);
+  EXPECT_TRUE(strict_json(d.body)) << d.body;
+  EXPECT_NE(d.body.find("bad \xEF\xBF\xBD\xEF\xBF\xBD end"), std::string::npos);
+  EXPECT_NE(d.body.find(R"("finish_reason":"stop")"), std::string::npos);
+}
+
 TEST(OpenAiDecode, MissingModelAndUsage) {
   auto d = decode("openai", 200, R"({"choices":[{"index":0,"message":{"content":"x"}}]})");
   EXPECT_EQ(d.result, outcome::success);
@@ -644,6 +665,19 @@ TEST(OpenAiStream, TogetherEosIsMappedAndUsageSynthesized) {
   EXPECT_EQ(without.bytes,
             replace_all(text, R"("finish_reason":"eos")", R"("finish_reason":"stop")"));
   expect_split_invariant("together", stream_with_usage, text);
+}
+
+TEST(OpenAiStream, ARewrittenChunkIsValidUtf8WhateverTheUpstreamSent) {
+  const std::string text =
+      "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\","
+      "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\xC3\"},\"finish_reason\":\"eos\"}]}\n\n"
+      "data: [DONE]\n\n";
+  auto r = run("together", stream_without_usage, text);
+  EXPECT_TRUE(r.done);
+  auto first = r.bytes.substr(6, r.bytes.find("\n\n") - 6);  // after `data: `
+  EXPECT_TRUE(strict_json(first)) << first;
+  EXPECT_NE(first.find("\"x\xEF\xBF\xBD\""), std::string::npos);
+  EXPECT_NE(first.find(R"("finish_reason":"stop")"), std::string::npos);
 }
 
 TEST(OpenAiStream, DeepSeekKeepAlivesAreNotPayloadAndReasoningCommits) {

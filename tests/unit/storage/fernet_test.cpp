@@ -222,17 +222,23 @@ TEST(Fernet, TtlBoundaries) {
 TEST(Fernet, ClockSkewBoundaries) {
   const fernet_key k = generate_fernet_key();
   const auto token = fernet_encrypt(k, "x", fixed_iv, t0);
-  EXPECT_TRUE(fernet_decrypt(k, token, t0 - 60));
-  EXPECT_FALSE(fernet_decrypt(k, token, t0 - 61));
-  EXPECT_TRUE(fernet_decrypt(k, token, t0 - 61, std::nullopt, 61));
+  const std::int64_t ttl = 3600;
+  EXPECT_TRUE(fernet_decrypt(k, token, t0 - 60, ttl));
+  EXPECT_FALSE(fernet_decrypt(k, token, t0 - 61, ttl));
+  EXPECT_TRUE(fernet_decrypt(k, token, t0 - 61, ttl, 61));
+  // Without a TTL the timestamp is not checked, as in Python's cryptography: a stored key written
+  // on a clock an hour ahead of ours still decrypts.
+  EXPECT_TRUE(fernet_decrypt(k, token, t0 - 3600));
+  fernet_keyring ring({k});
+  EXPECT_TRUE(ring.decrypt(fernet_encrypt(k, "x", fixed_iv, std::time(nullptr) + 3600)));
 }
 
 TEST(Fernet, ExtremeTimestampsAreHandled) {
   const fernet_key k = generate_fernet_key();
   // A negative time is written as a huge unsigned timestamp: far in the future.
-  EXPECT_FALSE(fernet_decrypt(k, fernet_encrypt(k, "x", fixed_iv, -1), t0));
+  EXPECT_FALSE(fernet_decrypt(k, fernet_encrypt(k, "x", fixed_iv, -1), t0, 60));
   const auto max = std::numeric_limits<std::int64_t>::max();
-  EXPECT_FALSE(fernet_decrypt(k, fernet_encrypt(k, "x", fixed_iv, max), t0));
+  EXPECT_FALSE(fernet_decrypt(k, fernet_encrypt(k, "x", fixed_iv, max), t0, 60));
   EXPECT_TRUE(fernet_decrypt(k, fernet_encrypt(k, "x", fixed_iv, max), max, max));
   EXPECT_TRUE(fernet_decrypt(k, fernet_encrypt(k, "x", fixed_iv, 0), t0, max));
   EXPECT_FALSE(fernet_decrypt(k, fernet_encrypt(k, "x", fixed_iv, t0), max, 1));

@@ -3,9 +3,12 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "storage/fernet.hpp"
 #include "tests/unit/storage/test_support.hpp"
@@ -98,12 +101,48 @@ TEST_F(MasterKeyTest, BadEnvKeyIsRejectedWithoutItsValue) {
 TEST_F(MasterKeyTest, CorruptKeyFileIsRejectedWithoutItsContent) {
   const std::string secret = "NotAFernetKeyButStillSecret0123";
   std::ofstream{tmp_.path() + "/master.key"} << secret << "\n";
+  ::chmod((tmp_.path() + "/master.key").c_str(), 0600);
   auto keys = load_master_keys({}, tmp_.path());
   ASSERT_FALSE(keys);
   EXPECT_EQ(keys.error().message.find(secret.substr(0, 8)), std::string::npos);
   EXPECT_NE(keys.error().message.find("master.key"), std::string::npos);
   std::ofstream{tmp_.path() + "/master.key", std::ios::trunc};
   EXPECT_FALSE(load_master_keys({}, tmp_.path()));
+}
+
+TEST_F(MasterKeyTest, KeyFileOthersCanReadOrASymlinkIsRefused) {
+  const std::string dir = tmp_.path();
+  ASSERT_TRUE(load_master_keys({}, dir));
+  const std::string path = dir + "/master.key";
+  ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+  auto open_to_others = load_master_keys({}, dir);
+  ASSERT_FALSE(open_to_others);
+  EXPECT_NE(open_to_others.error().message.find("0600"), std::string::npos);
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  ASSERT_EQ(::rename(path.c_str(), (dir + "/elsewhere.key").c_str()), 0);
+  ASSERT_EQ(::symlink((dir + "/elsewhere.key").c_str(), path.c_str()), 0);
+  EXPECT_FALSE(load_master_keys({}, dir));
+}
+
+TEST_F(MasterKeyTest, ConcurrentFirstStartsAgreeOnOneCompleteKey) {
+  // Several processes starting on an empty data dir at once: each reads either nothing or the
+  // winner's whole key, never a half-written file, and all end up with the same key.
+  for (int round = 0; round < 20; ++round) {
+    test::temp_dir dir;
+    std::vector<result<std::vector<fernet_key>>> got(6, error{errc::storage});
+    std::vector<std::thread> starts;
+    for (auto& g : got) {
+      starts.emplace_back([&g, &dir] { g = load_master_keys({}, dir.path()); });
+    }
+    for (auto& t : starts) {
+      t.join();
+    }
+    for (const auto& g : got) {
+      ASSERT_TRUE(g) << g.error().message;
+      ASSERT_EQ(g->size(), 1U);
+      EXPECT_EQ(encode_fernet_key(g->front()), encode_fernet_key(got.front()->front()));
+    }
+  }
 }
 
 }  // namespace

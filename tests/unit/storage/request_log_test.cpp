@@ -93,6 +93,20 @@ TEST_F(RequestLogTest, RetentionKeepsTheNewestRecordsPerUser) {
   EXPECT_EQ(all_ids("usr_a"), (strings{"req_a6", "req_a5", "req_a4"}));
 }
 
+TEST_F(RequestLogTest, ARecordWrittenAgainIsNotCountedTwice) {
+  // The same (user, time, id) written again replaces itself; retention must still keep the
+  // newest three, not drop one too many because the count ran high.
+  std::vector<request_record> recs;
+  for (int i = 1; i <= 3; ++i) {
+    recs.push_back(req("usr_a", "req_a" + std::to_string(i), t0 + i));
+  }
+  ASSERT_TRUE(store_->append_requests(recs, 3, 0, t0));
+  ASSERT_TRUE(store_->append_requests({recs[2], recs[2]}, 3, 0, t0));
+  EXPECT_EQ(all_ids("usr_a"), (strings{"req_a3", "req_a2", "req_a1"}));
+  ASSERT_TRUE(store_->append_requests({req("usr_a", "req_a4", t0 + 4)}, 3, 0, t0));
+  EXPECT_EQ(all_ids("usr_a"), (strings{"req_a4", "req_a3", "req_a2"}));
+}
+
 TEST_F(RequestLogTest, RetentionByAgeCoversEveryUser) {
   ASSERT_TRUE(store_->append_requests(
       {req("usr_b", "req_old", t0 - 100), req("usr_b", "req_edge", t0 - 50)}, 0, 0, t0));
