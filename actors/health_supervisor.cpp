@@ -59,24 +59,25 @@ void publish(supervisor_actor self) {
 
 void log_transition(supervisor_actor self, const breaker_transition& t, std::string_view why) {
   auto& st = self->state;
-  std::string line = "breaker ";
-  line += st.opts.provider->name;
-  line += ": ";
-  line += to_string(t.from);
-  line += " -> ";
-  line += to_string(t.to);
+  // Opening is what an operator acts on (warn); closing and half-open are recoveries (info).
+  const auto level = t.to == breaker_state::open ? log_level::warn : log_level::info;
+  const std::string& provider = st.opts.provider->name;
   if (t.to == breaker_state::open) {
     auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(st.b.retry_at() - steady::now());
-    line += " (probe in ";
-    line += std::to_string(std::max<std::int64_t>(0, ms.count()));
-    line += " ms)";
+    log(level, "breaker transition",
+        {{"provider", provider},
+         {"from", to_string(t.from)},
+         {"to", to_string(t.to)},
+         {"probe_in_ms", std::max<std::int64_t>(0, ms.count())},
+         {"after", why}});
+  } else {
+    log(level, "breaker transition",
+        {{"provider", provider},
+         {"from", to_string(t.from)},
+         {"to", to_string(t.to)},
+         {"after", why}});
   }
-  if (!why.empty()) {
-    line += " after ";
-    line += why;
-  }
-  log_line(line);
 }
 
 void spawn_provider(supervisor_actor self) {
@@ -100,8 +101,8 @@ health_supervisor_handle::behavior_type supervisor(supervisor_actor self, superv
       return;
     }
     ++st.restarts;
-    log_line("provider actor " + st.opts.provider->name + " died (" + caf::to_string(dm.reason)
-             + "); restarting");
+    log(log_level::error, "provider actor died; restarting it",
+        {{"provider", st.opts.provider->name}, {"reason", caf::to_string(dm.reason)}});
     spawn_provider(self);
     publish(self);
   });

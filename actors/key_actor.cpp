@@ -6,6 +6,7 @@
 
 #include "actors/log.hpp"
 #include "actors/messages.hpp"
+#include "metrics/registry.hpp"
 #include "storage/fernet.hpp"
 #include "storage/key_store.hpp"
 #include "storage/secrets.hpp"
@@ -34,6 +35,7 @@ struct key_state {
   std::shared_ptr<storage::key_store> store;
   std::shared_ptr<const storage::fernet_keyring> keyring;
   std::shared_ptr<key_directory> dir;
+  std::shared_ptr<metrics::registry> registry;  ///< may be null (tests)
   static inline const char* name = "key_actor";
 };
 
@@ -47,11 +49,19 @@ void publish(key_actor_t self, std::shared_ptr<const key_snapshot> next) {
   self->state.dir->snapshot.store(std::move(next), std::memory_order_release);
 }
 
+/// Counts one write transaction of the store (`op` is one of `metrics::names::store_ops`).
+void count_write(key_actor_t self, std::string_view op, bool ok) {
+  if (self->state.registry) {
+    self->state.registry->observe_store_write(op, ok);
+  }
+}
+
 result<created_user> create_user(key_actor_t self, const std::string& email) {
   auto& st = self->state;
   auto key = storage::new_gateway_key();
   auto digest = storage::sha256(key);
   auto rec = st.store->create_user(email, digest, std::time(nullptr));
+  count_write(self, "create_user", rec.has_value());
   if (!rec) {
     return std::move(rec).error();
   }
@@ -73,6 +83,7 @@ result<key_info> put_key(key_actor_t self, const std::string& user_id, const std
   rec.hint = storage::key_hint(api_key);
   rec.created = std::time(nullptr);
   auto replaced = st.store->put_provider_key(user_id, rec);
+  count_write(self, "put_key", replaced.has_value());
   if (!replaced) {
     return std::move(replaced).error();
   }
@@ -91,6 +102,7 @@ result<key_info> put_key(key_actor_t self, const std::string& user_id, const std
 result<bool> delete_key(key_actor_t self, const std::string& user_id, const std::string& provider) {
   auto& st = self->state;
   auto removed = st.store->delete_provider_key(user_id, provider);
+  count_write(self, "delete_key", removed.has_value());
   if (!removed) {
     return std::move(removed).error();
   }
@@ -112,14 +124,14 @@ void reload_snapshot(key_actor_t self) {
   try {
     auto snap = load_key_snapshot(*st.store, *st.keyring);
     if (!snap) {
-      log_line("key actor: reloading the key snapshot failed (" + snap.error().message
-               + "); keeping the last published one");
+      log(log_level::error, "key snapshot reload failed; keeping the last published one",
+          {{"reason", snap.error().message}});
       return;
     }
     publish(self, std::move(*snap));
   } catch (const std::exception& e) {
-    log_line(std::string("key actor: reloading the key snapshot failed (") + e.what()
-             + "); keeping the last published one");
+    log(log_level::error, "key snapshot reload failed; keeping the last published one",
+        {{"reason", std::string_view{e.what()}}});
   }
 }
 
@@ -142,8 +154,11 @@ caf::result<T> answer(F&& fn) {
 key_actor_handle::behavior_type key_actor(key_actor_t self,
                                           std::shared_ptr<storage::key_store> store,
                                           std::shared_ptr<const storage::fernet_keyring> keyring,
-                                          std::shared_ptr<key_directory> dir, bool reload) {
+                                          std::shared_ptr<key_directory> dir,
+                                          std::shared_ptr<metrics::registry> registry,
+                                          bool reload) {
   self->state.store = std::move(store);
+  self->state.registry = std::move(registry);
   self->state.keyring = std::move(keyring);
   self->state.dir = std::move(dir);
   if (reload) {
@@ -182,6 +197,7 @@ struct key_supervisor_state {
   std::shared_ptr<storage::key_store> store;
   std::shared_ptr<const storage::fernet_keyring> keyring;
   std::shared_ptr<key_directory> dir;
+  std::shared_ptr<metrics::registry> registry;
   key_actor_handle child;
   std::uint64_t restarts = 0;
   static inline const char* name = "key_supervisor";
@@ -192,17 +208,19 @@ using key_supervisor_t = key_supervisor_handle::stateful_pointer<key_supervisor_
 void spawn_child(key_supervisor_t self, bool reload) {
   auto& st = self->state;
   // Detached: LMDB commits fsync, which must not block the scheduler's threads.
-  st.child =
-      self->spawn<caf::detached + caf::monitored>(key_actor, st.store, st.keyring, st.dir, reload);
+  st.child = self->spawn<caf::detached + caf::monitored>(key_actor, st.store, st.keyring, st.dir,
+                                                         st.registry, reload);
 }
 
 key_supervisor_handle::behavior_type key_supervisor(
     key_supervisor_t self, std::shared_ptr<storage::key_store> store,
-    std::shared_ptr<const storage::fernet_keyring> keyring, std::shared_ptr<key_directory> dir) {
+    std::shared_ptr<const storage::fernet_keyring> keyring, std::shared_ptr<key_directory> dir,
+    std::shared_ptr<metrics::registry> registry) {
   auto& st = self->state;
   st.store = std::move(store);
   st.keyring = std::move(keyring);
   st.dir = std::move(dir);
+  st.registry = std::move(registry);
   spawn_child(self, false);
   self->set_down_handler([self](const caf::down_msg& dm) {
     auto& st = self->state;
@@ -210,8 +228,8 @@ key_supervisor_handle::behavior_type key_supervisor(
       return;
     }
     ++st.restarts;
-    log_line("key actor died (" + caf::to_string(dm.reason)
-             + "); restarting it with the snapshot reloaded from the store");
+    log(log_level::error, "key actor died; restarting it with the snapshot reloaded from the store",
+        {{"reason", caf::to_string(dm.reason)}});
     spawn_child(self, true);
   });
   self->set_exit_handler([self](const caf::exit_msg& em) {
@@ -284,8 +302,8 @@ result<std::shared_ptr<const key_snapshot>> load_key_snapshot(
                                      "IB_MASTER_KEY to the key they were written with)"};
   }
   if (decrypted < stored) {
-    log_line("warning: " + std::to_string(stored - decrypted)
-             + " stored provider keys do not decrypt with the master keys; they are ignored");
+    log(log_level::warn, "stored provider keys do not decrypt with the master keys; ignored",
+        {{"count", stored - decrypted}});
   }
   for (auto& [uid, list] : keys) {
     auto it = snap->users.find(uid);
@@ -302,8 +320,10 @@ result<std::shared_ptr<const key_snapshot>> load_key_snapshot(
 key_supervisor_handle spawn_key_actor(caf::actor_system& sys,
                                       std::shared_ptr<storage::key_store> store,
                                       std::shared_ptr<const storage::fernet_keyring> keyring,
-                                      std::shared_ptr<key_directory> dir) {
-  return sys.spawn(key_supervisor, std::move(store), std::move(keyring), std::move(dir));
+                                      std::shared_ptr<key_directory> dir,
+                                      std::shared_ptr<metrics::registry> registry) {
+  return sys.spawn(key_supervisor, std::move(store), std::move(keyring), std::move(dir),
+                   std::move(registry));
 }
 
 }  // namespace ib::actors

@@ -13,6 +13,9 @@ namespace ib::storage {
 class key_store;
 class fernet_keyring;
 }  // namespace ib::storage
+namespace ib::metrics {
+class registry;
+}  // namespace ib::metrics
 
 namespace ib::actors {
 
@@ -35,9 +38,11 @@ result<std::shared_ptr<const key_snapshot>> load_key_snapshot(
 /// snapshot from the store and republishes it before taking commands; a command that dies with
 /// the old one comes back to its asker from CAF as `sec::request_receiver_down` (see
 /// `is_dropped`). An exit sent to the supervisor stops both (queued commands are served first).
+/// With a `registry`, each write is counted in `inferbridge_store_writes_total{op,outcome}`.
 key_supervisor_handle spawn_key_actor(caf::actor_system& sys,
                                       std::shared_ptr<storage::key_store> store,
                                       std::shared_ptr<const storage::fernet_keyring> keyring,
-                                      std::shared_ptr<key_directory> dir);
+                                      std::shared_ptr<key_directory> dir,
+                                      std::shared_ptr<metrics::registry> registry = nullptr);
 
 }  // namespace ib::actors

@@ -21,6 +21,7 @@ constexpr auto flush_interval = std::chrono::milliseconds(100);
 
 struct writer_state {
   std::shared_ptr<storage::key_store> store;
+  std::shared_ptr<metrics::registry> reg;
   config::request_log_config log_cfg;
   static inline const char* name = "request_log_writer";
 };
@@ -33,18 +34,22 @@ std::string list_body(const storage::key_store::page& page) {
 
 log_writer_handle::behavior_type request_log_writer(writer_actor_t self,
                                                     std::shared_ptr<storage::key_store> store,
+                                                    std::shared_ptr<metrics::registry> reg,
                                                     config::request_log_config log_cfg) {
   self->state.store = std::move(store);
+  self->state.reg = std::move(reg);
   self->state.log_cfg = log_cfg;
   return {
       [self](append_atom, std::shared_ptr<record_batch>& batch) {
         auto& st = self->state;
-        auto rc = st.store->append_requests(
-            *batch, st.log_cfg.max_records_per_user,
-            static_cast<std::int64_t>(st.log_cfg.max_age_days) * 86400, std::time(nullptr));
+        auto rc = st.store->append_requests(*batch, st.log_cfg.max_records_per_user,
+                                            st.log_cfg.max_age_seconds(), std::time(nullptr));
+        st.reg->observe_store_write("append_requests", rc.has_value());
         if (!rc) {
-          log_line("request log: " + rc.error().message + " (" + std::to_string(batch->size())
-                   + " records dropped)");
+          // The batch is one transaction: none of its records was written.
+          st.reg->add_records_dropped(batch->size());
+          log(log_level::error, "request log: a batch failed to commit",
+              {{"error", rc.error().message}, {"records_dropped", batch->size()}});
         }
       },
       [self](listreq_atom, const std::string& user_id, std::uint64_t limit,
@@ -104,6 +109,8 @@ metrics_actor_handle::behavior_type metrics_actor(metrics_actor_t self,
       [self](record_atom, std::shared_ptr<request_record>& r) {
         auto& st = self->state;
         st.reg->observe_request(*r);
+        // The access line: formatted here, written by the logger's own thread (never blocks).
+        process_logger().access(*r);
         if (r->user_id.empty()) {
           return;
         }
@@ -158,7 +165,8 @@ using metrics_supervisor_t = metrics_supervisor_handle::stateful_pointer<metrics
 
 void spawn_writer(metrics_supervisor_t self) {
   auto& st = self->state;
-  st.writer = self->spawn<caf::detached + caf::monitored>(request_log_writer, st.store, st.log_cfg);
+  st.writer =
+      self->spawn<caf::detached + caf::monitored>(request_log_writer, st.store, st.reg, st.log_cfg);
 }
 
 void spawn_child(metrics_supervisor_t self) {
@@ -179,12 +187,14 @@ metrics_supervisor_handle::behavior_type metrics_supervisor(
     auto& st = self->state;
     if (dm.source == st.writer.address()) {
       ++st.restarts;
-      log_line("request log writer died (" + caf::to_string(dm.reason) + "); restarting it");
+      log(log_level::error, "request log writer died; restarting it",
+          {{"reason", caf::to_string(dm.reason)}});
       spawn_writer(self);
       self->send(st.child, writer_atom::value, st.writer);
     } else if (dm.source == st.child.address()) {
       ++st.restarts;
-      log_line("metrics actor died (" + caf::to_string(dm.reason) + "); restarting it");
+      log(log_level::error, "metrics actor died; restarting it",
+          {{"reason", caf::to_string(dm.reason)}});
       spawn_child(self);
     }
   });

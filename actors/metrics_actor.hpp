@@ -18,10 +18,15 @@ namespace ib::actors {
 
 /// Spawns the metrics actor and its request-log writer under their supervisor and returns the
 /// supervisor: the stable handle to send to. The metrics actor (scheduled: a message per request
-/// stays cheap) feeds each finished request's record into the Prometheus registry and batches
-/// the records; the writer (detached: it fsyncs) commits each batch to the LMDB request log in
-/// one synced transaction (per ~100 ms or 256 records). Protocol: `metrics_supervisor_handle` in
-/// actors/messages.hpp: `(record_atom, shared_ptr<request_record>)` (a tell), and
+/// stays cheap) feeds each finished request's record into the Prometheus registry, queues its
+/// access line on the process logger (actors/log.hpp: formatted on this actor's thread, written
+/// by the logger's thread, never blocking) and batches the records; the writer (detached: it
+/// fsyncs) commits each batch to the LMDB request log in one synced transaction (per ~100 ms or
+/// 256 records), enforcing `log_cfg`'s retention in it, and counts each commit in
+/// `inferbridge_store_writes_total{op="append_requests"}` (a failed batch's records also in
+/// `inferbridge_request_records_dropped_total`, and an error line in the log). Protocol:
+/// `metrics_supervisor_handle` in actors/messages.hpp: `(record_atom, shared_ptr<request_record>)`
+/// (a tell), and
 /// `(listreq_atom, user_id, limit, before) -> std::string` (the JSON list body, answered by the
 /// writer on its own thread, after the metrics actor's pending batch, so a client sees its own
 /// finished requests; a storage failure is an "ib" error). If either child dies it is restarted

@@ -44,6 +44,10 @@ struct request_state {
   std::string stream_model;  ///< the upstream model the stream named
   std::optional<std::int64_t> ttfb_ms;
 
+  // Overhead (request_record::overhead_us): the whole request minus the upstream wait.
+  std::int64_t upstream_us = 0;             ///< wall time of the attempts that ended, in µs
+  std::optional<std::int64_t> overhead_us;  ///< fixed when the response (head) is built
+
   bool finished = false;
   static inline const char* name = "request_actor";
 };
@@ -57,6 +61,14 @@ std::string gateway_error_body(const error& err, const std::vector<attempt_recor
   return to_envelope(err, attempts);
 }
 
+/// The gateway's own time so far, in µs: since the request started, minus the ended attempts'
+/// wall time and `serving_us` (the upstream wait of a stream still being served); at least 0.
+std::int64_t overhead_now(const request_state& st, steady::time_point now,
+                          std::int64_t serving_us = 0) {
+  auto total = duration_cast<microseconds>(now - st.ctx->start).count();
+  return std::max<std::int64_t>(0, total - st.upstream_us - serving_us);
+}
+
 // -- the walk -------------------------------------------------------------------------------------
 
 void next_attempt(request_actor_t self);
@@ -67,6 +79,9 @@ void finish(request_actor_t self, int status, const std::string& provider, const
 http::header_list base_headers(request_actor_t self, const std::string& provider,
                                const std::string& model, std::string attempts) {
   auto& st = self->state;
+  if (!st.overhead_us) {
+    st.overhead_us = overhead_now(st, steady::now());
+  }
   http::header_list h;
   h.reserve(8);
   h.emplace_back("x-request-id", st.ctx->id);
@@ -74,6 +89,7 @@ http::header_list base_headers(request_actor_t self, const std::string& provider
   h.emplace_back("x-inferbridge-provider", provider.empty() ? "none" : provider);
   h.emplace_back("x-inferbridge-model", model);
   h.emplace_back("x-inferbridge-attempts", std::move(attempts));
+  h.emplace_back("x-inferbridge-overhead-ms", overhead_ms_text(*st.overhead_us));
   return h;
 }
 
@@ -267,9 +283,13 @@ void next_attempt(request_actor_t self) {
 
 // -- results --------------------------------------------------------------------------------------
 
-void commit_stream(request_actor_t self, std::string attempts) {
+/// Sends the stream's head and what was held back. `serving_us`: the upstream wait of the
+/// serving attempt up to its committing piece (0 when that attempt has already ended).
+void commit_stream(request_actor_t self, std::string attempts, std::int64_t serving_us) {
   auto& st = self->state;
-  st.ttfb_ms = ms_between(st.ctx->start, steady::now());
+  auto now = steady::now();
+  st.ttfb_ms = ms_between(st.ctx->start, now);
+  st.overhead_us = overhead_now(st, now, serving_us);
   http::response head;
   head.status = 200;
   head.content_type = "text/event-stream; charset=utf-8";
@@ -289,6 +309,7 @@ void on_result(request_actor_t self, attempt_result& r) {
   const steady_time until =
       r.result == outcome::rate_limited ? cooldown_end(self, r) : steady_time{};
   report(self, r, until);
+  st.upstream_us += duration_cast<microseconds>(r.latency).count();
   const auto& provider = st.current->provider;
   attempt_end end;
   end.result = r.result;
@@ -323,7 +344,7 @@ void on_result(request_actor_t self, attempt_result& r) {
     }
     case end_action::commit_and_end:
       // A complete stream that never reached the commit point (e.g. an empty answer).
-      commit_stream(self, attempts_header(st.walk->attempts()));
+      commit_stream(self, attempts_header(st.walk->attempts()), 0);
       st.ctx->responder.stream_end();
       return finish(self, 200, provider, model, r.tokens);
     case end_action::answer: {
@@ -358,6 +379,7 @@ void on_result(request_actor_t self, attempt_result& r) {
 }
 
 void on_piece(request_actor_t self, stream_piece& p) {
+  const auto arrived = steady::now();
   auto& st = self->state;
   if (st.finished) {
     return;
@@ -379,7 +401,8 @@ void on_piece(request_actor_t self, stream_piece& p) {
     case request_walk::piece_action::commit:
       st.pending += p.bytes;
       // The attempt serving the stream shows as 200 in the headers sent now.
-      commit_stream(self, st.walk->attempts_header_serving());
+      commit_stream(self, st.walk->attempts_header_serving(),
+                    duration_cast<microseconds>(arrived - st.attempt_start).count());
       break;
     case request_walk::piece_action::ignore:
       break;
@@ -408,6 +431,7 @@ void finish(request_actor_t self, int status, const std::string& provider, const
   rec->ttfb_ms = st.ttfb_ms;
   rec->stream = st.ctx->request->stream;
   rec->tokens = tokens;
+  rec->overhead_us = st.overhead_us ? *st.overhead_us : overhead_now(st, now);
   if (st.ctx->deps->metrics) {
     self->send(st.ctx->deps->metrics, record_atom::value, std::move(rec));
   }
@@ -449,7 +473,9 @@ request_actor_handle::behavior_type request_actor(request_actor_t self,
           r.attempt = st.walk->attempt();
           r.result = outcome::cancelled;
           report(self, r);
-          st.walk->cancel(ms_between(st.attempt_start, steady::now()));
+          const auto waited = steady::now() - st.attempt_start;
+          st.upstream_us += duration_cast<microseconds>(waited).count();
+          st.walk->cancel(duration_cast<milliseconds>(waited).count());
         }
         std::string provider = st.current ? st.current->provider : std::string{};
         std::string model = st.current ? st.current->model : std::string{};

@@ -106,15 +106,16 @@ struct gateway_deps {
 /// One chat request, authenticated and parsed, ready to be routed.
 struct request_context {
   std::string id;  ///< x-request-id
+  /// When the HTTP handler took the request: the origin of latency, ttfb and overhead.
   std::chrono::steady_clock::time_point start;
-  std::int64_t start_unix_us = 0;
-  std::chrono::steady_clock::time_point deadline;
-  std::shared_ptr<const providers::chat_request> request;
-  std::shared_ptr<const user_entry> user;
-  std::string tier;                      ///< tier name; empty for a direct `provider/model`
-  std::vector<config::tier_entry> plan;  ///< providers to try, in order
-  http::responder responder;
-  std::shared_ptr<const gateway_deps> deps;
+  std::int64_t start_unix_us = 0;  ///< the same instant, in µs since the Unix epoch
+  std::chrono::steady_clock::time_point deadline;          ///< no attempt runs past it
+  std::shared_ptr<const providers::chat_request> request;  ///< parsed once, shared by attempts
+  std::shared_ptr<const user_entry> user;                  ///< the authenticated caller
+  std::string tier;                          ///< tier name; empty for a direct `provider/model`
+  std::vector<config::tier_entry> plan;      ///< providers to try, in order
+  http::responder responder;                 ///< answered exactly once, by the request actor
+  std::shared_ptr<const gateway_deps> deps;  ///< shared by every request actor
 };
 
 /// Spawns the request actor for one chat request (design §2, §4): it walks the plan, skipping
@@ -122,6 +123,11 @@ struct request_context {
 /// in turn; falls back on the triggers of design §4; relays a stream from its commit point;
 /// answers exactly once; reports every attempt to the provider's supervisor and the finished
 /// request to the metrics actor; and cancels the upstream call if the client goes away.
+/// Every answer it builds (and a stream's head) carries `x-inferbridge-overhead-ms`, the time
+/// the gateway itself added so far (core/request_record.hpp `overhead_ms_text`): since `start`,
+/// minus the wall time of the attempts that ended (`attempt_result::latency`) and, for a stream,
+/// minus the serving attempt's wait up to the piece that committed it; the record's
+/// `overhead_us` is the same value (or, for a request that never answered, measured at its end).
 /// Protocol: `request_actor_handle` (stream pieces, cancel) plus the responses to its calls
 /// (`call_atom` -> `attempt_result`, `admit_atom` -> bool). Called on an I/O thread; the actor
 /// runs on CAF's scheduler and answers `ctx->responder`, which posts to the session's executor.

@@ -15,6 +15,7 @@
 #include "config/route.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "core/request_record.hpp"
 #include "metrics/registry.hpp"
 #include "providers/json.hpp"
 
@@ -324,6 +325,18 @@ void delete_key(const std::shared_ptr<const api_context>& api, http::request& re
       actors::delkey_atom::value, user->id, name);
 }
 
+/// A chat request the gateway refuses itself (bad body, unknown model, bad timeout header),
+/// before any upstream call: all of its time so far is the gateway's, sent as
+/// `x-inferbridge-overhead-ms` like on every chat response the request actor answers.
+void send_chat_error(http::responder& res, const error& err, steady::time_point start) {
+  http::header_list h;
+  h.emplace_back(
+      "x-inferbridge-overhead-ms",
+      overhead_ms_text(
+          std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - start).count()));
+  send_error(res, err, std::move(h));
+}
+
 void chat_completions(const std::shared_ptr<const api_context>& api, http::request& req,
                       http::responder& res) {
   auto start = steady::now();
@@ -335,11 +348,11 @@ void chat_completions(const std::shared_ptr<const api_context>& api, http::reque
   auto parsed =
       providers::parse_chat_request(std::move(req.body), {.max_depth = cfg.limits_.max_json_depth});
   if (!parsed) {
-    return send_error(res, parsed.error());
+    return send_chat_error(res, parsed.error(), start);
   }
   auto route = config::resolve_route(cfg, parsed->model);
   if (!route) {
-    return send_error(res, route.error());
+    return send_chat_error(res, route.error(), start);
   }
   auto ctx = std::make_shared<actors::request_context>();
   ctx->tier = std::move(route->tier);
@@ -350,9 +363,11 @@ void chat_completions(const std::shared_ptr<const api_context>& api, http::reque
     std::int64_t ms = 0;
     auto [end, ec] = std::from_chars(timeout_ms.data(), timeout_ms.data() + timeout_ms.size(), ms);
     if (ec != std::errc{} || end != timeout_ms.data() + timeout_ms.size() || ms <= 0) {
-      return send_error(
-          res, error{errc::invalid_request, "x-inferbridge-timeout-ms must be a positive integer",
-                     "x-inferbridge-timeout-ms"});
+      return send_chat_error(
+          res,
+          error{errc::invalid_request, "x-inferbridge-timeout-ms must be a positive integer",
+                "x-inferbridge-timeout-ms"},
+          start);
     }
     timeout = std::min(timeout, std::chrono::milliseconds(ms));
   }

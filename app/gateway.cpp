@@ -1,5 +1,6 @@
 #include "app/gateway.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -33,7 +34,8 @@
 namespace ib::app {
 
 namespace net = boost::asio;
-using actors::log_line;
+using actors::log;
+using actors::log_level;
 
 namespace {
 
@@ -114,7 +116,7 @@ services spawn_services(caf::actor_system& sys, const config::config& cfg,
   out.registry = std::make_shared<metrics::registry>();
   out.keys = std::make_shared<actors::key_directory>();
   out.keys->snapshot.store(std::move(snapshot));
-  out.key_actor = actors::spawn_key_actor(sys, store.store, store.keyring, out.keys);
+  out.key_actor = actors::spawn_key_actor(sys, store.store, store.keyring, out.keys, out.registry);
   out.metrics_actor = actors::spawn_metrics_actor(sys, out.registry, store.store, cfg.request_log);
   return out;
 }
@@ -231,7 +233,7 @@ class gateway {
       code = 2;
     } else {
       int sig = stopped_.get();
-      log_line(std::string("shutting down on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+      log(log_level::info, "shutting down", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
     }
     shutdown();
     return code;
@@ -285,11 +287,14 @@ class gateway {
     }
     std::printf("listening on %s:%u\n", host.c_str(), static_cast<unsigned>(server_->port()));
     std::fflush(stdout);
-    log_line("inferbridge started: " + std::to_string(threads_.io) + " I/O threads, "
-             + (threads_.actors_on_io ? std::string("actors on the I/O threads")
-                                      : std::to_string(threads_.actors) + " actor threads")
-             + ", " + std::to_string(cfg_->providers.size()) + " providers, "
-             + std::to_string(cfg_->tiers.size()) + " tiers, data dir " + cfg_->data_dir);
+    log(log_level::info, "inferbridge started",
+        {{"listen", host + ":" + std::to_string(server_->port())},
+         {"io_threads", threads_.io},
+         {"actor_threads", threads_.actors},
+         {"actors_on_io", threads_.actors_on_io},
+         {"providers", cfg_->providers.size()},
+         {"tiers", cfg_->tiers.size()},
+         {"data_dir", cfg_->data_dir}});
     return {};
   }
 
@@ -385,8 +390,16 @@ int run_gateway(const config::config& cfg_in) {
     return 2;
   }
   std::signal(SIGPIPE, SIG_IGN);
-  gateway gw{std::move(cfg), std::move(*store), std::move(*snapshot)};
-  return gw.run();
+  actors::configure_logging(cfg->log.level, cfg->log.format);
+  int code = 0;
+  {
+    gateway gw{std::move(cfg), std::move(*store), std::move(*snapshot)};
+    code = gw.run();
+  }
+  // Every actor and I/O thread has stopped: write what the log still holds before exiting
+  // (bounded: a stdout that nobody reads must not keep the process alive).
+  actors::process_logger().flush_for(std::chrono::seconds(2));
+  return code;
 }
 
 int rotate_master_key(const config::config& cfg) {

@@ -16,7 +16,9 @@ constexpr const char* usage =
     "\n"
     "Runs the InferBridge gateway. Without --config (or IB_CONFIG) the embedded default\n"
     "configuration is used. Environment: IB_LISTEN, IB_DATA_DIR, IB_MASTER_KEY, IB_ADMIN_TOKEN,\n"
-    "IB_<PROVIDER>_BASE_URL.\n";
+    "IB_LOG_LEVEL (debug, info, warn, error), IB_<PROVIDER>_BASE_URL.\n"
+    "The log (one line per request, and the gateway's own events) goes to stdout, after the\n"
+    "`listening on HOST:PORT` line; configuration errors go to stderr.\n";
 
 }  // namespace
 

@@ -104,10 +104,34 @@ struct limits {
   std::size_t max_upstream_body_bytes = 32 * 1024 * 1024;  ///< non-streamed upstream response
 };
 
-/// Retention of the request log (`request_log`): older or surplus records are dropped.
+/// Retention of the request log (`request_log`): older or surplus records are dropped when the
+/// next batch is written.
 struct request_log_config {
   int max_age_days = 30;              ///< records older than this many days go
   int max_records_per_user = 10'000;  ///< beyond this, a user's oldest records go
+  /// `max_age_s` in the config: when > 0, the maximum age in seconds, replacing `max_age_days`
+  /// (short retention, and tests that cannot wait a day).
+  std::int64_t max_age_s = 0;
+
+  /// The maximum age in seconds: `max_age_s` when set, else `max_age_days` days.
+  std::int64_t max_age_seconds() const noexcept {
+    return max_age_s > 0 ? max_age_s : static_cast<std::int64_t>(max_age_days) * 86'400;
+  }
+};
+
+/// Severity of a log line (`log.level`): a line below the configured level is not written.
+enum class log_level : std::uint8_t { debug, info, warn, error };
+
+/// How log lines are written (`log.format`).
+enum class log_format : std::uint8_t {
+  json,  ///< one JSON object per line: `{"time","level","msg",...fields}`
+  text,  ///< `<time> <msg> key=value ...`, for a terminal
+};
+
+/// The log on stdout (`log`): access lines are level info. `IB_LOG_LEVEL` overrides `level`.
+struct log_config {
+  log_level level = log_level::info;
+  log_format format = log_format::json;
 };
 
 /// Where scheduled actors run (`server.scheduler`).
@@ -123,6 +147,21 @@ struct server_config {
   std::uint16_t port = 8080;       ///< parsed from `listen`; 0 = ephemeral
   int io_threads = 0;              ///< 0: chosen from the core count
   int actor_threads = 0;           ///< scheduler "caf" only; 0: chosen from the core count
+  /// Severity of a log line (`log.level`): a line below the configured level is not written.
+  enum class log_level : std::uint8_t { debug, info, warn, error };
+
+  /// How log lines are written (`log.format`).
+  enum class log_format : std::uint8_t {
+    json,  ///< one JSON object per line: `{"time","level","msg",...fields}`
+    text,  ///< `<time> <msg> key=value ...`, for a terminal
+  };
+
+  /// The log on stdout (`log`): access lines are level info. `IB_LOG_LEVEL` overrides `level`.
+  struct log_config {
+    log_level level = log_level::info;
+    log_format format = log_format::json;
+  };
+
   /// Where scheduled actors run: "io" (default: on the I/O threads, no thread hops per request)
   /// or "caf" (CAF's own work-sharing worker threads).
   scheduler_kind scheduler = scheduler_kind::io;
@@ -150,6 +189,7 @@ struct config {
   breaker_config breaker;
   cooldown_config cooldown;
   request_log_config request_log;
+  log_config log;
   bool metrics_public = false;  ///< serve /metrics to non-loopback peers
 
   /// The provider called `name`, or null. A linear scan (the list is short).

@@ -419,13 +419,40 @@ result<void> read_cooldown(const Value& v, cooldown_config& out) {
 
 result<void> read_request_log(const Value& v, request_log_config& out) {
   constexpr std::string_view path = "request_log";
-  if (auto r = check_object(v, path, {"max_age_days", "max_records_per_user"}); !r) {
+  if (auto r = check_object(v, path, {"max_age_days", "max_age_s", "max_records_per_user"}); !r) {
     return r;
   }
   result<void> r = read_int(v, "max_age_days", path, out.max_age_days, 1, 36'500);
   if (r) {
+    r = read_int(v, "max_age_s", path, out.max_age_s, 1, std::int64_t{36'500} * 86'400);
+  }
+  if (r) {
     r = read_int(v, "max_records_per_user", path, out.max_records_per_user, 1,
                  std::numeric_limits<int>::max());
+  }
+  return r;
+}
+
+constexpr std::array<choice<log_level>, 4> log_level_choices{{
+    {"debug", log_level::debug},
+    {"info", log_level::info},
+    {"warn", log_level::warn},
+    {"error", log_level::error},
+}};
+constexpr std::string_view log_level_expected = R"(expected "debug", "info", "warn" or "error")";
+
+result<void> read_log(const Value& v, log_config& out) {
+  constexpr std::string_view path = "log";
+  if (auto r = check_object(v, path, {"level", "format"}); !r) {
+    return r;
+  }
+  static constexpr std::array<choice<log_format>, 2> format_choices{{
+      {"json", log_format::json},
+      {"text", log_format::text},
+  }};
+  result<void> r = read_choice(v, "level", path, out.level, log_level_choices, log_level_expected);
+  if (r) {
+    r = read_choice(v, "format", path, out.format, format_choices, R"(expected "json" or "text")");
   }
   return r;
 }
@@ -723,7 +750,7 @@ result<config> load(std::string_view json_text, const env_map& env) {
   const Value& root = *user;
   if (auto r = check_object(root, "",
                             {"listen", "data_dir", "signup", "limits", "server", "providers",
-                             "tiers", "breaker", "cooldown", "request_log", "metrics"});
+                             "tiers", "breaker", "cooldown", "request_log", "log", "metrics"});
       !r) {
     return std::move(r).error();
   }
@@ -761,6 +788,7 @@ result<config> load(std::string_view json_text, const env_map& env) {
   section("breaker", [&](const Value& v) { return read_breaker(v, cfg.breaker); });
   section("cooldown", [&](const Value& v) { return read_cooldown(v, cfg.cooldown); });
   section("request_log", [&](const Value& v) { return read_request_log(v, cfg.request_log); });
+  section("log", [&](const Value& v) { return read_log(v, cfg.log); });
   section("metrics", [&](const Value& v) -> result<void> {
     if (auto c = check_object(v, "metrics", {"public"}); !c) {
       return c;
@@ -822,6 +850,18 @@ result<config> load(std::string_view json_text, const env_map& env) {
   if (const auto v = env_value(env, "IB_ADMIN_TOKEN"); !v.empty()) {
     cfg.admin_token = std::string{v};
   }
+  if (const auto v = env_value(env, "IB_LOG_LEVEL"); !v.empty()) {
+    bool known_level = false;
+    for (const auto& c : log_level_choices) {
+      if (c.text == v) {
+        cfg.log.level = c.value;
+        known_level = true;
+      }
+    }
+    if (!known_level) {
+      return field_error("IB_LOG_LEVEL", log_level_expected);
+    }
+  }
   for (auto& p : cfg.providers) {
     const std::string var = base_url_env_name(p.name);
     std::string field = join(join("providers", p.name), "base_url");
@@ -880,6 +920,14 @@ std::string describe(const config& cfg) {
                             ? "master.key in the data dir (created on first start)"
                             : "IB_MASTER_KEY (" + std::to_string(cfg.master_keys.size())
                                   + (cfg.master_keys.size() == 1 ? " key)" : " keys)"));
+  std::string log_line{"error"};
+  for (const auto& c : log_level_choices) {
+    if (c.value == cfg.log.level) {
+      log_line = c.text;
+    }
+  }
+  log_line += cfg.log.format == log_format::json ? ", json on stdout" : ", text on stdout";
+  line("log:         ", log_line);
   line("metrics:     ", cfg.metrics_public ? "public" : "loopback peers only");
   out += "providers (" + std::to_string(cfg.providers.size()) + "):\n";
   for (const auto& p : cfg.providers) {

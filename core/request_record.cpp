@@ -1,5 +1,7 @@
 #include "core/request_record.hpp"
 
+#include <string>
+
 #include "core/json.hpp"
 
 namespace ib {
@@ -66,6 +68,14 @@ void write_json(json_writer& w, const request_record& r) {
     w.null();
   }
   w.end_object();
+}
+
+std::string overhead_ms_text(std::int64_t us) {
+  if (us < 0) {
+    us = 0;
+  }
+  auto frac = std::to_string(us % 1000);
+  return std::to_string(us / 1000) + "." + std::string(3 - frac.size(), '0') + frac;
 }
 
 std::string to_json(const request_record& r) {

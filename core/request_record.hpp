@@ -42,6 +42,9 @@ struct request_record {
   std::optional<std::int64_t> ttfb_ms;   ///< to the first byte sent, in ms; streams only
   bool stream = false;                   ///< the client asked for a stream
   std::optional<ib::usage> tokens;       ///< usage the serving provider reported, if any
+  /// Time the gateway itself added, in microseconds: the whole request minus the time spent
+  /// waiting on upstreams (for a stream, up to its first byte). Not part of the API's JSON.
+  std::int64_t overhead_us = 0;
 };
 
 /// The record as the API shows it: `{"id","created","tier","model","provider","upstream_model",
@@ -49,6 +52,10 @@ struct request_record {
 /// "stream","usage"}` (`created` in unix seconds; `usage` null when unknown).
 /// Strings go through `json_writer` (core/json.hpp): always valid JSON.
 std::string to_json(const request_record& r);
+
+/// `us` microseconds as the `x-inferbridge-overhead-ms` header value: milliseconds with exactly
+/// three decimals, e.g. 412 -> `0.412`, 12345 -> `12.345`; a negative value is shown as `0.000`.
+std::string overhead_ms_text(std::int64_t us);
 
 /// Writes `to_json(r)` as the next value of `w` (e.g. an element of a listing's array).
 void write_json(json_writer& w, const request_record& r);

@@ -7,13 +7,19 @@
 /// `_total` for counters, `_seconds` for durations).
 ///
 /// Who writes what. The registry (metrics/registry.hpp) is a thread-safe sink, written directly
-/// by three kinds of actor (no actor round trip on the hot path):
+/// by the actors that own each event (no actor round trip on the hot path):
 /// - request actors: `upstream_attempts_total`, `upstream_duration_seconds` (one per attempt)
 ///   and `inflight_requests` (+1 when spawned, -1 when done);
 /// - health supervisors: `circuit_state` (on every published breaker transition);
 /// - the metrics actor: `requests_total`, `request_duration_seconds`,
 ///   `time_to_first_byte_seconds`, `fallbacks_total`, `tokens_total`, `overhead_seconds` (from
-///   each finished request's record, via `registry::observe_request`).
+///   each finished request's record, via `registry::observe_request`);
+/// - the key actor: `store_writes_total{op=create_user|put_key|delete_key}` (one per LMDB write
+///   transaction, `registry::observe_store_write`);
+/// - the request-log writer (metrics actor): `store_writes_total{op=append_requests}` (one per
+///   batch) and `request_records_dropped_total` (`registry::add_records_dropped`);
+/// - the registry itself: `build_info` (set once, at construction) and the `process_*` series
+///   (read from /proc when /metrics is scraped; Prometheus client conventions, not in `all`).
 /// Only `GET /metrics` reads it (text exposition). Label values come from the configuration
 /// (tiers, providers), from outcome names and from HTTP statuses; never from a user.
 namespace ib::metrics::names {
@@ -57,10 +63,25 @@ inline constexpr metric overhead{
     "inferbridge_overhead_seconds", "histogram", "tier",
     "Time the gateway adds to a chat request (total minus upstream wait), by tier."};
 
+inline constexpr metric store_writes_total{
+    "inferbridge_store_writes_total", "counter", "op,outcome",
+    "Writes to the LMDB store, by operation (create_user, put_key, delete_key, append_requests) "
+    "and outcome (ok, error)."};
+inline constexpr metric request_records_dropped_total{
+    "inferbridge_request_records_dropped_total", "counter", "",
+    "Request records not written to the request log (queue full or write failed)."};
+inline constexpr metric build_info{"inferbridge_build_info", "gauge", "version",
+                                   "Always 1; the gateway's version as a label."};
+
+/// The fixed values of `store_writes_total`'s `op` label (`outcome` is `ok` or `error`).
+inline constexpr std::array<std::string_view, 4> store_ops{"create_user", "put_key", "delete_key",
+                                                           "append_requests"};
+
 /// Every metric above, in exposition order.
 inline constexpr std::array all{
     requests_total,    request_duration, time_to_first_byte, upstream_attempts_total,
     upstream_duration, fallbacks_total,  circuit_state,      tokens_total,
-    inflight_requests, overhead};
+    inflight_requests, overhead,         store_writes_total, request_records_dropped_total,
+    build_info};
 
 }  // namespace ib::metrics::names

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -15,21 +16,27 @@
 #include <prometheus/text_serializer.h>
 
 #include "metrics/names.hpp"
+#include "metrics/process.hpp"
 
 namespace ib::metrics {
 
 namespace {
 
+#ifndef IB_VERSION
+#define IB_VERSION "unknown"  // CMake passes the project version
+#endif
+
+/// LLM latencies (request, first byte, upstream attempt): 5 ms to 300 s.
 const prometheus::Histogram::BucketBoundaries& latency_buckets() {
-  static const prometheus::Histogram::BucketBoundaries b{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                                         1,     2.5,  5,     10,   30,  60,   120};
+  static const prometheus::Histogram::BucketBoundaries b{
+      0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
   return b;
 }
 
-/// Overhead is small: the record has millisecond resolution, so the first bucket is "0 ms".
+/// The gateway's own time (microsecond resolution): 25 µs to 100 ms.
 const prometheus::Histogram::BucketBoundaries& overhead_buckets() {
-  static const prometheus::Histogram::BucketBoundaries b{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                         0.05,   0.1,   0.25,   0.5,   1};
+  static const prometheus::Histogram::BucketBoundaries b{
+      25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3};
   return b;
 }
 
@@ -54,7 +61,19 @@ struct registry::impl {
         tokens(add_family(prometheus::BuildCounter(), *reg, names::tokens_total)),
         inflight_family(add_family(prometheus::BuildGauge(), *reg, names::inflight_requests)),
         inflight(inflight_family.Add({})),
-        overhead(add_family(prometheus::BuildHistogram(), *reg, names::overhead)) {}
+        overhead(add_family(prometheus::BuildHistogram(), *reg, names::overhead)),
+        store_writes(add_family(prometheus::BuildCounter(), *reg, names::store_writes_total)),
+        dropped(add_family(prometheus::BuildCounter(), *reg, names::request_records_dropped_total)
+                    .Add({})),
+        build_info(add_family(prometheus::BuildGauge(), *reg, names::build_info)) {
+    for (std::size_t op = 0; op < names::store_ops.size(); ++op) {
+      for (std::size_t ok = 0; ok < 2; ++ok) {
+        store_write_children[op][ok] = &store_writes.Add(
+            {{"op", std::string(names::store_ops[op])}, {"outcome", ok == 1 ? "ok" : "error"}});
+      }
+    }
+    build_info.Add({{"version", IB_VERSION}}).Set(1);
+  }
 
   using cache = std::map<std::string, void*, std::less<>>;
 
@@ -95,6 +114,12 @@ struct registry::impl {
   prometheus::Family<prometheus::Gauge>& inflight_family;
   prometheus::Gauge& inflight;
   prometheus::Family<prometheus::Histogram>& overhead;
+  prometheus::Family<prometheus::Counter>& store_writes;
+  /// [op index in names::store_ops][1 = ok, 0 = error]; all made in the constructor.
+  std::array<std::array<prometheus::Counter*, 2>, names::store_ops.size()> store_write_children{};
+  prometheus::Counter& dropped;
+  prometheus::Family<prometheus::Gauge>& build_info;
+  process_collector process;
 
   std::mutex mutex;  // guards the caches below (Family::Add locks too, but only on a miss)
   cache requests_c, duration_c, ttfb_c, attempts_c, upstream_c, fallbacks_c, circuit_c, tokens_c,
@@ -134,14 +159,10 @@ void registry::observe_request(const request_record& r) {
     i.child(i.tokens, i.tokens_c, names, std::array<std::string_view, 2>{provider, "completion"})
         .Increment(static_cast<double>(r.tokens->completion_tokens));
   }
-  // What the gateway added: the whole request minus the time spent in upstream calls.
-  std::int64_t upstream_ms = 0;
-  for (const auto& a : r.attempts) {
-    upstream_ms += a.latency_ms;
-  }
+  // What the gateway added (the request actor measured it: total minus upstream wait).
   i.child(i.overhead, i.overhead_c, std::array<std::string_view, 1>{"tier"},
           std::array<std::string_view, 1>{tier}, overhead_buckets())
-      .Observe(static_cast<double>(std::max<std::int64_t>(0, r.latency_ms - upstream_ms)) / 1000.0);
+      .Observe(static_cast<double>(std::max<std::int64_t>(0, r.overhead_us)) / 1e6);
   // Every attempt that failed and was followed by another one is a fallback.
   for (std::size_t n = 0; n + 1 < r.attempts.size(); ++n) {
     const auto& a = r.attempts[n];
@@ -184,8 +205,25 @@ void registry::inflight_add(int delta) {
   }
 }
 
+void registry::observe_store_write(std::string_view op, bool ok) {
+  const auto& ops = names::store_ops;
+  auto it = std::find(ops.begin(), ops.end(), op);
+  if (it == ops.end()) {
+    return;  // not a known operation: never a new series
+  }
+  impl_->store_write_children[static_cast<std::size_t>(it - ops.begin())][ok ? 1 : 0]->Increment();
+}
+
+void registry::add_records_dropped(std::uint64_t n) {
+  impl_->dropped.Increment(static_cast<double>(n));
+}
+
 std::string registry::serialize() const {
-  return prometheus::TextSerializer{}.Serialize(impl_->reg->Collect());
+  auto families = impl_->reg->Collect();
+  auto process = impl_->process.Collect();
+  families.insert(families.end(), std::make_move_iterator(process.begin()),
+                  std::make_move_iterator(process.end()));
+  return prometheus::TextSerializer{}.Serialize(families);
 }
 
 }  // namespace ib::metrics

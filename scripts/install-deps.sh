@@ -2,7 +2,8 @@
 # Installs what InferBridge needs to build, run and test on Debian 12 (bookworm).
 # Idempotent: installs only what is missing. Run as root (or with sudo available).
 #   scripts/install-deps.sh          build + run dependencies
-#   scripts/install-deps.sh --test   also the test dependencies (Python cryptography, Node.js)
+#   scripts/install-deps.sh --test   also the test dependencies (Python cryptography, Node.js,
+#                                    Prometheus: the `prometheus` server and `promtool`)
 set -euo pipefail
 
 want_test=0
@@ -19,7 +20,9 @@ packages=(
   libssl-dev ca-certificates libgoogle-perftools-dev
 )
 if [ "$want_test" = 1 ]; then
-  packages+=(libgtest-dev libgmock-dev python3 python3-cryptography clang-format)
+  # prometheus: tests/e2e/prometheus.test.mjs starts its own server on a loopback port and runs
+  # promtool; the system service the package would start is kept off (see below).
+  packages+=(libgtest-dev libgmock-dev python3 python3-cryptography clang-format prometheus)
 fi
 
 missing=()
@@ -41,6 +44,25 @@ if [ "${#missing[@]}" -gt 0 ]; then
     sudo="sudo"
   fi
   echo "installing: ${missing[*]}"
+  # Debian's prometheus package starts a system-wide server on :9090. The tests start their own
+  # on ephemeral ports, so forbid service starts during the install (policy-rc.d, exit 101) unless
+  # the machine already has a policy, and stop and disable the service we just installed. A
+  # Prometheus that was installed before is left as it is.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    own_policy=1
+  fi
+  trap 'if [ "$own_policy" = 1 ]; then $sudo rm -f "$policy"; fi' EXIT
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    if [ -d /run/systemd/system ]; then
+      $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/prometheus ]; then
+      $sudo /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    fi
+  fi
 fi

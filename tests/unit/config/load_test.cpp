@@ -165,6 +165,9 @@ TEST(LoadDefault, BreakerAndCooldownAsDesigned) {
   EXPECT_EQ(cfg->cooldown.default_cooldown, milliseconds{10000});
   EXPECT_EQ(cfg->cooldown.max_cooldown, milliseconds{60000});
   EXPECT_EQ(cfg->request_log.max_age_days, 30);
+  EXPECT_EQ(cfg->request_log.max_age_seconds(), 30 * 86'400);
+  EXPECT_EQ(cfg->log.level, log_level::info);
+  EXPECT_EQ(cfg->log.format, log_format::json);
   EXPECT_FALSE(cfg->metrics_public);
 }
 
@@ -234,6 +237,29 @@ TEST(LoadEnv, Overrides) {
   EXPECT_EQ(cfg.find_provider("sarvam")->endpoint.path, "/sarvam/v1");
   // Untouched providers keep their URL.
   EXPECT_EQ(cfg.find_provider("groq")->base_url, "https://api.groq.com/openai/v1");
+}
+
+TEST(LoadEnv, LogLevelOverridesTheConfig) {
+  const auto json = R"({"log": {"level": "error", "format": "text"}})";
+  EXPECT_EQ(load_ok(json).log.level, log_level::error);
+  for (auto [text, level] : {std::pair{"debug", log_level::debug},
+                             {"info", log_level::info},
+                             {"warn", log_level::warn},
+                             {"error", log_level::error}}) {
+    const auto cfg = load_ok(json, {{"IB_LOG_LEVEL", text}});
+    EXPECT_EQ(cfg.log.level, level) << text;
+    EXPECT_EQ(cfg.log.format, log_format::text);  // only the level comes from the variable
+  }
+  EXPECT_EQ(load_ok(json, {{"IB_LOG_LEVEL", " "}}).log.level, log_level::error);  // unset
+  EXPECT_EQ(load_error("{}", {{"IB_LOG_LEVEL", "loud"}}),
+            R"(IB_LOG_LEVEL: expected "debug", "info", "warn" or "error")");
+}
+
+TEST(LoadSections, MaxAgeInSecondsReplacesDays) {
+  const auto cfg = load_ok(R"({"request_log": {"max_age_days": 7, "max_age_s": 2}})");
+  EXPECT_EQ(cfg.request_log.max_age_seconds(), 2);
+  const auto text = describe(load_ok(R"({"log": {"level": "debug", "format": "text"}})"));
+  EXPECT_NE(text.find("log:         debug, text on stdout"), std::string::npos) << text;
 }
 
 TEST(LoadEnv, IPv6ListenAndEmptyValues) {
@@ -447,6 +473,7 @@ TEST(LoadSections, ScalarsAndSections) {
                  "probe_timeout_ms": 50 },
     "cooldown": { "default_ms": 5, "max_ms": 6 },
     "request_log": { "max_age_days": 7, "max_records_per_user": 3 },
+    "log": { "level": "warn", "format": "text" },
     "metrics": { "public": true }
   })");
   EXPECT_EQ(cfg.server.host, "::1");
@@ -473,6 +500,9 @@ TEST(LoadSections, ScalarsAndSections) {
   EXPECT_EQ(cfg.cooldown.max_cooldown, milliseconds{6});
   EXPECT_EQ(cfg.request_log.max_age_days, 7);
   EXPECT_EQ(cfg.request_log.max_records_per_user, 3);
+  EXPECT_EQ(cfg.request_log.max_age_seconds(), 7 * 86'400);
+  EXPECT_EQ(cfg.log.level, log_level::warn);
+  EXPECT_EQ(cfg.log.format, log_format::text);
   EXPECT_TRUE(cfg.metrics_public);
   // Fields not given keep their defaults.
   const auto partial = load_ok(R"({ "breaker": { "cooldown_ms": 1000 } })");
@@ -608,6 +638,12 @@ TEST(LoadValidation, ErrorsNameTheField) {
       {R"({"request_log": {"max_age_days": 0}})",
        "request_log.max_age_days: expected a positive integer"},
       {R"({"request_log": {"keep": 1}})", "request_log.keep: unknown field"},
+      {R"({"request_log": {"max_age_s": 0}})",
+       "request_log.max_age_s: expected a positive integer"},
+      {R"({"log": {"level": "verbose"}})",
+       R"(log.level: expected "debug", "info", "warn" or "error")"},
+      {R"({"log": {"format": "logfmt"}})", R"(log.format: expected "json" or "text")"},
+      {R"({"log": {"file": "x"}})", "log.file: unknown field"},
   };
   for (const auto& c : cases) {
     // A config that gives only `providers` keeps the default tiers that fit them, so each case

@@ -113,5 +113,20 @@ TEST(RequestRecord, ListingSplicesTheStoredRecords) {
             R"({"object":"list","data":[)" + a + "," + a + R"(],"has_more":true})");
 }
 
+TEST(RequestRecord, OverheadHeaderIsMillisecondsWithThreeDecimals) {
+  EXPECT_EQ(overhead_ms_text(0), "0.000");
+  EXPECT_EQ(overhead_ms_text(7), "0.007");
+  EXPECT_EQ(overhead_ms_text(412), "0.412");
+  EXPECT_EQ(overhead_ms_text(1000), "1.000");
+  EXPECT_EQ(overhead_ms_text(12'345), "12.345");
+  EXPECT_EQ(overhead_ms_text(-5), "0.000");
+}
+
+TEST(RequestRecord, OverheadIsNotPartOfTheApiJson) {
+  auto r = full_record();
+  r.overhead_us = 4242;
+  EXPECT_EQ(to_json(r).find("overhead"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ib

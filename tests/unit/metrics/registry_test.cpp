@@ -30,6 +30,7 @@ request_record sample_record() {
   r.latency_ms = 15;
   r.ttfb_ms = 15;
   r.tokens = usage{10, 5, 15, 0};
+  r.overhead_us = 2000;
   return r;
 }
 
@@ -40,6 +41,8 @@ std::string exposition_after_one_of_each(registry& reg) {
   reg.observe_attempt("sarvam", outcome::success, 0.009);
   reg.set_circuit_state("openai", breaker_state::open);
   reg.inflight_add(1);
+  reg.observe_store_write("put_key", true);
+  reg.add_records_dropped(3);
   return reg.serialize();
 }
 
@@ -83,6 +86,10 @@ TEST(Registry, CountsWhatItsWritersReport) {
           R"(inferbridge_upstream_attempts_total{outcome="success",provider="sarvam"} 1)",
           R"(inferbridge_circuit_state{provider="openai"} 2)",
           "inferbridge_inflight_requests 1",
+          R"(inferbridge_store_writes_total{op="put_key",outcome="ok"} 1)",
+          R"(inferbridge_store_writes_total{op="put_key",outcome="error"} 0)",
+          R"(inferbridge_store_writes_total{op="append_requests",outcome="ok"} 0)",
+          "inferbridge_request_records_dropped_total 3",
       }) {
     EXPECT_NE(text.find(series), std::string::npos) << series << "\n" << text;
   }
@@ -135,6 +142,9 @@ constexpr designed design_section_7[] = {
     {"inferbridge_tokens_total", "counter", "provider,kind"},
     {"inferbridge_inflight_requests", "gauge", ""},
     {"inferbridge_overhead_seconds", "histogram", "tier"},
+    {"inferbridge_store_writes_total", "counter", "op,outcome"},
+    {"inferbridge_request_records_dropped_total", "counter", ""},
+    {"inferbridge_build_info", "gauge", "version"},
 };
 
 const names::metric* named(std::string_view name) {
@@ -233,7 +243,7 @@ TEST(DesignMetrics, EveryDesignedMetricIsExposedWithItsTypeAndLabels) {
 
 TEST(RegistryNewcomer, OverheadIsTotalMinusUpstreamTime) {
   registry reg;
-  auto r = sample_record();  // 15 ms in all, 4 + 0 + 9 ms upstream: 2 ms overhead
+  auto r = sample_record();  // 2 ms overhead, as the request actor measured it
   reg.observe_request(r);
   const auto text = reg.serialize();
   EXPECT_NE(text.find(R"(inferbridge_overhead_seconds_count{tier="ib/balanced"} 1)"),
@@ -245,6 +255,13 @@ TEST(RegistryNewcomer, OverheadIsTotalMinusUpstreamTime) {
   EXPECT_NE(text.find(R"(inferbridge_overhead_seconds_bucket{tier="ib/balanced",le="0.001"} 0)"),
             std::string::npos)
       << text;
+  // Buckets from 25 µs to 100 ms.
+  EXPECT_NE(text.find(R"(inferbridge_overhead_seconds_bucket{tier="ib/balanced",le="2.5e-05"} 0)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(inferbridge_overhead_seconds_bucket{tier="ib/balanced",le="0.1"} 1)"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find(R"(inferbridge_overhead_seconds_bucket{tier="ib/balanced",le="0.0025"} 1)"),
             std::string::npos)
       << text;
@@ -254,11 +271,109 @@ TEST(RegistryNewcomer, OverheadIsNeverNegativeAndDirectRoutesAreDirect) {
   registry reg;
   auto r = sample_record();
   r.tier.clear();
-  r.latency_ms = 5;  // attempts measured longer than the whole (clock granularity)
+  r.overhead_us = -3;  // never produced by the request actor, but never exposed either
   reg.observe_request(r);
   const auto text = reg.serialize();
   EXPECT_NE(text.find("inferbridge_overhead_seconds_sum{tier=\"direct\"} 0\n"), std::string::npos)
       << text;
+}
+
+TEST(RegistryNewcomer, OverheadHasMicrosecondResolution) {
+  registry reg;
+  auto r = sample_record();
+  r.overhead_us = 40;  // 40 µs: between the 25 µs and 50 µs buckets
+  reg.observe_request(r);
+  const auto text = reg.serialize();
+  EXPECT_NE(text.find(R"(inferbridge_overhead_seconds_bucket{tier="ib/balanced",le="2.5e-05"} 0)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(inferbridge_overhead_seconds_bucket{tier="ib/balanced",le="5e-05"} 1)"),
+            std::string::npos)
+      << text;
+}
+
+TEST(Registry, LatencyHistogramsSpanFiveMillisecondsToFiveMinutes) {
+  registry reg;
+  reg.observe_request(sample_record());
+  reg.observe_attempt("openai", outcome::success, 0.2);
+  const auto text = reg.serialize();
+  for (std::string_view series : {"inferbridge_request_duration_seconds_bucket",
+                                  "inferbridge_time_to_first_byte_seconds_bucket",
+                                  "inferbridge_upstream_duration_seconds_bucket"}) {
+    for (std::string_view le : {R"(le="0.005")", R"(le="300")"}) {
+      bool found = false;
+      std::istringstream in{text};
+      for (std::string line; std::getline(in, line);) {
+        found = found || (line.starts_with(series) && line.find(le) != std::string::npos);
+      }
+      EXPECT_TRUE(found) << series << " " << le << "\n" << text;
+    }
+  }
+}
+
+TEST(Registry, BuildInfoAndProcessSeriesAreExposed) {
+  registry reg;
+  const auto text = reg.serialize();
+  EXPECT_NE(text.find("inferbridge_build_info{version=\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"} 1\n"), std::string::npos) << text;
+  for (std::string_view name : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                                "process_virtual_memory_bytes", "process_open_fds",
+                                "process_max_fds", "process_start_time_seconds"}) {
+    EXPECT_NE(text.find("\n" + std::string(name) + " "), std::string::npos) << name << "\n" << text;
+  }
+  EXPECT_NE(text.find("# TYPE process_cpu_seconds_total counter"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE process_open_fds gauge"), std::string::npos) << text;
+}
+
+// -- label cardinality: bounded by construction ---------------------------------------------------
+
+/// The series lines (sample lines, not comments) of an exposition, without their values.
+std::set<std::string> series_of(const std::string& text) {
+  std::set<std::string> out;
+  std::istringstream in{text};
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') {
+      continue;
+    }
+    out.insert(line.substr(0, line.rfind(' ')));
+  }
+  return out;
+}
+
+TEST(RegistryCardinality, UnknownStoreOperationsMintNoSeries) {
+  registry reg;
+  const auto before = series_of(reg.serialize());
+  for (int i = 0; i < 100; ++i) {
+    reg.observe_store_write("op_" + std::to_string(i), i % 2 == 0);
+  }
+  reg.observe_store_write("", true);
+  EXPECT_EQ(series_of(reg.serialize()), before);
+}
+
+TEST(RegistryCardinality, EveryStoreOperationHasItsSeriesFromTheStart) {
+  registry reg;
+  const auto text = reg.serialize();
+  for (auto op : names::store_ops) {
+    for (std::string_view outcome : {"ok", "error"}) {
+      auto series = "inferbridge_store_writes_total{op=\"" + std::string(op) + "\",outcome=\""
+                    + std::string(outcome) + "\"} 0";
+      EXPECT_NE(text.find(series), std::string::npos) << series << "\n" << text;
+    }
+  }
+  EXPECT_NE(text.find("inferbridge_request_records_dropped_total 0"), std::string::npos) << text;
+}
+
+TEST(RegistryCardinality, RepeatedWritesOfTheSameLabelsAddNoSeries) {
+  registry reg;
+  reg.observe_request(sample_record());
+  reg.observe_attempt("openai", outcome::server_error, 0.004);
+  const auto before = series_of(reg.serialize());
+  for (int i = 0; i < 50; ++i) {
+    reg.observe_request(sample_record());
+    reg.observe_attempt("openai", outcome::server_error, 0.004);
+    reg.observe_store_write("put_key", true);
+  }
+  EXPECT_EQ(series_of(reg.serialize()), before);
 }
 
 }  // namespace
