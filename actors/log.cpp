@@ -189,11 +189,25 @@ std::string rfc3339_ms(std::int64_t unix_ms) {
   }
   const auto secs = static_cast<std::time_t>(unix_ms / 1000);
   const auto ms = static_cast<int>(unix_ms % 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char stamp[64];
-  std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  // The calendar part changes once a second: each thread formats it once per second (gmtime_r
+  // and snprintf were a measurable part of the access line's cost at ~35 k lines/s).
+  thread_local std::time_t cached_secs = -1;
+  thread_local char cached[32];
+  if (secs != cached_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_secs = secs;
+  }
+  std::string stamp;
+  stamp.reserve(24);
+  stamp += cached;
+  stamp += '.';
+  stamp += static_cast<char>('0' + ms / 100);
+  stamp += static_cast<char>('0' + ms / 10 % 10);
+  stamp += static_cast<char>('0' + ms % 10);
+  stamp += 'Z';
   return stamp;
 }
 
@@ -355,6 +369,8 @@ std::uint64_t logger::dropped() const {
 
 void logger::flush() {
   std::unique_lock lock{mutex_};
+  flush_requested_ = true;
+  wake_.notify_one();
   // Everything queued now is written once the queue is empty and no batch is in the writer's
   // hands.
   drained_.wait(lock, [this] { return (queue_.empty() && !writing_) || stop_; });
@@ -362,32 +378,43 @@ void logger::flush() {
 
 bool logger::flush_for(std::chrono::milliseconds limit) {
   std::unique_lock lock{mutex_};
+  flush_requested_ = true;
+  wake_.notify_one();
   return drained_.wait_for(lock, limit, [this] { return (queue_.empty() && !writing_) || stop_; });
 }
 
 void logger::push(std::string line) {
+  bool wake = false;
   {
     std::lock_guard lock{mutex_};
-    if (queue_.size() >= opts_.max_queued_lines) {
+    if (queued_lines_ >= opts_.max_queued_lines) {
       ++dropped_;
       return;
     }
-    queue_.push_back(std::move(line));
+    queue_ += line;
+    // Woken once when the queue reaches the mark, not per line (see `flush_interval`).
+    wake = ++queued_lines_ == opts_.wake_at_lines;
   }
-  wake_.notify_one();
+  if (wake) {
+    wake_.notify_one();
+  }
 }
 
 void logger::run() {
   using clock = std::chrono::steady_clock;
   std::uint64_t reported = 0;
   auto next_report = clock::now() + opts_.drop_report_interval;
-  std::vector<std::string> lines;
   std::string batch;
   std::unique_lock lock{mutex_};
   for (;;) {
-    wake_.wait_until(lock, next_report, [this] { return !queue_.empty() || stop_; });
-    lines.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
-    queue_.clear();
+    const auto due = std::min(next_report, clock::now() + opts_.flush_interval);
+    wake_.wait_until(lock, due, [this] {
+      return queued_lines_ >= opts_.wake_at_lines || flush_requested_ || stop_;
+    });
+    flush_requested_ = false;
+    batch.clear();
+    batch.swap(queue_);  // the queue keeps the batch's old capacity
+    queued_lines_ = 0;
     const bool stopping = stop_;
     std::string report;
     if (clock::now() >= next_report || stopping) {
@@ -403,15 +430,10 @@ void logger::run() {
     }
     writing_ = true;
     lock.unlock();
-    batch.clear();
-    for (auto& l : lines) {
-      batch += l;
-    }
     batch += report;
     if (!batch.empty()) {
       opts_.sink(batch);
     }
-    lines.clear();
     lock.lock();
     writing_ = false;
     if (queue_.empty()) {

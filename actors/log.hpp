@@ -6,7 +6,6 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <initializer_list>
 #include <mutex>
@@ -123,6 +122,13 @@ struct logger_options {
   /// Reports lost lines this often, as one warn line `{"msg":"log lines dropped","dropped":n,
   /// "dropped_total":m}` (only when lines were dropped since the last report), in milliseconds.
   std::chrono::milliseconds drop_report_interval{1000};
+  /// The writer wakes this often, in milliseconds, or earlier when `wake_at_lines` lines are
+  /// queued (or on `flush`, or at stop): loggers do not wake it per line. Measured with
+  /// bench/run.sh (2026-11-30, 2 cores, ~37 k requests/s): waking the writer per access line (a
+  /// futex wake, a context switch and a write(2) per handful of lines) cost about 7 µs CPU per
+  /// request; batching brings the access log's cost down to the formatting of its line.
+  std::chrono::milliseconds flush_interval{10};
+  std::size_t wake_at_lines = 512;
 };
 
 /// A bounded, non-blocking line logger: `log` and `access` format the line on the caller's
@@ -166,11 +172,13 @@ class logger {
   std::atomic<std::uint8_t> format_;
   logger_options opts_;
   mutable std::mutex mutex_;
-  std::condition_variable wake_;     ///< the writer: lines queued, or stop
+  std::condition_variable wake_;     ///< the writer: many lines queued, flush, or stop
   std::condition_variable drained_;  ///< `flush`: the writer emptied the queue
-  std::deque<std::string> queue_;
+  std::string queue_;                ///< whole lines, appended
+  std::size_t queued_lines_ = 0;
   std::uint64_t dropped_ = 0;
   bool writing_ = false;  ///< the writer holds a batch outside the lock
+  bool flush_requested_ = false;
   bool stop_ = false;
   std::thread thread_;
 };
