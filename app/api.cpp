@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <optional>
 #include <random>
 
 #include <caf/all.hpp>
@@ -82,23 +83,38 @@ std::string_view bearer_token(std::string_view header) {
   return token;
 }
 
-/// The user of the request's gateway key, or a 401 sent and null returned.
-std::shared_ptr<const actors::user_entry> authenticate(const api_context& api,
-                                                       const http::request& req,
-                                                       http::responder& res) {
+/// `x-inferbridge-overhead-ms` of a chat request the gateway answers itself: all of its time so
+/// far is the gateway's.
+http::header_list own_answer_headers(steady::time_point start) {
+  http::header_list h;
+  h.emplace_back(
+      "x-inferbridge-overhead-ms",
+      overhead_ms_text(
+          std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - start).count()));
+  return h;
+}
+
+/// The user of the request's gateway key, or a 401 sent and null returned. `chat_start`: the
+/// request is a chat request that started then, and its 401 carries `x-inferbridge-overhead-ms`.
+std::shared_ptr<const actors::user_entry> authenticate(
+    const api_context& api, const http::request& req, http::responder& res,
+    std::optional<steady::time_point> chat_start = std::nullopt) {
+  auto extra = [&] { return chat_start ? own_answer_headers(*chat_start) : http::header_list{}; };
   auto token = bearer_token(req.headers[authorization_header]);
   if (token.empty()) {
-    send_error(res, error{errc::unauthorized,
-                          "You didn't provide an API key. Send your InferBridge key (ib_...) in "
-                          "the Authorization header as 'Bearer ib_...'.",
-                          {},
-                          "invalid_api_key"});
+    send_error(res,
+               error{errc::unauthorized,
+                     "You didn't provide an API key. Send your InferBridge key (ib_...) in "
+                     "the Authorization header as 'Bearer ib_...'.",
+                     {},
+                     "invalid_api_key"},
+               extra());
     return nullptr;
   }
   auto user = api.keys->authenticate(token);
   if (!user) {
-    send_error(res,
-               error{errc::unauthorized, "Incorrect API key provided.", {}, "invalid_api_key"});
+    send_error(res, error{errc::unauthorized, "Incorrect API key provided.", {}, "invalid_api_key"},
+               extra());
   }
   return user;
 }
@@ -329,18 +345,13 @@ void delete_key(const std::shared_ptr<const api_context>& api, http::request& re
 /// before any upstream call: all of its time so far is the gateway's, sent as
 /// `x-inferbridge-overhead-ms` like on every chat response the request actor answers.
 void send_chat_error(http::responder& res, const error& err, steady::time_point start) {
-  http::header_list h;
-  h.emplace_back(
-      "x-inferbridge-overhead-ms",
-      overhead_ms_text(
-          std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - start).count()));
-  send_error(res, err, std::move(h));
+  send_error(res, err, own_answer_headers(start));
 }
 
 void chat_completions(const std::shared_ptr<const api_context>& api, http::request& req,
                       http::responder& res) {
   auto start = steady::now();
-  auto user = authenticate(*api, req, res);
+  auto user = authenticate(*api, req, res, start);
   if (!user) {
     return;
   }

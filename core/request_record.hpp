@@ -39,7 +39,8 @@ struct request_record {
   std::vector<attempt_record> attempts;  ///< in the order they were made
   int status = 0;                        ///< status sent to the client
   std::int64_t latency_ms = 0;           ///< whole request, in milliseconds
-  std::optional<std::int64_t> ttfb_ms;   ///< to the first byte sent, in ms; streams only
+  std::optional<std::int64_t> ttfb_ms;   ///< to the first body byte of a 2xx sent, in ms (a
+                                         ///< non-streamed answer: when it was sent)
   bool stream = false;                   ///< the client asked for a stream
   std::optional<ib::usage> tokens;       ///< usage the serving provider reported, if any
   /// Time the gateway itself added, in microseconds: the whole request minus the time spent

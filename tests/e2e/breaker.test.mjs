@@ -46,12 +46,15 @@ test('after N failures the provider gets no traffic until the cooldown; then exa
   const { gw, mock } = stack;
   const u = await userWithKeys(gw, ['groq', 'sarvam']);
   await mockScript(mock, 'groq', Array(3).fill({ status: 503 }));
+  // The breaker opens during the third request: the time it was sent is a lower bound of the
+  // opening (a time taken after the readiness check would not be, on a loaded machine).
+  let openedAt = 0;
   for (let i = 0; i < 3; ++i) {
+    openedAt = Date.now();
     const { response } = await chat(gw, u.api_key, 't/groq');
     assert.equal(response.headers.get('x-inferbridge-attempts'), 'groq=503;sarvam=200');
   }
   assert.equal(await readyState('groq'), 'open');
-  const openedAt = Date.now();
   // While open: skipped without an attempt, the fallback serves.
   for (let i = 0; i < 5; ++i) {
     const { response } = await chat(gw, u.api_key, 't/groq');

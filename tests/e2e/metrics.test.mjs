@@ -170,6 +170,20 @@ test('after a known mix, /metrics shows the exact counts; every chat response ca
   }
 });
 
+test('a chat request refused for its key still says the time the gateway took', async () => {
+  for (const key of [undefined, 'ib_not-a-key']) {
+    const r = await api(stack.gw, 'POST', '/v1/chat/completions', {
+      key, body: { model: 'ib/balanced', messages: userMessage() },
+    });
+    assert.equal(r.status, 401);
+    assert.match(r.headers.get('x-inferbridge-overhead-ms') ?? '', /^\d+\.\d{3}$/);
+  }
+  // Other endpoints' 401s carry no chat header.
+  const keys = await api(stack.gw, 'GET', '/v1/keys');
+  assert.equal(keys.status, 401);
+  assert.equal(keys.headers.get('x-inferbridge-overhead-ms'), null);
+});
+
 test('every durable write is counted by op and outcome', async () => {
   const before = samples(await scrape());
   const count = (m, op, outcome) => m.get(series('inferbridge_store_writes_total', { op, outcome })) ?? 0;
