@@ -192,7 +192,7 @@ std::string rfc3339_ms(std::int64_t unix_ms) {
   // The calendar part changes once a second: each thread formats it once per second (gmtime_r
   // and snprintf were a measurable part of the access line's cost at ~35 k lines/s).
   thread_local std::time_t cached_secs = -1;
-  thread_local char cached[32];
+  thread_local char cached[80];  // room for any int the format could print
   if (secs != cached_secs) {
     std::tm tm{};
     gmtime_r(&secs, &tm);
