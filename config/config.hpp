@@ -147,21 +147,6 @@ struct server_config {
   std::uint16_t port = 8080;       ///< parsed from `listen`; 0 = ephemeral
   int io_threads = 0;              ///< 0: chosen from the core count
   int actor_threads = 0;           ///< scheduler "caf" only; 0: chosen from the core count
-  /// Severity of a log line (`log.level`): a line below the configured level is not written.
-  enum class log_level : std::uint8_t { debug, info, warn, error };
-
-  /// How log lines are written (`log.format`).
-  enum class log_format : std::uint8_t {
-    json,  ///< one JSON object per line: `{"time","level","msg",...fields}`
-    text,  ///< `<time> <msg> key=value ...`, for a terminal
-  };
-
-  /// The log on stdout (`log`): access lines are level info. `IB_LOG_LEVEL` overrides `level`.
-  struct log_config {
-    log_level level = log_level::info;
-    log_format format = log_format::json;
-  };
-
   /// Where scheduled actors run: "io" (default: on the I/O threads, no thread hops per request)
   /// or "caf" (CAF's own work-sharing worker threads).
   scheduler_kind scheduler = scheduler_kind::io;

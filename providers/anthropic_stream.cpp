@@ -131,12 +131,7 @@ void translator::fail_bad(stream_output& out, std::string_view why) {
 }
 
 void translator::start_chunk(json_writer& w) const {
-  w.out() += "data: ";
-  w.start_object();
-  w.key("id").string(id_);
-  w.key("object").string("chat.completion.chunk");
-  w.key("created").integer(created_);
-  w.key("model").string(model_);
+  start_chunk_event(w, id_, created_, model_);
 }
 
 void translator::end_chunk(json_writer& w) {

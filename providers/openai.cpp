@@ -708,14 +708,7 @@ class translator final : public stream_translator {
 
   /// Starts a chunk: `data: {"id":…,"object":"chat.completion.chunk","created":…,"model":…`
   /// (object left open for `end_chunk`).
-  void start_chunk(json_writer& w) const {
-    w.out() += "data: ";
-    w.start_object();
-    w.key("id").string(id_);
-    w.key("object").string("chat.completion.chunk");
-    w.key("created").integer(created_);
-    w.key("model").string(model_);
-  }
+  void start_chunk(json_writer& w) const { start_chunk_event(w, id_, created_, model_); }
 
   static void end_chunk(json_writer& w) {
     w.end_object();

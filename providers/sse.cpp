@@ -1,6 +1,18 @@
 #include "providers/sse.hpp"
 
+#include "core/json.hpp"
+
 namespace ib::providers {
+
+void start_chunk_event(json_writer& w, std::string_view id, std::int64_t created,
+                       std::string_view model) {
+  w.out() += "data: ";
+  w.start_object();
+  w.key("id").string(id);
+  w.key("object").string("chat.completion.chunk");
+  w.key("created").integer(created);
+  w.key("model").string(model);
+}
 
 bool sse_parser::push(char ch) {
   if (last_was_cr_) {

@@ -1,10 +1,22 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
+namespace ib {
+class json_writer;
+}  // namespace ib
+
 namespace ib::providers {
+
+/// Starts an OpenAI `chat.completion.chunk` SSE event in `w` (API reference, "The chat
+/// completion chunk object"): appends `data: ` and writes `{"id":…,"object":
+/// "chat.completion.chunk","created":…,"model":…`, leaving the object open for the caller's
+/// members (`choices`, `usage`). `created` in Unix seconds.
+void start_chunk_event(json_writer& w, std::string_view id, std::int64_t created,
+                       std::string_view model);
 
 /// One server-sent event (providers.md §0).
 struct sse_event {

@@ -8,23 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { addKey, api, signup, startStack, userMessage } from './lib/stack.mjs';
-import { waitUntil } from './lib/procs.mjs';
+import { filesUnder, waitUntil } from './lib/procs.mjs';
 
 const RFC3339_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const ACCESS_FIELDS = [
   'time', 'level', 'msg', 'request_id', 'user_id', 'tier', 'model', 'provider', 'upstream_model',
   'status', 'latency_ms', 'ttfb_ms', 'overhead_ms', 'attempts', 'stream', 'usage',
 ];
-
-function filesUnder(dir) {
-  const out = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...filesUnder(p));
-    else out.push(p);
-  }
-  return out;
-}
 
 /// The log lines of a gateway's stdout: every line after `listening on ...`.
 function logLines(gw) {

@@ -10,21 +10,11 @@ import {
   addKey, api, callsTo, mockReset, restartGateway, sdk, signup, startGateway, startStack,
   userMessage, mockProviderEnv,
 } from './lib/stack.mjs';
-import { stopProcess, waitUntil } from './lib/procs.mjs';
+import { filesUnder, stopProcess, waitUntil } from './lib/procs.mjs';
 
 let stack;
 before(async () => { stack = await startStack(); });
 after(async () => { await stack?.stop(); });
-
-function filesUnder(dir) {
-  const out = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...filesUnder(p));
-    else out.push(p);
-  }
-  return out;
-}
 
 function python(code, ...args) {
   return execFileSync('python3', ['-c', code, ...args], { encoding: 'utf8' }).trim();

@@ -2,6 +2,7 @@
 // Each binary prints `listening on HOST:PORT` as its first stdout line; we wait for it with a
 // bounded timeout (never a fixed sleep).
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -115,4 +116,15 @@ export async function waitUntil(cond, { timeoutMs = 5000, intervalMs = 10, what 
 /// Starts bench/mock_provider on an ephemeral loopback port.
 export function startMock(args = []) {
   return startProcess(path.join(buildDir, 'bench', 'mock_provider'), ['--listen', '127.0.0.1:0', ...args]);
+}
+
+/// Every file below `dir` (recursively), as paths.
+export function filesUnder(dir) {
+  const out = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...filesUnder(p));
+    else out.push(p);
+  }
+  return out;
 }
