@@ -17,6 +17,7 @@
 #include "core/error.hpp"
 #include "core/json.hpp"
 #include "core/request_record.hpp"
+#include "core/text.hpp"
 #include "metrics/registry.hpp"
 #include "providers/json.hpp"
 
@@ -64,14 +65,8 @@ std::string new_request_id() {
 
 std::string_view bearer_token(std::string_view header) {
   constexpr std::string_view scheme = "Bearer ";
-  if (header.size() <= scheme.size()) {
+  if (header.size() <= scheme.size() || !istarts_with(header, scheme)) {
     return {};
-  }
-  for (std::size_t i = 0; i < scheme.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(header[i]))
-        != std::tolower(static_cast<unsigned char>(scheme[i]))) {
-      return {};
-    }
   }
   auto token = header.substr(scheme.size());
   while (!token.empty() && token.front() == ' ') {

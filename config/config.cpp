@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "core/text.hpp"
+
 namespace ib::config {
 
 std::string_view to_string(protocol p) noexcept {
@@ -28,18 +30,6 @@ std::string_view to_string(auth_style a) noexcept {
 }
 
 namespace {
-
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) {
-      return false;
-    }
-  }
-  return true;
-}
 
 bool is_alnum(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) != 0;
@@ -161,11 +151,11 @@ result<url> parse_url(std::string_view text) {
     return error{errc::invalid_request, std::string{why}};
   };
   url out;
-  if (starts_with_ci(text, "https://")) {
+  if (istarts_with(text, "https://")) {
     out.tls = true;
     out.port = 443;
     text.remove_prefix(8);
-  } else if (starts_with_ci(text, "http://")) {
+  } else if (istarts_with(text, "http://")) {
     out.tls = false;
     out.port = 80;
     text.remove_prefix(7);
@@ -237,8 +227,7 @@ result<url> parse_url(std::string_view text) {
     out.port = static_cast<std::uint16_t>(port);
   }
   out.host.assign(host);
-  std::transform(out.host.begin(), out.host.end(), out.host.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(out.host.begin(), out.host.end(), out.host.begin(), ascii_lower);
   while (!path.empty() && path.back() == '/') {
     path.remove_suffix(1);
   }
