@@ -23,16 +23,6 @@ std::int64_t now_unix_ms() {
       .count();
 }
 
-/// `us` microseconds as milliseconds with exactly 3 decimals (`1234` -> `1.234`), exact; a
-/// negative time (a clock step) is `0.000`, as the `x-inferbridge-overhead-ms` header shows it.
-std::string ms_from_us(std::int64_t us) {
-  const auto abs = static_cast<std::uint64_t>(std::max<std::int64_t>(us, 0));
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%llu.%03llu", static_cast<unsigned long long>(abs / 1000),
-                static_cast<unsigned long long>(abs % 1000));
-  return buf;
-}
-
 // -- text format ----------------------------------------------------------------------------------
 
 /// A text value: as it is, or quoted when it would not read back as one token. Control
@@ -90,22 +80,6 @@ void start_json_line(json_writer& w, std::int64_t unix_ms, log_level level, std:
   w.key("time").string(rfc3339_ms(unix_ms));
   w.key("level").string(to_string(level));
   w.key("msg").string(msg);
-}
-
-void write_json_attempts(json_writer& w, const request_record& r) {
-  w.key("attempts").start_array();
-  for (const auto& a : r.attempts) {
-    w.start_object();
-    w.key("provider").string(a.provider);
-    if (a.status != 0) {
-      w.key("status").integer(a.status);
-    } else {
-      w.key("reason").string_or_null(a.reason);
-    }
-    w.key("latency_ms").integer(a.latency_ms);
-    w.end_object();
-  }
-  w.end_array();
 }
 
 void write_json_usage(json_writer& w, const request_record& r) {
@@ -257,7 +231,7 @@ std::string format_line(log_format format, std::int64_t unix_ms, log_level level
 std::string format_access_line(log_format format, std::int64_t unix_ms, const request_record& r) {
   std::string out;
   out.reserve(384 + 64 * r.attempts.size());
-  const std::string overhead = ms_from_us(r.overhead_us);
+  const std::string overhead = overhead_ms_text(r.overhead_us);
   if (format == log_format::text) {
     start_text_line(out, unix_ms, log_level::info, "request");
     append_text_field(out, "request_id", r.id);
@@ -300,14 +274,9 @@ std::string format_access_line(log_format format, std::int64_t unix_ms, const re
     w.key("upstream_model").string_or_null(r.upstream_model);
     w.key("status").integer(r.status);
     w.key("latency_ms").integer(r.latency_ms);
-    w.key("ttfb_ms");
-    if (r.ttfb_ms) {
-      w.integer(*r.ttfb_ms);
-    } else {
-      w.null();
-    }
+    w.key("ttfb_ms").integer_or_null(r.ttfb_ms);
     w.key("overhead_ms").raw(overhead, rapidjson::kNumberType);
-    write_json_attempts(w, r);
+    write_json_attempts(w, r.attempts);
     w.key("stream").boolean(r.stream);
     write_json_usage(w, r);
     w.end_object();

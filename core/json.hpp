@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -151,6 +152,10 @@ class json_writer {
   json_writer& integer(std::int64_t x) {
     w_.Int64(x);
     return *this;
+  }
+  /// `x` in decimal, or `null` when it is empty.
+  json_writer& integer_or_null(const std::optional<std::int64_t>& x) {
+    return x ? integer(*x) : null();
   }
   /// An unsigned integer in decimal.
   json_writer& unsigned_integer(std::uint64_t x) {

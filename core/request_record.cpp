@@ -35,6 +35,14 @@ void write_attempt(json_writer& w, const attempt_record& a, bool reason_or_null)
 
 }  // namespace
 
+void write_json_attempts(json_writer& w, const std::vector<attempt_record>& attempts) {
+  w.key("attempts").start_array();
+  for (const auto& a : attempts) {
+    write_attempt(w, a, true);
+  }
+  w.end_array();
+}
+
 void write_json(json_writer& w, const request_record& r) {
   w.start_object();
   w.key("id").string(r.id);
@@ -43,19 +51,10 @@ void write_json(json_writer& w, const request_record& r) {
   w.key("model").string(r.model);
   w.key("provider").string_or_null(r.provider);
   w.key("upstream_model").string_or_null(r.upstream_model);
-  w.key("attempts").start_array();
-  for (const auto& a : r.attempts) {
-    write_attempt(w, a, true);
-  }
-  w.end_array();
+  write_json_attempts(w, r.attempts);
   w.key("status").integer(r.status);
   w.key("latency_ms").integer(r.latency_ms);
-  w.key("ttfb_ms");
-  if (r.ttfb_ms) {
-    w.integer(*r.ttfb_ms);
-  } else {
-    w.null();
-  }
+  w.key("ttfb_ms").integer_or_null(r.ttfb_ms);
   w.key("stream").boolean(r.stream);
   w.key("usage");
   if (r.tokens) {

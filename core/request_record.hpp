@@ -61,6 +61,10 @@ std::string overhead_ms_text(std::int64_t us);
 /// Writes `to_json(r)` as the next value of `w` (e.g. an element of a listing's array).
 void write_json(json_writer& w, const request_record& r);
 
+/// Writes the member `"attempts":[{"provider","status"|"reason","latency_ms"}]` into `w`, which
+/// must be inside an object (an empty reason is null), as the record's JSON holds it.
+void write_json_attempts(json_writer& w, const std::vector<attempt_record>& attempts);
+
 /// The request-log listing (`GET /v1/requests`): `{"object":"list","data":[...],"has_more":b}`,
 /// with each of `records_json` (as stored: `to_json` output, newest first) spliced in as it is.
 std::string to_list_json(const std::vector<std::string>& records_json, bool has_more);
