@@ -4,6 +4,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/cluster.hpp"
 #include "actors/messages.hpp"
 #include "config/config.hpp"
 #include "core/breaker.hpp"
@@ -30,6 +31,13 @@ struct supervisor_options {
   std::size_t max_upstream_body = 32 * 1024 * 1024;  ///< bytes
   std::string ca_file;                               ///< extra CA bundle for upstream TLS
   std::shared_ptr<metrics::registry> metrics;        ///< circuit-state gauge; may be null (tests)
+  /// Several nodes (design §10): the cluster bus; null on a single node. With it, transitions
+  /// and 429 cooldowns are published to the other nodes, and the half-open probe goes only once
+  /// this node holds the cluster-wide probe lease (others skip the provider meanwhile).
+  cluster_bus_handle bus;
+  /// How long a won probe lease lasts before the probe goes (ms); extended to the breaker's
+  /// `probe_timeout` when it does.
+  std::chrono::milliseconds probe_lease{2000};
 };
 
 /// Spawns the health supervisor of one provider (design §5): it owns the provider's breaker and
@@ -37,7 +45,8 @@ struct supervisor_options {
 /// if it dies), logs breaker transitions (one line each), and publishes a `health_snapshot` in
 /// `slot` after every change (its handlers run on the actor's thread; readers load the snapshot
 /// from any thread). Protocol: `health_supervisor_handle` in actors/messages.hpp:
-/// `(admit_atom) -> bool` (the half-open probe slot), `(report_atom, attempt_report)`. Sets
+/// `(admit_atom) -> bool` (the half-open probe slot), `(report_atom, attempt_report)`, and with
+/// `opts.bus` the cluster messages (`remote_atom`, `lease_atom`; see messages.hpp). Sets
 /// `slot->supervisor` and the first snapshot (with the first provider actor) before it returns.
 health_supervisor_handle spawn_health_supervisor(caf::actor_system& sys, supervisor_options opts,
                                                  std::shared_ptr<health_slot> slot);

@@ -8,8 +8,8 @@
 #include "actors/messages.hpp"
 #include "metrics/registry.hpp"
 #include "storage/fernet.hpp"
-#include "storage/key_store.hpp"
 #include "storage/secrets.hpp"
+#include "storage/store.hpp"
 
 namespace ib::actors {
 
@@ -32,7 +32,7 @@ std::shared_ptr<const key_snapshot> with_user(const key_snapshot& base,
 }
 
 struct key_state {
-  std::shared_ptr<storage::key_store> store;
+  std::shared_ptr<storage::store> store;
   std::shared_ptr<const storage::fernet_keyring> keyring;
   std::shared_ptr<key_directory> dir;
   std::shared_ptr<metrics::registry> registry;  ///< may be null (tests)
@@ -118,6 +118,44 @@ result<bool> delete_key(key_actor_t self, const std::string& user_id, const std:
   return *removed;
 }
 
+/// Reloads one user from the store into the snapshot (another node wrote it, design §10): its
+/// gateway key hashes and provider keys replace what the snapshot held; a user the store no
+/// longer has is removed. On failure the snapshot is kept (the periodic resync heals it).
+void refresh_user(key_actor_t self, const std::string& user_id) {
+  auto& st = self->state;
+  auto loaded = st.store->load_user(user_id);
+  if (!loaded) {
+    log(log_level::warn, "key refresh failed; the next resync will retry",
+        {{"reason", loaded.error().message}});
+    return;
+  }
+  auto next = std::make_shared<key_snapshot>(*current(self));
+  std::erase_if(next->user_by_hash, [&](const auto& kv) { return kv.second == user_id; });
+  if (!*loaded) {
+    next->users.erase(user_id);
+    publish(self, std::move(next));
+    return;
+  }
+  const auto& state = **loaded;
+  auto user = std::make_shared<user_entry>();
+  user->id = state.user.id;
+  user->email = state.user.email;
+  user->created = state.user.created;
+  for (const auto& rec : state.keys) {
+    if (auto plain = st.keyring->decrypt(rec.token)) {
+      user->keys.push_back(user_key{rec.provider, *plain, rec.hint, rec.created});
+    } else {
+      log(log_level::warn, "a stored provider key does not decrypt with the master keys; ignored",
+          {{"provider", rec.provider}});
+    }
+  }
+  for (const auto& h : state.api_key_hashes) {
+    next->user_by_hash[hash_key(h)] = user->id;
+  }
+  next->users[user->id] = std::move(user);
+  publish(self, std::move(next));
+}
+
 /// Rebuilds the snapshot from the store and publishes it; on failure keeps the published one.
 void reload_snapshot(key_actor_t self) {
   auto& st = self->state;
@@ -143,7 +181,11 @@ caf::result<T> answer(F&& fn) {
   try {
     result<T> r = fn();
     if (!r) {
-      return make_error(std::move(r).error());
+      if (r.error().code == errc::unavailable) {
+        log(log_level::warn, "key write refused: the store is unreachable",
+            {{"reason", r.error().message}});
+      }
+      return make_error(public_store_error(std::move(r).error()));
     }
     return std::move(*r);
   } catch (const std::exception&) {
@@ -151,8 +193,7 @@ caf::result<T> answer(F&& fn) {
   }
 }
 
-key_actor_handle::behavior_type key_actor(key_actor_t self,
-                                          std::shared_ptr<storage::key_store> store,
+key_actor_handle::behavior_type key_actor(key_actor_t self, std::shared_ptr<storage::store> store,
                                           std::shared_ptr<const storage::fernet_keyring> keyring,
                                           std::shared_ptr<key_directory> dir,
                                           std::shared_ptr<metrics::registry> registry,
@@ -178,6 +219,14 @@ key_actor_handle::behavior_type key_actor(key_actor_t self,
              const std::string& provider) -> caf::result<bool> {
         return answer<bool>([&] { return delete_key(self, user_id, provider); });
       },
+      [self](refresh_atom, const std::string& user_id) {
+        try {
+          refresh_user(self, user_id);
+        } catch (const std::exception& e) {
+          log(log_level::error, "key refresh failed", {{"reason", std::string_view{e.what()}}});
+        }
+      },
+      [self](reload_atom) { reload_snapshot(self); },
   };
 }
 
@@ -194,7 +243,7 @@ key_actor_handle::behavior_type key_actor(key_actor_t self,
 // closed mailbox bounces a request the same way).
 
 struct key_supervisor_state {
-  std::shared_ptr<storage::key_store> store;
+  std::shared_ptr<storage::store> store;
   std::shared_ptr<const storage::fernet_keyring> keyring;
   std::shared_ptr<key_directory> dir;
   std::shared_ptr<metrics::registry> registry;
@@ -213,7 +262,7 @@ void spawn_child(key_supervisor_t self, bool reload) {
 }
 
 key_supervisor_handle::behavior_type key_supervisor(
-    key_supervisor_t self, std::shared_ptr<storage::key_store> store,
+    key_supervisor_t self, std::shared_ptr<storage::store> store,
     std::shared_ptr<const storage::fernet_keyring> keyring, std::shared_ptr<key_directory> dir,
     std::shared_ptr<metrics::registry> registry) {
   auto& st = self->state;
@@ -249,6 +298,10 @@ key_supervisor_handle::behavior_type key_supervisor(
       [self](delkey_atom a, std::string& user_id, std::string& provider) {
         return self->delegate(self->state.child, a, std::move(user_id), std::move(provider));
       },
+      [self](refresh_atom a, std::string& user_id) {
+        self->send(self->state.child, a, std::move(user_id));
+      },
+      [self](reload_atom a) { self->send(self->state.child, a); },
       [self](child_atom) { return self->state.child; },
   };
 }
@@ -256,7 +309,7 @@ key_supervisor_handle::behavior_type key_supervisor(
 }  // namespace
 
 result<std::shared_ptr<const key_snapshot>> load_key_snapshot(
-    const storage::key_store& store, const storage::fernet_keyring& keyring) {
+    const storage::store& store, const storage::fernet_keyring& keyring) {
   auto snap = std::make_shared<key_snapshot>();
   auto rc = store.for_each_api_key([&](const storage::sha256_digest& h, std::string_view uid) {
     snap->user_by_hash.emplace(hash_key(h), std::string(uid));
@@ -264,19 +317,31 @@ result<std::shared_ptr<const key_snapshot>> load_key_snapshot(
   if (!rc) {
     return std::move(rc).error();
   }
+  // Every user in one read (one query on PostgreSQL), keeping those with a gateway key.
+  std::unordered_map<std::string, std::shared_ptr<user_entry>> with_key;
   for (const auto& [hash, uid] : snap->user_by_hash) {
-    if (snap->users.contains(uid)) {
-      continue;
-    }
-    auto rec = store.find_user(uid);
-    if (!rec) {
-      return std::move(rec).error();
+    with_key.emplace(uid, nullptr);
+  }
+  rc = store.for_each_user([&](const storage::user_record& rec) {
+    auto it = with_key.find(rec.id);
+    if (it == with_key.end()) {
+      return;
     }
     auto user = std::make_shared<user_entry>();
-    user->id = uid;
-    if (*rec) {
-      user->email = (*rec)->email;
-      user->created = (*rec)->created;
+    user->id = rec.id;
+    user->email = rec.email;
+    user->created = rec.created;
+    it->second = std::move(user);
+  });
+  if (!rc) {
+    return std::move(rc).error();
+  }
+  for (auto& [uid, user] : with_key) {
+    if (user == nullptr) {
+      // A key whose user record is missing (never written by this gateway): the key still
+      // authenticates, as before, with an empty profile.
+      user = std::make_shared<user_entry>();
+      user->id = uid;
     }
     snap->users.emplace(uid, std::move(user));
   }
@@ -317,8 +382,7 @@ result<std::shared_ptr<const key_snapshot>> load_key_snapshot(
   return std::shared_ptr<const key_snapshot>(std::move(snap));
 }
 
-key_supervisor_handle spawn_key_actor(caf::actor_system& sys,
-                                      std::shared_ptr<storage::key_store> store,
+key_supervisor_handle spawn_key_actor(caf::actor_system& sys, std::shared_ptr<storage::store> store,
                                       std::shared_ptr<const storage::fernet_keyring> keyring,
                                       std::shared_ptr<key_directory> dir,
                                       std::shared_ptr<metrics::registry> registry) {

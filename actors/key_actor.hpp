@@ -10,7 +10,7 @@
 #include "core/result.hpp"
 
 namespace ib::storage {
-class key_store;
+class store;
 class fernet_keyring;
 }  // namespace ib::storage
 namespace ib::metrics {
@@ -26,7 +26,7 @@ struct key_snapshot;
 /// decrypted with `keyring`. Fails (never sends garbage upstream) when provider keys are stored
 /// but the master keys decrypt none of them.
 result<std::shared_ptr<const key_snapshot>> load_key_snapshot(
-    const storage::key_store& store, const storage::fernet_keyring& keyring);
+    const storage::store& store, const storage::fernet_keyring& keyring);
 
 /// Spawns the key actor under its supervisor and returns the supervisor: the stable handle to
 /// ask (protocol: `key_supervisor_handle` in actors/messages.hpp). The key actor (detached: LMDB
@@ -39,8 +39,7 @@ result<std::shared_ptr<const key_snapshot>> load_key_snapshot(
 /// the old one comes back to its asker from CAF as `sec::request_receiver_down` (see
 /// `is_dropped`). An exit sent to the supervisor stops both (queued commands are served first).
 /// With a `registry`, each write is counted in `inferbridge_store_writes_total{op,outcome}`.
-key_supervisor_handle spawn_key_actor(caf::actor_system& sys,
-                                      std::shared_ptr<storage::key_store> store,
+key_supervisor_handle spawn_key_actor(caf::actor_system& sys, std::shared_ptr<storage::store> store,
                                       std::shared_ptr<const storage::fernet_keyring> keyring,
                                       std::shared_ptr<key_directory> dir,
                                       std::shared_ptr<metrics::registry> registry = nullptr);

@@ -56,6 +56,16 @@ using child_atom = caf::atom_constant<caf::atom("child")>;      ///< test -> key
 using writer_atom = caf::atom_constant<caf::atom("writer")>;    ///< metrics supervisor <-> metrics
 using append_atom = caf::atom_constant<caf::atom("append")>;    ///< metrics -> request-log writer
 using stop_atom = caf::atom_constant<caf::atom("stop")>;        ///< metrics -> request-log writer
+// Several nodes (design §10; actors/cluster.hpp):
+using refresh_atom = caf::atom_constant<caf::atom("refresh")>;    ///< listener -> key actor
+using reload_atom = caf::atom_constant<caf::atom("reload")>;      ///< listener -> key actor
+using remote_atom = caf::atom_constant<caf::atom("remote")>;      ///< listener -> supervisor
+using lease_atom = caf::atom_constant<caf::atom("lease")>;        ///< supervisor <-> cluster bus
+using extend_atom = caf::atom_constant<caf::atom("extend")>;      ///< supervisor -> cluster bus
+using publish_atom = caf::atom_constant<caf::atom("publish")>;    ///< supervisor -> cluster bus
+using closed_atom = caf::atom_constant<caf::atom("closed")>;      ///< supervisor -> cluster bus
+using cooldown_atom = caf::atom_constant<caf::atom("cooldown")>;  ///< supervisor -> cluster bus
+using retry_atom = caf::atom_constant<caf::atom("retry")>;        ///< request-log writer timer
 
 // -- errors ---------------------------------------------------------------------------------------
 
@@ -73,9 +83,28 @@ inline caf::error make_error(errc x, std::string msg = {}, std::string param = {
           caf::make_message(std::move(msg), std::move(param))};
 }
 
-/// `err` as a caf::error of category "ib" (its `detail_code` is not carried).
+/// `err` as a caf::error of category "ib"; the context holds (message, param, detail_code) when
+/// it has a `detail_code`.
 inline caf::error make_error(error err) {
-  return make_error(err.code, std::move(err.message), std::move(err.param));
+  if (err.detail_code.empty()) {
+    return make_error(err.code, std::move(err.message), std::move(err.param));
+  }
+  return {
+      static_cast<std::uint8_t>(err.code), actors::error_category,
+      caf::make_message(std::move(err.message), std::move(err.param), std::move(err.detail_code))};
+}
+
+/// What a client is told when the store failed with `e`: an unreachable store (PostgreSQL away,
+/// errc::unavailable) becomes a 503 `store_unavailable` whose message names no host, port or
+/// server message (the caller logs `e` itself); any other error is returned as it is.
+inline error public_store_error(error e) {
+  if (e.code != errc::unavailable) {
+    return e;
+  }
+  return error{errc::unavailable,
+               "The gateway's database is unavailable; retry the request in a moment.",
+               {},
+               "store_unavailable"};
 }
 
 /// CAF 0.17 inspection of token counts (message payloads need it).
@@ -121,7 +150,11 @@ inline std::optional<error> to_ib_error(const caf::error& e) {
   }
   error out{static_cast<errc>(e.code()), {}};
   const auto& ctx = e.context();
-  if (ctx.match_elements<std::string, std::string>()) {
+  if (ctx.match_elements<std::string, std::string, std::string>()) {
+    out.message = ctx.get_as<std::string>(0);
+    out.param = ctx.get_as<std::string>(1);
+    out.detail_code = ctx.get_as<std::string>(2);
+  } else if (ctx.match_elements<std::string, std::string>()) {
     out.message = ctx.get_as<std::string>(0);
     out.param = ctx.get_as<std::string>(1);
   } else if (ctx.match_elements<std::string>()) {
@@ -280,21 +313,32 @@ using provider_actor_handle =
 
 /// A provider's health supervisor (actors/health_supervisor.hpp). `admit_atom` asks for the
 /// half-open probe slot (true: this caller is the probe); `report_atom` records how an attempt
-/// ended (breaker, 429 cooldowns); `tick_atom` is its own one-second timer.
+/// ended (breaker, 429 cooldowns); `tick_atom` is its own one-second timer. With several nodes
+/// (design §10) the cluster listener tells it what other nodes published:
+/// `(remote_atom, open, retry_at_ms, next_cooldown_ms)` a breaker transition (open or closed),
+/// `(remote_atom, user_id, until_ms)` a 429 cooldown (wall-clock Unix ms); `(lease_atom,
+/// retry_at_ms)` is its own timer for asking for the cluster-wide probe lease.
 using health_supervisor_handle =
     caf::typed_actor<caf::replies_to<admit_atom>::with<bool>,
-                     caf::reacts_to<report_atom, attempt_report>, caf::reacts_to<tick_atom>>;
+                     caf::reacts_to<report_atom, attempt_report>, caf::reacts_to<tick_atom>,
+                     caf::reacts_to<remote_atom, bool, std::int64_t, std::int64_t>,
+                     caf::reacts_to<remote_atom, std::string, std::int64_t>,
+                     caf::reacts_to<lease_atom, std::int64_t>>;
 
 /// The key actor (actors/key_actor.hpp), the one writer of users and keys. Each answer comes
 /// after the LMDB commit (durable) and after the key snapshot is republished:
 /// `(mkuser_atom, email) -> created_user` (`errc::conflict` when the email is taken);
 /// `(putkey_atom, user_id, provider, api_key) -> key_info` (`errc::unauthorized` for an unknown
 /// user); `(delkey_atom, user_id, provider) -> bool` (false: there was no such key). A failing
-/// store answers its `ib` error (`errc::storage`, `errc::internal`).
+/// store answers its `ib` error (`errc::storage`, `errc::internal`; `errc::unavailable` while
+/// PostgreSQL is away). With several nodes the cluster listener tells it of writes made
+/// elsewhere: `(refresh_atom, user_id)` reloads one user into the snapshot, `(reload_atom)`
+/// rebuilds the whole snapshot (periodic resync, reconnect).
 using key_actor_handle = caf::typed_actor<
     caf::replies_to<mkuser_atom, std::string>::with<created_user>,
     caf::replies_to<putkey_atom, std::string, std::string, std::string>::with<key_info>,
-    caf::replies_to<delkey_atom, std::string, std::string>::with<bool>>;
+    caf::replies_to<delkey_atom, std::string, std::string>::with<bool>,
+    caf::reacts_to<refresh_atom, std::string>, caf::reacts_to<reload_atom>>;
 
 /// The key actor's supervisor: the stable handle callers hold. It delegates each command to the
 /// current key actor (whose answer goes straight to the asker); `(child_atom)` names that actor
@@ -309,7 +353,7 @@ using key_supervisor_handle =
 using log_writer_handle = caf::typed_actor<
     caf::reacts_to<append_atom, std::shared_ptr<record_batch>>,
     caf::replies_to<listreq_atom, std::string, std::uint64_t, std::string>::with<std::string>,
-    caf::reacts_to<stop_atom>>;
+    caf::reacts_to<stop_atom>, caf::reacts_to<retry_atom>>;
 
 /// The metrics actor: `(record_atom, record)` for each finished request; `listreq_atom` as the
 /// writer's, delegated to it after the pending batch; `(writer_atom, writer)` names a restarted

@@ -1,6 +1,8 @@
 #include "actors/metrics_actor.hpp"
 
+#include <atomic>
 #include <ctime>
+#include <deque>
 
 #include <caf/all.hpp>
 
@@ -8,7 +10,7 @@
 #include "actors/messages.hpp"
 #include "core/request_record.hpp"
 #include "metrics/registry.hpp"
-#include "storage/key_store.hpp"
+#include "storage/store.hpp"
 
 namespace ib::actors {
 
@@ -20,44 +22,127 @@ constexpr auto flush_interval = std::chrono::milliseconds(100);
 // -- the request log writer: the one place that commits records (detached: it fsyncs) ------------
 
 struct writer_state {
-  std::shared_ptr<storage::key_store> store;
+  std::shared_ptr<storage::store> store;
   std::shared_ptr<metrics::registry> reg;
   config::request_log_config log_cfg;
+  /// Records kept while the store is unreachable (PostgreSQL away), oldest first; written before
+  /// any newer batch once it is back. At most `max_buffered`.
+  std::deque<request_record> pending;
+  std::size_t max_buffered = 0;
+  bool retry_scheduled = false;
+  std::shared_ptr<std::atomic<std::size_t>> queued;  ///< shared with the metrics actor
   static inline const char* name = "request_log_writer";
 };
 
 using writer_actor_t = log_writer_handle::stateful_pointer<writer_state>;
 
-std::string list_body(const storage::key_store::page& page) {
+std::string list_body(const storage::request_page& page) {
   return to_list_json(page.records_json, page.has_more);
 }
 
-log_writer_handle::behavior_type request_log_writer(writer_actor_t self,
-                                                    std::shared_ptr<storage::key_store> store,
-                                                    std::shared_ptr<metrics::registry> reg,
-                                                    config::request_log_config log_cfg) {
+enum class commit_outcome { done, failed, unreachable };
+
+/// Commits `batch` in one transaction. A failure other than an unreachable store drops the
+/// batch (counted and logged); an unreachable store leaves it to the caller to keep.
+commit_outcome commit(writer_actor_t self, const record_batch& batch) {
+  auto& st = self->state;
+  auto rc = st.store->append_requests(batch, st.log_cfg.max_records_per_user,
+                                      st.log_cfg.max_age_seconds(), std::time(nullptr));
+  st.reg->observe_store_write("append_requests", rc.has_value());
+  if (rc) {
+    return commit_outcome::done;
+  }
+  if (rc.error().code == errc::unavailable && st.max_buffered > 0) {
+    return commit_outcome::unreachable;
+  }
+  // The batch is one transaction: none of its records was written.
+  st.reg->add_records_dropped(batch.size());
+  log(log_level::error, "request log: a batch failed to commit",
+      {{"error", rc.error().message}, {"records_dropped", batch.size()}});
+  return commit_outcome::failed;
+}
+
+/// Keeps `batch` for later, dropping (and counting) the oldest records beyond the bound, and
+/// makes sure a retry is scheduled.
+void buffer(writer_actor_t self, record_batch batch) {
+  auto& st = self->state;
+  for (auto& r : batch) {
+    st.pending.push_back(std::move(r));
+  }
+  std::size_t dropped = 0;
+  while (st.pending.size() > st.max_buffered) {
+    st.pending.pop_front();
+    ++dropped;
+  }
+  if (dropped > 0) {
+    st.reg->add_records_dropped(dropped);
+  }
+  if (!st.retry_scheduled) {
+    st.retry_scheduled = true;
+    self->delayed_send(self, std::chrono::seconds(1), retry_atom::value);
+  }
+}
+
+/// Writes the backlog in batches of 4 × `max_batch`, oldest first, until it is empty or the store
+/// is unreachable again (then a retry is scheduled).
+void drain(writer_actor_t self) {
+  auto& st = self->state;
+  while (!st.pending.empty()) {
+    const auto n = std::min(st.pending.size(), max_batch * 4);
+    record_batch chunk(std::make_move_iterator(st.pending.begin()),
+                       std::make_move_iterator(st.pending.begin() + static_cast<long>(n)));
+    st.pending.erase(st.pending.begin(), st.pending.begin() + static_cast<long>(n));
+    if (commit(self, chunk) == commit_outcome::unreachable) {
+      // Put them back in front, in order.
+      st.pending.insert(st.pending.begin(), std::make_move_iterator(chunk.begin()),
+                        std::make_move_iterator(chunk.end()));
+      if (!st.retry_scheduled) {
+        st.retry_scheduled = true;
+        self->delayed_send(self, std::chrono::seconds(1), retry_atom::value);
+      }
+      return;
+    }
+  }
+}
+
+log_writer_handle::behavior_type request_log_writer(
+    writer_actor_t self, std::shared_ptr<storage::store> store,
+    std::shared_ptr<metrics::registry> reg, config::request_log_config log_cfg,
+    std::size_t max_buffered, std::shared_ptr<std::atomic<std::size_t>> queued) {
   self->state.store = std::move(store);
   self->state.reg = std::move(reg);
   self->state.log_cfg = log_cfg;
+  self->state.max_buffered = max_buffered;
+  self->state.queued = std::move(queued);
   return {
       [self](append_atom, std::shared_ptr<record_batch>& batch) {
         auto& st = self->state;
-        auto rc = st.store->append_requests(*batch, st.log_cfg.max_records_per_user,
-                                            st.log_cfg.max_age_seconds(), std::time(nullptr));
-        st.reg->observe_store_write("append_requests", rc.has_value());
-        if (!rc) {
-          // The batch is one transaction: none of its records was written.
-          st.reg->add_records_dropped(batch->size());
-          log(log_level::error, "request log: a batch failed to commit",
-              {{"error", rc.error().message}, {"records_dropped", batch->size()}});
+        st.queued->fetch_sub(std::min(batch->size(), st.queued->load(std::memory_order_relaxed)),
+                             std::memory_order_relaxed);
+        if (!st.pending.empty()) {
+          // The store was away: keep the order, the backlog goes first.
+          buffer(self, std::move(*batch));
+          drain(self);
+          return;
         }
+        if (commit(self, *batch) == commit_outcome::unreachable) {
+          buffer(self, std::move(*batch));
+        }
+      },
+      [self](retry_atom) {
+        self->state.retry_scheduled = false;
+        drain(self);
       },
       [self](listreq_atom, const std::string& user_id, std::uint64_t limit,
              const std::string& before) -> caf::result<std::string> {
         try {
           auto page = self->state.store->list_requests(user_id, limit, before);
           if (!page) {
-            return make_error(std::move(page).error());
+            if (page.error().code == errc::unavailable) {
+              log(log_level::warn, "request listing refused: the store is unreachable",
+                  {{"reason", page.error().message}});
+            }
+            return make_error(public_store_error(std::move(page).error()));
           }
           return list_body(*page);
         } catch (const std::exception&) {
@@ -65,7 +150,19 @@ log_writer_handle::behavior_type request_log_writer(writer_actor_t self,
           return make_error(errc::internal, "the request log failed");
         }
       },
-      [self](stop_atom) { self->quit(); },
+      [self](stop_atom) {
+        // Shutting down: one last try for what the store could not take, then what is left is
+        // lost, and counted as such.
+        auto& st = self->state;
+        drain(self);
+        if (!st.pending.empty()) {
+          st.reg->add_records_dropped(st.pending.size());
+          log(log_level::error, "request log: records lost at shutdown (the store is unreachable)",
+              {{"records_dropped", st.pending.size()}});
+          st.pending.clear();
+        }
+        self->quit();
+      },
   };
 }
 
@@ -74,6 +171,9 @@ log_writer_handle::behavior_type request_log_writer(writer_actor_t self,
 struct metrics_state {
   std::shared_ptr<metrics::registry> reg;
   log_writer_handle writer;
+  std::shared_ptr<std::atomic<std::size_t>> queued;  ///< records sent to the writer, not yet taken
+  std::size_t max_queued = 0;                        ///< 0: no bound
+  bool dropping = false;
   std::shared_ptr<record_batch> batch = std::make_shared<record_batch>();
   bool flush_scheduled = false;
   static inline const char* name = "metrics_actor";
@@ -86,6 +186,20 @@ void flush(metrics_actor_t self) {
   if (st.batch->empty()) {
     return;
   }
+  const auto n = st.batch->size();
+  if (st.max_queued > 0 && st.queued->load(std::memory_order_relaxed) + n > st.max_queued) {
+    // The store is slower than the traffic: keep memory bounded, drop this batch (counted).
+    st.reg->add_records_dropped(n);
+    if (!st.dropping) {
+      st.dropping = true;
+      log(log_level::warn, "request log: the store is behind; dropping records",
+          {{"queued", st.queued->load(std::memory_order_relaxed)}, {"dropped", n}});
+    }
+    st.batch->clear();
+    return;
+  }
+  st.dropping = false;
+  st.queued->fetch_add(n, std::memory_order_relaxed);
   self->send(st.writer, append_atom::value, std::move(st.batch));
   st.batch = std::make_shared<record_batch>();
   st.batch->reserve(max_batch);
@@ -93,10 +207,14 @@ void flush(metrics_actor_t self) {
 
 metrics_actor_handle::behavior_type metrics_actor(metrics_actor_t self,
                                                   std::shared_ptr<metrics::registry> reg,
-                                                  log_writer_handle writer) {
+                                                  log_writer_handle writer,
+                                                  std::shared_ptr<std::atomic<std::size_t>> queued,
+                                                  std::size_t max_queued) {
   auto& st = self->state;
   st.reg = std::move(reg);
   st.writer = std::move(writer);
+  st.queued = std::move(queued);
+  st.max_queued = max_queued;
   st.batch->reserve(max_batch);
   // On shutdown: hand the last batch to the writer, then stop it (in that order: both are
   // ordinary messages from this actor).
@@ -153,8 +271,10 @@ metrics_actor_handle::behavior_type metrics_actor(metrics_actor_t self,
 
 struct metrics_supervisor_state {
   std::shared_ptr<metrics::registry> reg;
-  std::shared_ptr<storage::key_store> store;
+  std::shared_ptr<storage::store> store;
   config::request_log_config log_cfg;
+  std::size_t max_buffered = 0;
+  std::shared_ptr<std::atomic<std::size_t>> queued = std::make_shared<std::atomic<std::size_t>>(0);
   log_writer_handle writer;
   metrics_actor_handle child;
   std::uint64_t restarts = 0;
@@ -165,22 +285,28 @@ using metrics_supervisor_t = metrics_supervisor_handle::stateful_pointer<metrics
 
 void spawn_writer(metrics_supervisor_t self) {
   auto& st = self->state;
-  st.writer =
-      self->spawn<caf::detached + caf::monitored>(request_log_writer, st.store, st.reg, st.log_cfg);
+  // Batches queued for a dead writer died with it: they no longer count against the bound.
+  st.queued->store(0, std::memory_order_relaxed);
+  st.writer = self->spawn<caf::detached + caf::monitored>(request_log_writer, st.store, st.reg,
+                                                          st.log_cfg, st.max_buffered, st.queued);
 }
 
 void spawn_child(metrics_supervisor_t self) {
   auto& st = self->state;
-  st.child = self->spawn<caf::monitored>(metrics_actor, st.reg, st.writer);
+  st.child =
+      self->spawn<caf::monitored>(metrics_actor, st.reg, st.writer, st.queued, st.max_buffered);
 }
 
-metrics_supervisor_handle::behavior_type metrics_supervisor(
-    metrics_supervisor_t self, std::shared_ptr<metrics::registry> reg,
-    std::shared_ptr<storage::key_store> store, config::request_log_config log_cfg) {
+metrics_supervisor_handle::behavior_type metrics_supervisor(metrics_supervisor_t self,
+                                                            std::shared_ptr<metrics::registry> reg,
+                                                            std::shared_ptr<storage::store> store,
+                                                            config::request_log_config log_cfg,
+                                                            std::size_t max_buffered) {
   auto& st = self->state;
   st.reg = std::move(reg);
   st.store = std::move(store);
   st.log_cfg = log_cfg;
+  st.max_buffered = max_buffered;
   spawn_writer(self);
   spawn_child(self);
   self->set_down_handler([self](const caf::down_msg& dm) {
@@ -219,9 +345,10 @@ metrics_supervisor_handle::behavior_type metrics_supervisor(
 
 metrics_supervisor_handle spawn_metrics_actor(caf::actor_system& sys,
                                               std::shared_ptr<metrics::registry> reg,
-                                              std::shared_ptr<storage::key_store> store,
-                                              config::request_log_config log_cfg) {
-  return sys.spawn(metrics_supervisor, std::move(reg), std::move(store), log_cfg);
+                                              std::shared_ptr<storage::store> store,
+                                              config::request_log_config log_cfg,
+                                              std::size_t max_buffered) {
+  return sys.spawn(metrics_supervisor, std::move(reg), std::move(store), log_cfg, max_buffered);
 }
 
 }  // namespace ib::actors

@@ -8,7 +8,7 @@
 #include "config/config.hpp"
 
 namespace ib::storage {
-class key_store;
+class store;
 }
 namespace ib::metrics {
 class registry;
@@ -35,9 +35,18 @@ namespace ib::actors {
 /// `sec::request_receiver_down` (see `is_dropped`). `(child_atom)` and `(writer_atom)` name the
 /// current children (for tests). An exit sent to the supervisor stops the metrics actor, which
 /// flushes its batch and then stops the writer.
+///
+/// `max_buffered` bounds the records waiting to be written, in two places: queued for the
+/// writer (a store slower than the traffic: beyond the bound the metrics actor drops whole
+/// batches), and kept by the writer while the store is unreachable (`errc::unavailable`:
+/// PostgreSQL away; it retries every second and writes that backlog first when the store is
+/// back, dropping the oldest beyond the bound). Every dropped record is counted in
+/// `inferbridge_request_records_dropped_total`. 0: no bound on the queue, and nothing kept when
+/// the store is unreachable (the batch is dropped, as any failed batch is).
 metrics_supervisor_handle spawn_metrics_actor(caf::actor_system& sys,
                                               std::shared_ptr<metrics::registry> reg,
-                                              std::shared_ptr<storage::key_store> store,
-                                              config::request_log_config log_cfg);
+                                              std::shared_ptr<storage::store> store,
+                                              config::request_log_config log_cfg,
+                                              std::size_t max_buffered = 0);
 
 }  // namespace ib::actors

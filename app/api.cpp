@@ -437,7 +437,9 @@ void readiness(const std::shared_ptr<const api_context>& api, http::responder& r
     json_writer w(body);
     w.start_object();
     w.key("status").string(any_usable ? "ready" : "unavailable");
-    w.key("store").string("open");
+    // The HTTP status does not depend on the store: chat keeps working from the snapshot while
+    // PostgreSQL is away, so a load balancer must keep sending traffic here (design §10).
+    w.key("store").string(api->store == nullptr || api->store->up.load() ? "open" : "unavailable");
     w.key("providers").raw(providers);  // written just above
     w.end_object();
   }

@@ -6,6 +6,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/cluster.hpp"
 #include "actors/messages.hpp"
 #include "actors/request_actor.hpp"
 #include "http/server.hpp"
@@ -27,6 +28,8 @@ struct api_context {
   /// The metrics actor's supervisor: delegates records and listings to the current metrics actor.
   actors::metrics_supervisor_handle metrics_actor;
   std::shared_ptr<const actors::gateway_deps> deps;
+  /// The store's kind and reachability (`/readyz`); never null once the gateway runs.
+  std::shared_ptr<const actors::store_status> store;
   std::string models_body;    ///< GET /v1/models, rendered once
   std::string provider_list;  ///< "openai, anthropic, ..." for error messages
 };

@@ -17,6 +17,7 @@
 #include <caf/all.hpp>
 
 #include "actors/asio_scheduler.hpp"
+#include "actors/cluster.hpp"
 #include "actors/health_supervisor.hpp"
 #include "actors/key_actor.hpp"
 #include "actors/log.hpp"
@@ -30,6 +31,8 @@
 #include "storage/fernet.hpp"
 #include "storage/key_store.hpp"
 #include "storage/master_key.hpp"
+#include "storage/pg_store.hpp"
+#include "storage/secrets.hpp"
 
 namespace ib::app {
 
@@ -41,25 +44,52 @@ namespace {
 
 // -- the steps, each a small function with a typed result ----------------------------------------
 
-/// The opened data dir: the key store and the master keyring that decrypts its provider keys.
+/// The opened store and the master keyring that decrypts its provider keys.
 struct opened_store {
-  std::shared_ptr<storage::key_store> store;
+  std::shared_ptr<storage::store> store;
+  std::shared_ptr<storage::pg_store> pg;  ///< the same store when it is PostgreSQL, else null
   std::shared_ptr<const storage::fernet_keyring> keyring;
+  std::string node;  ///< this process's node id (names its notifications and probe leases)
 };
 
-/// Step 1: opens the LMDB store in `cfg.data_dir` and loads the master keys (IB_MASTER_KEY or
-/// `master.key`, created on first start). Errors: the store's or the key loader's, as they are.
+/// Opens PostgreSQL at `url` as node `node` (schema created or upgraded, design §10).
+result<std::shared_ptr<storage::pg_store>> open_postgres(const config::store_config& sc,
+                                                         std::string node) {
+  storage::pg_options o;
+  o.url = sc.url;
+  o.node = std::move(node);
+  o.timeout = sc.timeout;
+  auto pg = storage::pg_store::open(std::move(o));
+  if (!pg) {
+    return std::move(pg).error();
+  }
+  return std::shared_ptr<storage::pg_store>(std::move(*pg));
+}
+
+/// Step 1: opens the store (LMDB in `cfg.data_dir`, or PostgreSQL) and loads the master keys
+/// (IB_MASTER_KEY or `master.key`, created on first start; PostgreSQL needs IB_MASTER_KEY).
+/// Errors: the store's or the key loader's, as they are.
 result<opened_store> open_storage(const config::config& cfg) {
-  auto store = storage::key_store::open(cfg.data_dir);
-  if (!store) {
-    return std::move(store).error();
+  opened_store out;
+  out.node = storage::new_id("node_");
+  if (cfg.store.kind == config::store_kind::postgres) {
+    auto pg = open_postgres(cfg.store, out.node);
+    if (!pg) {
+      return std::move(pg).error();
+    }
+    out.pg = *pg;
+    out.store = *pg;
+  } else {
+    auto store = storage::key_store::open(cfg.data_dir);
+    if (!store) {
+      return std::move(store).error();
+    }
+    out.store = std::shared_ptr<storage::key_store>(std::move(*store));
   }
   auto keys = storage::load_master_keys(cfg.master_keys, cfg.data_dir);
   if (!keys) {
     return std::move(keys).error();
   }
-  opened_store out;
-  out.store = std::shared_ptr<storage::key_store>(std::move(*store));
   out.keyring = std::make_shared<const storage::fernet_keyring>(std::move(*keys));
   return out;
 }
@@ -106,6 +136,8 @@ struct services {
   std::shared_ptr<actors::key_directory> keys;
   key_handle key_actor;
   metrics_handle metrics_actor;
+  std::shared_ptr<actors::store_status> store_status;
+  actors::cluster_bus_handle bus;  ///< several nodes only
 };
 
 /// Step 3: spawns the key actor and the metrics actor (with the request-log writer).
@@ -117,7 +149,14 @@ services spawn_services(caf::actor_system& sys, const config::config& cfg,
   out.keys = std::make_shared<actors::key_directory>();
   out.keys->snapshot.store(std::move(snapshot));
   out.key_actor = actors::spawn_key_actor(sys, store.store, store.keyring, out.keys, out.registry);
-  out.metrics_actor = actors::spawn_metrics_actor(sys, out.registry, store.store, cfg.request_log);
+  out.metrics_actor = actors::spawn_metrics_actor(sys, out.registry, store.store, cfg.request_log,
+                                                  cfg.store.max_buffered_records);
+  out.store_status = std::make_shared<actors::store_status>();
+  out.store_status->kind = std::string(store.store->kind());
+  out.registry->set_store_up(out.store_status->kind, true);
+  if (store.pg != nullptr) {
+    out.bus = actors::spawn_cluster_bus(sys, store.pg);
+  }
   return out;
 }
 
@@ -130,7 +169,7 @@ struct provider_fleet {
 
 /// Step 4: spawns the providers, in config order.
 provider_fleet spawn_providers(caf::actor_system& sys, const config::config& cfg,
-                               net::io_context& io, std::shared_ptr<metrics::registry> registry) {
+                               net::io_context& io, const services& svc) {
   provider_fleet out;
   for (const auto& p : cfg.providers) {
     auto slot = std::make_shared<actors::health_slot>();
@@ -142,7 +181,9 @@ provider_fleet spawn_providers(caf::actor_system& sys, const config::config& cfg
     opts.io = &io;
     opts.max_upstream_body = cfg.limits_.max_upstream_body_bytes;
     opts.ca_file = cfg.extra_ca_file;
-    opts.metrics = registry;
+    opts.metrics = svc.registry;
+    opts.bus = svc.bus;
+    opts.probe_lease = cfg.store.probe_lease;
     out.supervisors.push_back(actors::spawn_health_supervisor(sys, std::move(opts), slot));
     out.board->slots.push_back(std::move(slot));
   }
@@ -172,6 +213,7 @@ std::shared_ptr<api_context> make_api(caf::actor_system& sys,
   api->key_actor = svc.key_actor;
   api->metrics_actor = svc.metrics_actor;
   api->deps = std::move(deps);
+  api->store = svc.store_status;
   api->models_body = render_models(*cfg, std::time(nullptr));
   for (const auto& p : cfg->providers) {
     if (!api->provider_list.empty()) {
@@ -224,7 +266,8 @@ class gateway {
     start_io();
     start_actor_system();
     services_ = spawn_services(*system_, *cfg_, store_, snapshot_);
-    fleet_ = spawn_providers(*system_, *cfg_, io_, services_.registry);
+    fleet_ = spawn_providers(*system_, *cfg_, io_, services_);
+    start_cluster_listener();
     deps_ = make_deps(cfg_, services_, fleet_);
     api_ = make_api(*system_, cfg_, services_, deps_);
     int code = 0;
@@ -294,8 +337,26 @@ class gateway {
          {"actors_on_io", threads_.actors_on_io},
          {"providers", cfg_->providers.size()},
          {"tiers", cfg_->tiers.size()},
+         {"store", store_.store->kind()},
+         {"node", store_.node},
          {"data_dir", cfg_->data_dir}});
     return {};
+  }
+
+  /// Several nodes: starts the thread that hears the other nodes' writes and health.
+  void start_cluster_listener() {
+    if (store_.pg == nullptr) {
+      return;
+    }
+    actors::cluster_listener::targets to;
+    to.keys = services_.key_actor;
+    for (std::size_t i = 0; i < fleet_.supervisors.size(); ++i) {
+      to.supervisors.emplace(cfg_->providers[i].name, fleet_.supervisors[i]);
+    }
+    listener_ = std::make_unique<actors::cluster_listener>(
+        store_.pg, std::move(to), cfg_->store.resync_interval, services_.store_status,
+        services_.registry);
+    listener_->start();
   }
 
   /// Stops everything that `run` started, in reverse order; safe to call twice.
@@ -305,6 +366,10 @@ class gateway {
       server_->close();
       // Let in-flight requests finish (bounded), then stop the long-lived actors.
       deps_->inflight->await_idle(std::chrono::seconds(10));
+    }
+    if (listener_ != nullptr) {
+      listener_->stop();  // it sends to the actors: stop it first
+      listener_.reset();
     }
     if (system_ != nullptr) {
       stop_actors();
@@ -330,6 +395,9 @@ class gateway {
     if (services_.metrics_actor != nullptr) {
       caf::anon_send_exit(services_.metrics_actor, caf::exit_reason::user_shutdown);
     }
+    if (services_.bus != nullptr) {
+      caf::anon_send_exit(services_.bus, caf::exit_reason::user_shutdown);
+    }
     system_->await_all_actors_done();
     // Drop every handle on a detached actor: the actor system waits for their threads, which
     // end only when nothing refers to them any more. (Sessions still alive hold the API
@@ -337,6 +405,7 @@ class gateway {
     fleet_.supervisors.clear();
     services_.key_actor = nullptr;
     services_.metrics_actor = nullptr;
+    services_.bus = nullptr;
     if (api_ != nullptr) {
       api_->key_actor = nullptr;
       api_->metrics_actor = nullptr;
@@ -369,6 +438,7 @@ class gateway {
   std::shared_ptr<actors::gateway_deps> deps_;
   std::shared_ptr<api_context> api_;
   std::unique_ptr<http::server> server_;
+  std::unique_ptr<actors::cluster_listener> listener_;  ///< several nodes only
   std::promise<int> stop_;
   std::future<int> stopped_;
   std::optional<net::signal_set> signals_;
@@ -423,6 +493,90 @@ int rotate_master_key(const config::config& cfg) {
     return 2;
   }
   std::printf("re-encrypted %zu provider keys under the first master key\n", *n);
+  return 0;
+}
+
+}  // namespace ib::app
+
+namespace ib::app {
+
+int migrate_store(const config::config& cfg, const std::string& url) {
+  auto fail = [](const error& e) {
+    std::fprintf(stderr, "inferbridge: %s\n", e.message.c_str());
+    return 2;
+  };
+  auto lmdb = storage::key_store::open(cfg.data_dir);
+  if (!lmdb) {
+    return fail(lmdb.error());
+  }
+  auto keys = storage::load_master_keys(cfg.master_keys, cfg.data_dir);
+  if (!keys) {
+    return fail(keys.error());
+  }
+  const storage::fernet_keyring keyring{std::move(*keys)};
+  // The PostgreSQL nodes will decrypt these tokens with the same master key: refuse to copy what
+  // it cannot decrypt (the copy would be useless there).
+  std::size_t undecryptable = 0;
+  auto checked = (*lmdb)->for_each_provider_key(
+      [&](std::string_view, const storage::provider_key_record& rec) {
+        if (!keyring.decrypt(rec.token)) {
+          ++undecryptable;
+        }
+      });
+  if (!checked) {
+    return fail(checked.error());
+  }
+  if (undecryptable > 0) {
+    return fail(error{errc::crypto, std::to_string(undecryptable)
+                                        + " stored provider keys do not decrypt with the master "
+                                          "key: set IB_MASTER_KEY to the key they were written "
+                                          "with; nothing was copied"});
+  }
+  config::store_config sc = cfg.store;
+  sc.url = url;
+  auto pg = open_postgres(sc, storage::new_id("node_"));
+  if (!pg) {
+    return fail(pg.error());
+  }
+  std::size_t users = 0;
+  std::size_t api_keys = 0;
+  std::size_t provider_keys = 0;
+  std::optional<error> err;
+  auto note = [&](const result<bool>& r, std::size_t& count) {
+    if (!r) {
+      if (!err) {
+        err = r.error();
+      }
+    } else if (*r) {
+      ++count;
+    }
+  };
+  // Users first (keys refer to them), then gateway key hashes, then provider key tokens; each
+  // insert skips what is already there, so a second run copies nothing.
+  auto rc = (*lmdb)->for_each_user(
+      [&](const storage::user_record& u) { note((*pg)->import_user(u), users); });
+  if (rc) {
+    rc = (*lmdb)->for_each_api_key([&](const storage::sha256_digest& h, std::string_view uid) {
+      note((*pg)->import_api_key(h, uid), api_keys);
+    });
+  }
+  if (rc) {
+    rc = (*lmdb)->for_each_provider_key(
+        [&](std::string_view uid, const storage::provider_key_record& rec) {
+          note((*pg)->import_provider_key(uid, rec), provider_keys);
+        });
+  }
+  if (!rc) {
+    return fail(rc.error());
+  }
+  if (err) {
+    std::fprintf(stderr,
+                 "inferbridge: copied %zu users, %zu api keys, %zu provider keys before: %s\n",
+                 users, api_keys, provider_keys, err->message.c_str());
+    return 2;
+  }
+  std::printf("copied %zu users, %zu api keys, %zu provider keys\n", users, api_keys,
+              provider_keys);
   return 0;
 }
 

@@ -13,10 +13,13 @@ namespace {
 constexpr const char* usage =
     "usage: inferbridge [--config PATH] [--check-config]\n"
     "       inferbridge rotate-master-key [--config PATH]\n"
+    "       inferbridge migrate-store --to POSTGRES_URL [--config PATH]\n"
     "\n"
     "Runs the InferBridge gateway. Without --config (or IB_CONFIG) the embedded default\n"
     "configuration is used. Environment: IB_LISTEN, IB_DATA_DIR, IB_MASTER_KEY, IB_ADMIN_TOKEN,\n"
-    "IB_LOG_LEVEL (debug, info, warn, error), IB_<PROVIDER>_BASE_URL.\n"
+    "IB_LOG_LEVEL (debug, info, warn, error), IB_<PROVIDER>_BASE_URL,\n"
+    "IB_DATABASE_URL (a PostgreSQL URL: several nodes share it; needs IB_MASTER_KEY).\n"
+    "migrate-store copies the LMDB store of IB_DATA_DIR into PostgreSQL (idempotent).\n"
     "The log (one line per request, and the gateway's own events) goes to stdout, after the\n"
     "`listening on HOST:PORT` line; configuration errors go to stderr.\n";
 
@@ -26,6 +29,8 @@ int main(int argc, char** argv) {
   std::string config_path;
   bool check = false;
   bool rotate = false;
+  bool migrate = false;
+  std::string migrate_to;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--config" && i + 1 < argc) {
@@ -36,6 +41,12 @@ int main(int argc, char** argv) {
       check = true;
     } else if (arg == "rotate-master-key") {
       rotate = true;
+    } else if (arg == "migrate-store") {
+      migrate = true;
+    } else if (arg == "--to" && i + 1 < argc) {
+      migrate_to = argv[++i];
+    } else if (arg.rfind("--to=", 0) == 0) {
+      migrate_to = arg.substr(5);
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(usage, stdout);
       return 0;
@@ -77,6 +88,13 @@ int main(int argc, char** argv) {
   }
   if (rotate) {
     return ib::app::rotate_master_key(*cfg);
+  }
+  if (migrate) {
+    if (migrate_to.empty()) {
+      std::fprintf(stderr, "inferbridge: migrate-store needs --to POSTGRES_URL\n%s", usage);
+      return 2;
+    }
+    return ib::app::migrate_store(*cfg, migrate_to);
   }
   return ib::app::run_gateway(*cfg);
 }

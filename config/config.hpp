@@ -152,6 +152,27 @@ struct server_config {
   scheduler_kind scheduler = scheduler_kind::io;
 };
 
+/// Where the durable state lives (`store`, design §6 and §10).
+enum class store_kind : std::uint8_t {
+  lmdb,      ///< LMDB in the data dir: one node (the default)
+  postgres,  ///< PostgreSQL at `url`: any number of nodes share it
+};
+
+/// The store (`store`; `IB_DATABASE_URL` selects PostgreSQL and sets `url`).
+struct store_config {
+  store_kind kind = store_kind::lmdb;
+  std::string
+      url;  ///< libpq connection URI (postgres only); never printed (it may hold a password)
+  milliseconds resync_interval{
+      30'000};                  ///< full reload of keys and breakers, healing missed NOTIFYs
+  milliseconds timeout{3'000};  ///< bound of one database call (a write's 503 comes by then)
+  /// Request records waiting in memory to be written (a store slower than the traffic, or
+  /// PostgreSQL away); beyond it records are dropped (and counted in
+  /// `inferbridge_request_records_dropped_total`). Applies to LMDB too.
+  std::size_t max_buffered_records = 100'000;
+  milliseconds probe_lease{2'000};  ///< a won half-open probe lease, until the probe goes
+};
+
 /// Who may create users (`signup`).
 enum class signup_mode : std::uint8_t {
   open,   ///< anyone: POST /v1/users needs no credentials
@@ -174,6 +195,7 @@ struct config {
   breaker_config breaker;
   cooldown_config cooldown;
   request_log_config request_log;
+  store_config store;
   log_config log;
   bool metrics_public = false;  ///< serve /metrics to non-loopback peers
 

@@ -433,6 +433,38 @@ result<void> read_request_log(const Value& v, request_log_config& out) {
   return r;
 }
 
+result<void> read_store(const Value& v, store_config& out) {
+  constexpr std::string_view path = "store";
+  if (auto r = check_object(v, path,
+                            {"kind", "url", "resync_interval_ms", "timeout_ms",
+                             "max_buffered_records", "probe_lease_ms"});
+      !r) {
+    return r;
+  }
+  static constexpr std::array<choice<store_kind>, 2> kinds{{
+      {"lmdb", store_kind::lmdb},
+      {"postgres", store_kind::postgres},
+  }};
+  result<void> r =
+      read_choice(v, "kind", path, out.kind, kinds, R"(expected "lmdb" or "postgres")");
+  if (r) {
+    r = read_string(v, "url", path, out.url);
+  }
+  if (r) {
+    r = read_ms(v, "resync_interval_ms", path, out.resync_interval);
+  }
+  if (r) {
+    r = read_ms(v, "timeout_ms", path, out.timeout);
+  }
+  if (r) {
+    r = read_ms(v, "probe_lease_ms", path, out.probe_lease);
+  }
+  if (r) {
+    r = read_int(v, "max_buffered_records", path, out.max_buffered_records, 0, 100'000'000);
+  }
+  return r;
+}
+
 constexpr std::array<choice<log_level>, 4> log_level_choices{{
     {"debug", log_level::debug},
     {"info", log_level::info},
@@ -748,9 +780,10 @@ result<config> load(std::string_view json_text, const env_map& env) {
     return std::move(user).error();
   }
   const Value& root = *user;
-  if (auto r = check_object(root, "",
-                            {"listen", "data_dir", "signup", "limits", "server", "providers",
-                             "tiers", "breaker", "cooldown", "request_log", "log", "metrics"});
+  if (auto r =
+          check_object(root, "",
+                       {"listen", "data_dir", "signup", "limits", "server", "providers", "tiers",
+                        "breaker", "cooldown", "request_log", "store", "log", "metrics"});
       !r) {
     return std::move(r).error();
   }
@@ -788,6 +821,7 @@ result<config> load(std::string_view json_text, const env_map& env) {
   section("breaker", [&](const Value& v) { return read_breaker(v, cfg.breaker); });
   section("cooldown", [&](const Value& v) { return read_cooldown(v, cfg.cooldown); });
   section("request_log", [&](const Value& v) { return read_request_log(v, cfg.request_log); });
+  section("store", [&](const Value& v) { return read_store(v, cfg.store); });
   section("log", [&](const Value& v) { return read_log(v, cfg.log); });
   section("metrics", [&](const Value& v) -> result<void> {
     if (auto c = check_object(v, "metrics", {"public"}); !c) {
@@ -843,6 +877,20 @@ result<config> load(std::string_view json_text, const env_map& env) {
       }
       rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     }
+  }
+  if (const auto v = env_value(env, "IB_DATABASE_URL"); !v.empty()) {
+    cfg.store.kind = store_kind::postgres;
+    cfg.store.url = std::string(v);
+  }
+  if (cfg.store.kind == store_kind::postgres && cfg.store.url.empty()) {
+    return field_error("store.url",
+                       R"(required when "kind" is "postgres" (or set IB_DATABASE_URL))");
+  }
+  if (cfg.store.kind == store_kind::postgres && cfg.master_keys.empty()) {
+    // Every node must decrypt every node's writes: a key generated per node would not.
+    return field_error("IB_MASTER_KEY",
+                       "required with a PostgreSQL store (every node needs the "
+                       "same master key; it is never stored in the database)");
   }
   if (const auto v = env_value(env, "IB_EXTRA_CA_FILE"); !v.empty()) {
     cfg.extra_ca_file = std::string(v);
@@ -915,6 +963,9 @@ std::string describe(const config& cfg) {
   };
   line("listen:      ", cfg.server.listen);
   line("data dir:    ", cfg.data_dir);
+  line("store:       ", cfg.store.kind == store_kind::postgres
+                            ? "postgres (IB_DATABASE_URL or store.url)"
+                            : "lmdb in the data dir");
   line("signup:      ", cfg.signup == signup_mode::open ? "open" : "admin (IB_ADMIN_TOKEN set)");
   line("master key:  ", cfg.master_keys.empty()
                             ? "master.key in the data dir (created on first start)"

@@ -129,6 +129,23 @@ void breaker::trip(steady_time now) {
   window_failures_ = 0;
 }
 
+void breaker::adopt_open(steady_time retry_at, std::chrono::milliseconds next_cooldown,
+                         steady_time now) {
+  state_ = breaker_state::open;
+  open_until_ = retry_at;
+  regime_start_ = now;
+  cooldown_ = std::clamp(next_cooldown, std::chrono::milliseconds{1}, cfg_.max_cooldown);
+  probe_out_ = false;
+  consecutive_ = 0;
+  window_.clear();
+  window_failures_ = 0;
+}
+
+void breaker::adopt_closed(steady_time now) {
+  probe_started_ = now;  // close() starts the new regime there
+  close();
+}
+
 void breaker::close() {
   state_ = breaker_state::closed;
   regime_start_ = probe_started_;

@@ -95,6 +95,15 @@ class breaker {
   /// nor be taken for the probe's answer.
   std::optional<breaker_transition> record(outcome o, steady_time now, steady_time admitted_at);
 
+  /// Another node opened this provider's breaker (design §10): open until `retry_at`, with
+  /// `next_cooldown` (ms) as the open period of the next re-trip. Any probe of this breaker is
+  /// forgotten and results of requests admitted before `now` are ignored from here on.
+  void adopt_open(steady_time retry_at, std::chrono::milliseconds next_cooldown, steady_time now);
+
+  /// Another node's probe succeeded: closes as a local successful probe would (window cleared,
+  /// cooldown reset); results of requests admitted before `now` are ignored.
+  void adopt_closed(steady_time now);
+
   /// The state as of `now` (an open breaker whose cooldown has passed reads as half-open).
   breaker_state state(steady_time now) const;
 

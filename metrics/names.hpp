@@ -14,10 +14,12 @@
 /// - the metrics actor: `requests_total`, `request_duration_seconds`,
 ///   `time_to_first_byte_seconds`, `fallbacks_total`, `tokens_total`, `overhead_seconds` (from
 ///   each finished request's record, via `registry::observe_request`);
-/// - the key actor: `store_writes_total{op=create_user|put_key|delete_key}` (one per LMDB write
-///   transaction, `registry::observe_store_write`);
+/// - the key actor: `store_writes_total{op=create_user|put_key|delete_key}` (one per write
+///   transaction, LMDB or PostgreSQL, `registry::observe_store_write`);
 /// - the request-log writer (metrics actor): `store_writes_total{op=append_requests}` (one per
 ///   batch) and `request_records_dropped_total` (`registry::add_records_dropped`);
+/// - start-up and the cluster listener (actors/cluster.hpp): `store_up` (1 at start; with
+///   PostgreSQL, 0 while the listener cannot reach it);
 /// - the registry itself: `build_info` (set once, at construction) and the `process_*` series
 ///   (read from /proc when /metrics is scraped; Prometheus client conventions, not in `all`).
 /// Only `GET /metrics` reads it (text exposition). Label values come from the configuration
@@ -63,13 +65,17 @@ inline constexpr metric overhead{
     "inferbridge_overhead_seconds", "histogram", "tier",
     "Time the gateway adds to a chat request (total minus upstream wait), by tier."};
 
-inline constexpr metric store_writes_total{
-    "inferbridge_store_writes_total", "counter", "op,outcome",
-    "Writes to the LMDB store, by operation (create_user, put_key, delete_key, append_requests) "
-    "and outcome (ok, error)."};
+inline constexpr metric store_writes_total{"inferbridge_store_writes_total", "counter",
+                                           "op,outcome",
+                                           "Writes to the store (LMDB or PostgreSQL), by operation "
+                                           "(create_user, put_key, delete_key, append_requests) "
+                                           "and outcome (ok, error)."};
 inline constexpr metric request_records_dropped_total{
     "inferbridge_request_records_dropped_total", "counter", "",
     "Request records not written to the request log (queue full or write failed)."};
+inline constexpr metric store_up{
+    "inferbridge_store_up", "gauge", "kind",
+    "1 while the store (kind lmdb or postgres) is reachable; 0 while PostgreSQL is away."};
 inline constexpr metric build_info{"inferbridge_build_info", "gauge", "version",
                                    "Always 1; the gateway's version as a label."};
 
@@ -82,6 +88,6 @@ inline constexpr std::array all{
     requests_total,    request_duration, time_to_first_byte, upstream_attempts_total,
     upstream_duration, fallbacks_total,  circuit_state,      tokens_total,
     inflight_requests, overhead,         store_writes_total, request_records_dropped_total,
-    build_info};
+    store_up,          build_info};
 
 }  // namespace ib::metrics::names

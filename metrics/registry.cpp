@@ -65,6 +65,7 @@ struct registry::impl {
         store_writes(add_family(prometheus::BuildCounter(), *reg, names::store_writes_total)),
         dropped(add_family(prometheus::BuildCounter(), *reg, names::request_records_dropped_total)
                     .Add({})),
+        store_up(add_family(prometheus::BuildGauge(), *reg, names::store_up)),
         build_info(add_family(prometheus::BuildGauge(), *reg, names::build_info)) {
     for (std::size_t op = 0; op < names::store_ops.size(); ++op) {
       for (std::size_t ok = 0; ok < 2; ++ok) {
@@ -118,6 +119,7 @@ struct registry::impl {
   /// [op index in names::store_ops][1 = ok, 0 = error]; all made in the constructor.
   std::array<std::array<prometheus::Counter*, 2>, names::store_ops.size()> store_write_children{};
   prometheus::Counter& dropped;
+  prometheus::Family<prometheus::Gauge>& store_up;
   prometheus::Family<prometheus::Gauge>& build_info;
   process_collector process;
 
@@ -216,6 +218,14 @@ void registry::observe_store_write(std::string_view op, bool ok) {
 
 void registry::add_records_dropped(std::uint64_t n) {
   impl_->dropped.Increment(static_cast<double>(n));
+}
+
+void registry::set_store_up(std::string_view kind, bool up) {
+  if (kind != "lmdb" && kind != "postgres") {
+    return;  // never a new series
+  }
+  std::lock_guard lock{impl_->mutex};
+  impl_->store_up.Add({{"kind", std::string(kind)}}).Set(up ? 1 : 0);
 }
 
 std::string registry::serialize() const {

@@ -47,6 +47,8 @@ class registry {
   /// Adds `n` request records that never reached the request log (queue full, write failed) to
   /// request_records_dropped_total.
   void add_records_dropped(std::uint64_t n);
+  /// Sets `inferbridge_store_up{kind}` (1 reachable, 0 not); `kind` is `lmdb` or `postgres`.
+  void set_store_up(std::string_view kind, bool up);
 
   /// The Prometheus text exposition (format 0.0.4) of every metric: counters, then gauges, then
   /// histograms (prometheus-cpp groups families by type), each group in `names::all` order;

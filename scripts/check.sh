@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Static checks: formatting of our C++ and the purity of core/, config/ and providers/
-# (no Boost, CAF, LMDB or OpenSSL there: they must stay testable without I/O).
+# (no Boost, CAF, LMDB, libpq or OpenSSL there: they must stay testable without I/O).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 status=0
-impure=$(grep -nE '#include <(boost|caf|lmdb|openssl|prometheus)' core/*.?pp config/*.?pp \
+impure=$(grep -nE '#include <(boost|caf|lmdb|openssl|prometheus|libpq)' core/*.?pp config/*.?pp \
   providers/*.?pp || true)
 if [ -n "$impure" ]; then
   echo "core/, config/ and providers/ must stay pure:"

@@ -3,7 +3,8 @@
 # Idempotent: installs only what is missing. Run as root (or with sudo available).
 #   scripts/install-deps.sh          build + run dependencies
 #   scripts/install-deps.sh --test   also the test dependencies (Python cryptography, Node.js,
-#                                    Prometheus: the `prometheus` server and `promtool`)
+#                                    Prometheus: the `prometheus` server and `promtool`,
+#                                    PostgreSQL 15: `initdb`, `pg_ctl`, `postgres`, `psql`)
 set -euo pipefail
 
 want_test=0
@@ -17,12 +18,15 @@ done
 packages=(
   g++ cmake pkg-config ninja-build
   libcaf-dev libboost1.81-dev rapidjson-dev liblmdb-dev lmdb-utils prometheus-cpp-dev
-  libssl-dev ca-certificates libgoogle-perftools-dev
+  libssl-dev ca-certificates libgoogle-perftools-dev libpq-dev
 )
 if [ "$want_test" = 1 ]; then
   # prometheus: tests/e2e/prometheus.test.mjs starts its own server on a loopback port and runs
   # promtool; the system service the package would start is kept off (see below).
-  packages+=(libgtest-dev libgmock-dev python3 python3-cryptography clang-format prometheus)
+  # postgresql-15: tests/e2e/lib/pg.mjs runs initdb into a temp dir and starts its own cluster on
+  # a loopback port; the package's cluster "15 main" (port 5432) is kept off the same way.
+  packages+=(libgtest-dev libgmock-dev python3 python3-cryptography clang-format prometheus
+             postgresql-15)
 fi
 
 missing=()
@@ -44,10 +48,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
     sudo="sudo"
   fi
   echo "installing: ${missing[*]}"
-  # Debian's prometheus package starts a system-wide server on :9090. The tests start their own
-  # on ephemeral ports, so forbid service starts during the install (policy-rc.d, exit 101) unless
-  # the machine already has a policy, and stop and disable the service we just installed. A
-  # Prometheus that was installed before is left as it is.
+  # Debian's prometheus package starts a system-wide server on :9090, and postgresql-15 creates
+  # and starts the cluster "15 main" on :5432. The tests start their own on ephemeral ports, so
+  # forbid service starts during the install (policy-rc.d, exit 101) unless the machine already
+  # has a policy, and stop and disable the services we just installed. A Prometheus or PostgreSQL
+  # that was installed before is left as it is.
   policy=/usr/sbin/policy-rc.d
   own_policy=0
   if [ ! -e "$policy" ]; then
@@ -63,6 +68,23 @@ if [ "${#missing[@]}" -gt 0 ]; then
       $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
     elif [ -x /etc/init.d/prometheus ]; then
       $sudo /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    fi
+  fi
+  if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
+    # The cluster stays in place (removing it is the operator's call) but no longer starts by
+    # itself: start.conf "manual" keeps pg_ctlcluster and the init script off it at boot.
+    conf=/etc/postgresql/15/main/start.conf
+    if [ -f "$conf" ]; then
+      echo manual | $sudo tee "$conf" >/dev/null
+    fi
+    if [ -d /run/systemd/system ]; then
+      $sudo systemctl disable --now postgresql >/dev/null 2>&1 || true
+      $sudo systemctl stop postgresql@15-main >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/postgresql ]; then
+      $sudo /etc/init.d/postgresql stop >/dev/null 2>&1 || true
+    fi
+    if command -v pg_ctlcluster >/dev/null 2>&1; then
+      $sudo pg_ctlcluster 15 main stop >/dev/null 2>&1 || true
     fi
   fi
 fi

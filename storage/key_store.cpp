@@ -395,6 +395,55 @@ result<bool> key_store::delete_provider_key(std::string_view user_id, std::strin
   return true;
 }
 
+result<std::optional<user_state>> key_store::load_user(std::string_view user_id) const {
+  auto user = find_user(user_id);
+  if (!user) {
+    return user.error();
+  }
+  if (!*user) {
+    return std::optional<user_state>{};
+  }
+  user_state out;
+  out.user = std::move(**user);
+  auto rc = for_each_api_key([&](const sha256_digest& h, std::string_view uid) {
+    if (uid == user_id) {
+      out.api_key_hashes.push_back(h);
+    }
+  });
+  if (!rc) {
+    return rc.error();
+  }
+  auto keys = list_provider_keys(user_id);
+  if (!keys) {
+    return keys.error();
+  }
+  out.keys = std::move(*keys);
+  return std::optional<user_state>{std::move(out)};
+}
+
+result<void> key_store::for_each_user(const std::function<void(const user_record&)>& fn) const {
+  auto t = impl_->read();
+  if (!t) {
+    return t.error();
+  }
+  auto c = lmdb::cursor::open(*t, impl_->users);
+  if (!c) {
+    return c.error();
+  }
+  auto e = c->get(MDB_FIRST);
+  for (; e && *e; e = c->get(MDB_NEXT)) {
+    auto user = parse_user((*e)->first, (*e)->second);
+    if (!user) {
+      return user.error();
+    }
+    fn(*user);
+  }
+  if (!e) {
+    return e.error();
+  }
+  return {};
+}
+
 result<void> key_store::for_each_api_key(
     const std::function<void(const sha256_digest&, std::string_view user_id)>& fn) const {
   auto t = impl_->read();

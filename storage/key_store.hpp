@@ -11,23 +11,9 @@
 #include "core/request_record.hpp"
 #include "core/result.hpp"
 #include "storage/secrets.hpp"
+#include "storage/store.hpp"
 
 namespace ib::storage {
-
-/// A user of the gateway (the `users` database of design §6).
-struct user_record {
-  std::string id;            ///< `usr_` + 24 base62 characters
-  std::string email;         ///< as given at sign-up (the index holds it lower-cased)
-  std::int64_t created = 0;  ///< unix seconds
-};
-
-/// One user's key for one provider, as stored (the `provider_keys` database of design §6).
-struct provider_key_record {
-  std::string provider;      ///< the provider's name in the config
-  std::string token;         ///< the Fernet token; the plain key is never stored
-  std::string hint;          ///< `key_hint` of the plain key, shown by `GET /v1/keys`
-  std::int64_t created = 0;  ///< unix seconds
-};
 
 /// The LMDB environment under the data dir, with the named databases of design §6:
 /// users, emails, api_keys, provider_keys, requests (plus requests_by_time, an index for
@@ -43,8 +29,11 @@ struct provider_key_record {
 /// Every call is blocking disk I/O on the calling thread (the key and metrics actors make them,
 /// and start-up). Callbacks run synchronously on the calling thread, inside the call's
 /// transaction; the views they get are valid only during the callback.
-class key_store {
+class key_store final : public store {
  public:
+  /// One page of `list_requests` (the store's `request_page`).
+  using page = request_page;
+
   /// Opens (creating if needed) the environment in `dir` (created with mode 0700 if missing,
   /// `ensure_private_dir`), clears stale readers, opens every database. `map_size` is the most
   /// the data file may grow to, in bytes (default 4 GiB). errc::invalid_request for an empty
@@ -56,6 +45,8 @@ class key_store {
   key_store(const key_store&) = delete;
   key_store& operator=(const key_store&) = delete;
 
+  std::string_view kind() const noexcept override { return "lmdb"; }
+
   // -- users and gateway keys -----------------------------------------------------------------
 
   /// Creates a user with a fresh id; `email` is stored as given and indexed lower-cased (ASCII).
@@ -65,13 +56,18 @@ class key_store {
   /// or holds a NUL; errc::internal when no unused id turned up in 3 tries or the key hash is
   /// already registered; errc::storage when LMDB fails. Nothing is written on any error.
   result<user_record> create_user(std::string_view email, const sha256_digest& api_key_hash,
-                                  std::int64_t now_unix);
+                                  std::int64_t now_unix) override;
   /// The user with this id; nullopt when there is none (or the id is malformed). errc::storage
   /// when LMDB fails or the stored record is corrupt.
-  result<std::optional<user_record>> find_user(std::string_view user_id) const;
+  result<std::optional<user_record>> find_user(std::string_view user_id) const override;
   /// The id of the user owning the gateway key with this hash; nullopt when none does.
   /// errc::storage when LMDB fails.
-  result<std::optional<std::string>> user_for_key_hash(const sha256_digest& hash) const;
+  result<std::optional<std::string>> user_for_key_hash(const sha256_digest& hash) const override;
+
+  /// The user, its gateway key hashes (found by a scan of `api_keys`: a single node never needs
+  /// this; tests and tools do) and its provider keys, read one after the other (not one
+  /// transaction: LMDB has a single writer, the key actor, which is the caller).
+  result<std::optional<user_state>> load_user(std::string_view user_id) const override;
 
   // -- provider keys ----------------------------------------------------------------------------
 
@@ -79,31 +75,36 @@ class key_store {
   /// encrypted). Returns true when it replaced one. errc::invalid_request when `user_id` or
   /// `rec.provider` is empty, over 200 bytes or holds a NUL; errc::not_found when the user does
   /// not exist; errc::storage when LMDB fails.
-  result<bool> put_provider_key(std::string_view user_id, const provider_key_record& rec);
+  result<bool> put_provider_key(std::string_view user_id, const provider_key_record& rec) override;
   /// `user_id`'s provider keys, ordered by provider name (bytewise); empty for an unknown or
   /// malformed user id. errc::storage when LMDB fails or a stored record is corrupt.
-  result<std::vector<provider_key_record>> list_provider_keys(std::string_view user_id) const;
+  result<std::vector<provider_key_record>> list_provider_keys(
+      std::string_view user_id) const override;
   /// Deletes `user_id`'s key for `provider`. Returns false when there was no such key (or an
   /// argument is malformed). errc::storage when LMDB fails.
-  result<bool> delete_provider_key(std::string_view user_id, std::string_view provider);
+  result<bool> delete_provider_key(std::string_view user_id, std::string_view provider) override;
 
   /// Visits every gateway key hash with its user id, in hash order, in one read transaction
   /// (for building the auth snapshot at start). errc::storage when LMDB fails or a stored hash
   /// is not 32 bytes; the keys visited before then have been passed to `fn`.
   result<void> for_each_api_key(
-      const std::function<void(const sha256_digest&, std::string_view user_id)>& fn) const;
+      const std::function<void(const sha256_digest&, std::string_view user_id)>& fn) const override;
+  /// Visits every user, ordered by id (bytewise), in one read transaction. errc::storage when
+  /// LMDB fails or a record is corrupt (the walk stops there).
+  result<void> for_each_user(const std::function<void(const user_record&)>& fn) const override;
   /// Visits every stored provider key with its user id, ordered by user id then provider, in one
   /// read transaction. errc::storage when LMDB fails or a record is corrupt (the walk stops
   /// there).
   result<void> for_each_provider_key(
-      const std::function<void(std::string_view user_id, const provider_key_record&)>& fn) const;
+      const std::function<void(std::string_view user_id, const provider_key_record&)>& fn)
+      const override;
   /// Replaces the token of every provider key in one write transaction (master key rotation,
   /// design §6) and returns how many were rewritten. `fn` returns the new token, or an error that
   /// aborts the whole rotation (returned as it is; nothing is written). `fn` runs inside the
   /// store's write transaction: it must not call the store's writers (it would wait for itself).
   /// errc::storage when LMDB fails or a record is corrupt.
   result<std::size_t> rewrite_provider_tokens(
-      const std::function<result<std::string>(const provider_key_record&)>& fn);
+      const std::function<result<std::string>(const provider_key_record&)>& fn) override;
 
   // -- request log ------------------------------------------------------------------------------
 
@@ -115,19 +116,14 @@ class key_store {
   /// errc::invalid_request (and nothing written) when a record's user id or id is empty, over
   /// 200 bytes, or holds a NUL; errc::storage (and nothing written) when LMDB fails.
   result<void> append_requests(const std::vector<request_record>& records, int max_records_per_user,
-                               std::int64_t max_age_s, std::int64_t now_unix);
+                               std::int64_t max_age_s, std::int64_t now_unix) override;
 
-  /// One page of `list_requests`.
-  struct page {
-    std::vector<std::string> records_json;  ///< each as `to_json(request_record)`, newest first
-    bool has_more = false;                  ///< older records exist past this page
-  };
   /// `user_id`'s records, newest first, at most `limit`; with `before` (a request id), only
   /// records older than that one. `has_more` tells whether more exist past the page.
   /// errc::invalid_request (param `before`) when `before` names no record of this user;
   /// errc::storage when LMDB fails; an unknown or malformed `user_id` gives an empty page.
-  result<page> list_requests(std::string_view user_id, std::size_t limit,
-                             std::string_view before) const;
+  result<request_page> list_requests(std::string_view user_id, std::size_t limit,
+                                     std::string_view before) const override;
 
   /// The directory holding the environment, as given to `open` without trailing slashes.
   const std::string& dir() const noexcept;

@@ -255,6 +255,44 @@ TEST(LoadEnv, LogLevelOverridesTheConfig) {
             R"(IB_LOG_LEVEL: expected "debug", "info", "warn" or "error")");
 }
 
+TEST(LoadStore, LmdbUnlessADatabaseUrlIsGiven) {
+  const auto lmdb = load_ok("{}");
+  EXPECT_EQ(lmdb.store.kind, store_kind::lmdb);
+  EXPECT_EQ(lmdb.store.resync_interval, std::chrono::milliseconds(30'000));
+  EXPECT_EQ(lmdb.store.timeout, std::chrono::milliseconds(3'000));
+  EXPECT_EQ(lmdb.store.max_buffered_records, 100'000U);
+
+  const std::string url = "postgresql://ib:secret@db.internal:5432/ib?sslmode=verify-full";
+  const auto pg = load_ok("{}", {{"IB_DATABASE_URL", url}, {"IB_MASTER_KEY", "k"}});
+  EXPECT_EQ(pg.store.kind, store_kind::postgres);
+  EXPECT_EQ(pg.store.url, url);
+  // describe() names the store but never prints the URL (it may hold a password).
+  const auto text = describe(pg);
+  EXPECT_NE(text.find("store:       postgres"), std::string::npos) << text;
+  EXPECT_EQ(text.find("secret"), std::string::npos) << text;
+
+  const auto file = load_ok(
+      R"({"store": {"kind": "postgres", "url": "postgresql:///ib", "resync_interval_ms": 500,
+                    "timeout_ms": 1500, "max_buffered_records": 7, "probe_lease_ms": 900}})",
+      {{"IB_MASTER_KEY", "k"}});
+  EXPECT_EQ(file.store.kind, store_kind::postgres);
+  EXPECT_EQ(file.store.url, "postgresql:///ib");
+  EXPECT_EQ(file.store.resync_interval, std::chrono::milliseconds(500));
+  EXPECT_EQ(file.store.timeout, std::chrono::milliseconds(1500));
+  EXPECT_EQ(file.store.max_buffered_records, 7U);
+  EXPECT_EQ(file.store.probe_lease, std::chrono::milliseconds(900));
+}
+
+TEST(LoadStore, PostgresNeedsAUrlAndASharedMasterKey) {
+  EXPECT_EQ(load_error(R"({"store": {"kind": "postgres"}})", {{"IB_MASTER_KEY", "k"}}),
+            R"(store.url: required when "kind" is "postgres" (or set IB_DATABASE_URL))");
+  EXPECT_NE(load_error("{}", {{"IB_DATABASE_URL", "postgresql:///ib"}}).find("IB_MASTER_KEY"),
+            std::string::npos);
+  EXPECT_EQ(load_error(R"({"store": {"kind": "sqlite"}})"),
+            R"(store.kind: expected "lmdb" or "postgres")");
+  EXPECT_NE(load_error(R"({"store": {"kinds": "lmdb"}})").find("store"), std::string::npos);
+}
+
 TEST(LoadSections, MaxAgeInSecondsReplacesDays) {
   const auto cfg = load_ok(R"({"request_log": {"max_age_days": 7, "max_age_s": 2}})");
   EXPECT_EQ(cfg.request_log.max_age_seconds(), 2);

@@ -43,6 +43,7 @@ std::string exposition_after_one_of_each(registry& reg) {
   reg.inflight_add(1);
   reg.observe_store_write("put_key", true);
   reg.add_records_dropped(3);
+  reg.set_store_up("postgres", true);
   return reg.serialize();
 }
 
@@ -144,6 +145,9 @@ constexpr designed design_section_7[] = {
     {"inferbridge_overhead_seconds", "histogram", "tier"},
     {"inferbridge_store_writes_total", "counter", "op,outcome"},
     {"inferbridge_request_records_dropped_total", "counter", ""},
+    // Issue 14 (several nodes): design §10 asks for "a metric [that reports] the store state";
+    // §7 does not list it yet.
+    {"inferbridge_store_up", "gauge", "kind"},
     {"inferbridge_build_info", "gauge", "version"},
 };
 

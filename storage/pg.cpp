@@ -1,0 +1,311 @@
+#include "storage/pg.hpp"
+
+#include <charconv>
+#include <cstring>
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+namespace ib::storage::pg {
+
+namespace {
+
+/// libpq's message for `c`, first line only (it never holds a password).
+std::string conn_message(PGconn* c) {
+  std::string m = c != nullptr ? PQerrorMessage(c) : "out of memory";
+  if (auto nl = m.find('\n'); nl != std::string::npos) {
+    m.resize(nl);
+  }
+  return m.empty() ? "connection lost" : m;
+}
+
+error unavailable(std::string why) {
+  return error{errc::unavailable, "the database is unavailable: " + why, {}, "store_unavailable"};
+}
+
+/// Waits for `events` on `fd` until `deadline`; false on timeout.
+bool wait_fd(int fd, short events, clock::time_point deadline) {
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    if (left.count() <= 0) {
+      return false;
+    }
+    pollfd p{fd, events, 0};
+    int rc = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 60'000)));
+    if (rc > 0) {
+      return true;
+    }
+    if (rc < 0 && errno != EINTR) {
+      return false;
+    }
+  }
+}
+
+}  // namespace
+
+rows& rows::operator=(rows&& o) noexcept {
+  if (this != &o) {
+    if (r_ != nullptr) {
+      PQclear(r_);
+    }
+    r_ = std::exchange(o.r_, nullptr);
+  }
+  return *this;
+}
+
+rows::~rows() {
+  if (r_ != nullptr) {
+    PQclear(r_);
+  }
+}
+
+int rows::size() const noexcept {
+  return r_ != nullptr ? PQntuples(r_) : 0;
+}
+
+std::int64_t rows::affected() const noexcept {
+  if (r_ == nullptr) {
+    return 0;
+  }
+  const char* s = PQcmdTuples(r_);
+  std::int64_t n = 0;
+  std::from_chars(s, s + std::strlen(s), n);
+  return n;
+}
+
+std::string_view rows::get(int row, int col) const noexcept {
+  if (r_ == nullptr || PQgetisnull(r_, row, col) != 0) {
+    return {};
+  }
+  return {PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col))};
+}
+
+bool rows::is_null(int row, int col) const noexcept {
+  return r_ == nullptr || PQgetisnull(r_, row, col) != 0;
+}
+
+std::int64_t rows::get_int(int row, int col) const noexcept {
+  auto s = get(row, col);
+  std::int64_t n = 0;
+  std::from_chars(s.data(), s.data() + s.size(), n);
+  return n;
+}
+
+connection& connection::operator=(connection&& o) noexcept {
+  if (this != &o) {
+    close();
+    c_ = std::exchange(o.c_, nullptr);
+  }
+  return *this;
+}
+
+connection::~connection() {
+  close();
+}
+
+void connection::close() noexcept {
+  if (c_ != nullptr) {
+    PQfinish(c_);
+    c_ = nullptr;
+  }
+}
+
+bool connection::broken() const noexcept {
+  return c_ == nullptr || PQstatus(c_) != CONNECTION_OK;
+}
+
+result<connection> connection::open(const std::string& url, std::chrono::milliseconds timeout) {
+  // Non-blocking connect (PQconnectStartParams + PQconnectPoll) so that `timeout` bounds every
+  // step, DNS aside. The URL is expanded first; the keywords after it override or add settings.
+  const char* keys[] = {"dbname", "application_name", "options", nullptr};
+  const char* values[] = {url.c_str(), "inferbridge",
+                          "-c statement_timeout=10000 -c idle_in_transaction_session_timeout=15000 "
+                          "-c client_min_messages=warning",
+                          nullptr};
+  PGconn* c = PQconnectStartParams(keys, values, 1);
+  connection out{c};
+  if (c == nullptr || PQstatus(c) == CONNECTION_BAD) {
+    return unavailable(conn_message(c));
+  }
+  const auto deadline = clock::now() + timeout;
+  for (auto st = PGRES_POLLING_WRITING;;) {
+    if (st == PGRES_POLLING_OK) {
+      break;
+    }
+    if (st == PGRES_POLLING_FAILED) {
+      return unavailable(conn_message(c));
+    }
+    const short ev = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+    if (!wait_fd(PQsocket(c), ev, deadline)) {
+      return unavailable("connecting took longer than " + std::to_string(timeout.count()) + " ms");
+    }
+    st = PQconnectPoll(c);
+  }
+  if (PQsetnonblocking(c, 1) != 0) {
+    return unavailable(conn_message(c));
+  }
+  return out;
+}
+
+result<rows> connection::exec(std::string_view sql, std::initializer_list<param> params,
+                              clock::time_point deadline) {
+  return exec(sql, std::vector<param>(params), deadline);
+}
+
+result<rows> connection::exec(std::string_view sql, const std::vector<param>& params,
+                              clock::time_point deadline) {
+  // libpq wants NUL-terminated strings: copy each value (parameters are short).
+  std::vector<std::string> owned;
+  owned.reserve(params.size());
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) {
+    if (p) {
+      owned.emplace_back(*p);
+      values.push_back(owned.back().c_str());
+    } else {
+      values.push_back(nullptr);
+    }
+  }
+  return exec_raw(sql, static_cast<int>(values.size()), values.data(), deadline);
+}
+
+result<rows> connection::exec_raw(std::string_view sql_view, int n, const char* const* values,
+                                  clock::time_point deadline) {
+  if (broken()) {
+    return unavailable(c_ == nullptr ? "not connected" : conn_message(c_));
+  }
+  const std::string sql(sql_view);
+  auto fail = [this](std::string why) -> error {
+    close();  // the server aborts whatever this connection left open
+    return unavailable(std::move(why));
+  };
+  if (PQsendQueryParams(c_, sql.c_str(), n, nullptr, values, nullptr, nullptr, 0) == 0) {
+    return fail(conn_message(c_));
+  }
+  const int fd = PQsocket(c_);
+  // Flush the query (non-blocking mode), then read until the whole result is in.
+  for (;;) {
+    int f = PQflush(c_);
+    if (f == 0) {
+      break;
+    }
+    if (f < 0) {
+      return fail(conn_message(c_));
+    }
+    if (!wait_fd(fd, POLLIN | POLLOUT, deadline)) {
+      return fail("the statement missed its deadline");
+    }
+    if (PQconsumeInput(c_) == 0) {
+      return fail(conn_message(c_));
+    }
+  }
+  rows last;
+  std::optional<error> err;
+  for (;;) {
+    while (PQisBusy(c_) != 0) {
+      if (!wait_fd(fd, POLLIN, deadline)) {
+        return fail("the statement missed its deadline");
+      }
+      if (PQconsumeInput(c_) == 0) {
+        return fail(conn_message(c_));
+      }
+    }
+    PGresult* r = PQgetResult(c_);
+    if (r == nullptr) {
+      break;
+    }
+    rows current{r};
+    auto st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      last = std::move(current);
+      continue;
+    }
+    if (!err) {
+      const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+      std::string msg = primary != nullptr ? primary : "SQL error";
+      std::string code = state != nullptr ? state : "";
+      if (code == "23505") {
+        err = error{errc::conflict, msg};
+      } else if (code.starts_with("08") || code.starts_with("57P") || code == "25P03") {
+        // connection exceptions, admin shutdown / crash, idle-in-transaction timeout
+        err = unavailable(msg);
+      } else {
+        err = error{errc::storage, "database error " + code + ": " + msg};
+      }
+    }
+  }
+  if (err && broken()) {
+    // The server went away mid-statement (its result says "server closed the connection"): a
+    // reachability failure, not a SQL error.
+    return fail(conn_message(c_));
+  }
+  if (err) {
+    return *err;
+  }
+  return last;  // done, even if the connection closed right after (release() drops it)
+}
+
+result<std::vector<notification>> connection::poll_notifications() {
+  if (broken()) {
+    return unavailable(c_ == nullptr ? "not connected" : conn_message(c_));
+  }
+  if (PQconsumeInput(c_) == 0) {
+    auto why = conn_message(c_);
+    close();
+    return unavailable(std::move(why));
+  }
+  std::vector<notification> out;
+  while (PGnotify* n = PQnotifies(c_)) {
+    out.push_back(notification{n->relname, n->extra});
+    PQfreemem(n);
+  }
+  return out;
+}
+
+result<bool> connection::wait_readable(std::chrono::milliseconds timeout) {
+  if (broken()) {
+    return unavailable(c_ == nullptr ? "not connected" : conn_message(c_));
+  }
+  return wait_fd(PQsocket(c_), POLLIN, clock::now() + timeout);
+}
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    out.push_back(digits[b >> 4]);
+    out.push_back(digits[b & 15]);
+  }
+  return out;
+}
+
+std::optional<std::string> from_hex(std::string_view hex) {
+  if (hex.size() % 2 != 0) {
+    return std::nullopt;
+  }
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    int hi = nibble(hex[i]);
+    int lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) {
+      return std::nullopt;
+    }
+    out.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return out;
+}
+
+}  // namespace ib::storage::pg
