@@ -26,6 +26,7 @@
 #include "actors/request_actor.hpp"
 #include "app/api.hpp"
 #include "app/routes.hpp"
+#include "app/store_open.hpp"
 #include "http/server.hpp"
 #include "metrics/registry.hpp"
 #include "storage/fernet.hpp"
@@ -43,56 +44,6 @@ using actors::log_level;
 namespace {
 
 // -- the steps, each a small function with a typed result ----------------------------------------
-
-/// The opened store and the master keyring that decrypts its provider keys.
-struct opened_store {
-  std::shared_ptr<storage::store> store;
-  std::shared_ptr<storage::pg_store> pg;  ///< the same store when it is PostgreSQL, else null
-  std::shared_ptr<const storage::fernet_keyring> keyring;
-  std::string node;  ///< this process's node id (names its notifications and probe leases)
-};
-
-/// Opens PostgreSQL at `url` as node `node` (schema created or upgraded, design §10).
-result<std::shared_ptr<storage::pg_store>> open_postgres(const config::store_config& sc,
-                                                         std::string node) {
-  storage::pg_options o;
-  o.url = sc.url;
-  o.node = std::move(node);
-  o.timeout = sc.timeout;
-  auto pg = storage::pg_store::open(std::move(o));
-  if (!pg) {
-    return std::move(pg).error();
-  }
-  return std::shared_ptr<storage::pg_store>(std::move(*pg));
-}
-
-/// Step 1: opens the store (LMDB in `cfg.data_dir`, or PostgreSQL) and loads the master keys
-/// (IB_MASTER_KEY or `master.key`, created on first start; PostgreSQL needs IB_MASTER_KEY).
-/// Errors: the store's or the key loader's, as they are.
-result<opened_store> open_storage(const config::config& cfg) {
-  opened_store out;
-  out.node = storage::new_id("node_");
-  if (cfg.store.kind == config::store_kind::postgres) {
-    auto pg = open_postgres(cfg.store, out.node);
-    if (!pg) {
-      return std::move(pg).error();
-    }
-    out.pg = *pg;
-    out.store = *pg;
-  } else {
-    auto store = storage::key_store::open(cfg.data_dir);
-    if (!store) {
-      return std::move(store).error();
-    }
-    out.store = std::shared_ptr<storage::key_store>(std::move(*store));
-  }
-  auto keys = storage::load_master_keys(cfg.master_keys, cfg.data_dir);
-  if (!keys) {
-    return std::move(keys).error();
-  }
-  out.keyring = std::make_shared<const storage::fernet_keyring>(std::move(*keys));
-  return out;
-}
 
 /// Step 2: reads every gateway key, user and provider key into the snapshot the I/O threads
 /// read. Errors: a stored provider key that no master key decrypts, or a storage error.
@@ -155,7 +106,7 @@ services spawn_services(caf::actor_system& sys, const config::config& cfg,
   out.store_status->kind = std::string(store.store->kind());
   out.registry->set_store_up(out.store_status->kind, true);
   if (store.pg != nullptr) {
-    out.bus = actors::spawn_cluster_bus(sys, store.pg);
+    out.bus = actors::spawn_cluster_bus(sys, store.health);
   }
   return out;
 }
@@ -354,7 +305,7 @@ class gateway {
       to.supervisors.emplace(cfg_->providers[i].name, fleet_.supervisors[i]);
     }
     listener_ = std::make_unique<actors::cluster_listener>(
-        store_.pg, std::move(to), cfg_->store.resync_interval, services_.store_status,
+        store_.health, std::move(to), cfg_->store.resync_interval, services_.store_status,
         services_.registry);
     listener_->start();
   }
@@ -470,114 +421,6 @@ int run_gateway(const config::config& cfg_in) {
   // (bounded: a stdout that nobody reads must not keep the process alive).
   actors::process_logger().flush_for(std::chrono::seconds(2));
   return code;
-}
-
-int rotate_master_key(const config::config& cfg) {
-  auto opened = open_storage(cfg);
-  if (!opened) {
-    std::fprintf(stderr, "inferbridge: %s\n", opened.error().message.c_str());
-    return 2;
-  }
-  const auto& keyring = *opened->keyring;
-  auto n = opened->store->rewrite_provider_tokens(
-      [&](const storage::provider_key_record& rec) -> result<std::string> {
-        auto plain = keyring.decrypt(rec.token);
-        if (!plain) {
-          return error{errc::crypto, "a stored provider key (" + rec.provider
-                                         + ") does not decrypt with any master key"};
-        }
-        return keyring.encrypt(*plain);
-      });
-  if (!n) {
-    std::fprintf(stderr, "inferbridge: %s; nothing was changed\n", n.error().message.c_str());
-    return 2;
-  }
-  std::printf("re-encrypted %zu provider keys under the first master key\n", *n);
-  return 0;
-}
-
-}  // namespace ib::app
-
-namespace ib::app {
-
-int migrate_store(const config::config& cfg, const std::string& url) {
-  auto fail = [](const error& e) {
-    std::fprintf(stderr, "inferbridge: %s\n", e.message.c_str());
-    return 2;
-  };
-  auto lmdb = storage::key_store::open(cfg.data_dir);
-  if (!lmdb) {
-    return fail(lmdb.error());
-  }
-  auto keys = storage::load_master_keys(cfg.master_keys, cfg.data_dir);
-  if (!keys) {
-    return fail(keys.error());
-  }
-  const storage::fernet_keyring keyring{std::move(*keys)};
-  // The PostgreSQL nodes will decrypt these tokens with the same master key: refuse to copy what
-  // it cannot decrypt (the copy would be useless there).
-  std::size_t undecryptable = 0;
-  auto checked = (*lmdb)->for_each_provider_key(
-      [&](std::string_view, const storage::provider_key_record& rec) {
-        if (!keyring.decrypt(rec.token)) {
-          ++undecryptable;
-        }
-      });
-  if (!checked) {
-    return fail(checked.error());
-  }
-  if (undecryptable > 0) {
-    return fail(error{errc::crypto, std::to_string(undecryptable)
-                                        + " stored provider keys do not decrypt with the master "
-                                          "key: set IB_MASTER_KEY to the key they were written "
-                                          "with; nothing was copied"});
-  }
-  config::store_config sc = cfg.store;
-  sc.url = url;
-  auto pg = open_postgres(sc, storage::new_id("node_"));
-  if (!pg) {
-    return fail(pg.error());
-  }
-  std::size_t users = 0;
-  std::size_t api_keys = 0;
-  std::size_t provider_keys = 0;
-  std::optional<error> err;
-  auto note = [&](const result<bool>& r, std::size_t& count) {
-    if (!r) {
-      if (!err) {
-        err = r.error();
-      }
-    } else if (*r) {
-      ++count;
-    }
-  };
-  // Users first (keys refer to them), then gateway key hashes, then provider key tokens; each
-  // insert skips what is already there, so a second run copies nothing.
-  auto rc = (*lmdb)->for_each_user(
-      [&](const storage::user_record& u) { note((*pg)->import_user(u), users); });
-  if (rc) {
-    rc = (*lmdb)->for_each_api_key([&](const storage::sha256_digest& h, std::string_view uid) {
-      note((*pg)->import_api_key(h, uid), api_keys);
-    });
-  }
-  if (rc) {
-    rc = (*lmdb)->for_each_provider_key(
-        [&](std::string_view uid, const storage::provider_key_record& rec) {
-          note((*pg)->import_provider_key(uid, rec), provider_keys);
-        });
-  }
-  if (!rc) {
-    return fail(rc.error());
-  }
-  if (err) {
-    std::fprintf(stderr,
-                 "inferbridge: copied %zu users, %zu api keys, %zu provider keys before: %s\n",
-                 users, api_keys, provider_keys, err->message.c_str());
-    return 2;
-  }
-  std::printf("copied %zu users, %zu api keys, %zu provider keys\n", users, api_keys,
-              provider_keys);
-  return 0;
 }
 
 }  // namespace ib::app

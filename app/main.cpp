@@ -5,6 +5,7 @@
 #include <sstream>
 #include <string>
 
+#include "app/commands.hpp"
 #include "app/gateway.hpp"
 #include "config/load.hpp"
 

@@ -102,6 +102,30 @@ struct limits {
   milliseconds client_read_timeout{30'000};      ///< reading one request's headers and body
   milliseconds client_idle_timeout{75'000};      ///< an idle keep-alive connection
   std::size_t max_upstream_body_bytes = 32 * 1024 * 1024;  ///< non-streamed upstream response
+  std::size_t max_header_count = 100;    ///< header fields in one request; more is a 400
+  std::size_t max_url_bytes = 8 * 1024;  ///< the request target (path and query); longer is a 414
+  std::size_t max_messages = 2048;       ///< entries of a chat request's `messages`; more is a 400
+  /// Client connections open at once; one more is answered 503 and closed at once.
+  std::size_t max_connections = 4096;
+  /// Chat requests of one user in flight at once; one more is answered 429 (0: no limit).
+  std::size_t max_inflight_per_user = 64;
+};
+
+/// Abuse control (`rate_limits`): token buckets per user, refilled continuously; 0 turns a
+/// limit off. Over a limit: 429 with `Retry-After` and OpenAI's `x-ratelimit-*` headers.
+struct rate_limit_config {
+  std::int64_t requests_per_minute = 0;  ///< chat requests per user
+  std::int64_t tokens_per_minute = 0;    ///< prompt + completion tokens per user (charged after)
+  /// Sign-ups per client address per hour while `signup` is open (`IB_SIGNUPS_PER_HOUR`).
+  std::int64_t signups_per_hour = 30;
+};
+
+/// The listener's TLS (`tls`; `IB_TLS_CERT_FILE`, `IB_TLS_KEY_FILE`): both PEM files given, or
+/// neither (plain HTTP). Re-read on SIGHUP.
+struct tls_config {
+  std::string cert_file;  ///< certificate chain, PEM
+  std::string key_file;   ///< private key, PEM
+  bool enabled() const noexcept { return !cert_file.empty(); }
 };
 
 /// Retention of the request log (`request_log`): older or surplus records are dropped when the
@@ -166,6 +190,8 @@ struct store_config {
   milliseconds resync_interval{
       30'000};                  ///< full reload of keys and breakers, healing missed NOTIFYs
   milliseconds timeout{3'000};  ///< bound of one database call (a write's 503 comes by then)
+  /// The most the LMDB data file may grow to, in bytes (a write beyond it is a 507).
+  std::size_t lmdb_map_size = std::size_t{1} << 32;
   /// Request records waiting in memory to be written (a store slower than the traffic, or
   /// PostgreSQL away); beyond it records are dropped (and counted in
   /// `inferbridge_request_records_dropped_total`). Applies to LMDB too.
@@ -196,6 +222,8 @@ struct config {
   cooldown_config cooldown;
   request_log_config request_log;
   store_config store;
+  rate_limit_config rate_limits;
+  tls_config tls;
   log_config log;
   bool metrics_public = false;  ///< serve /metrics to non-loopback peers
 

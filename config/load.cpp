@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
@@ -304,10 +305,11 @@ result<void> check_order(const Value& v, std::string_view path, std::string_view
 
 result<void> read_limits(const Value& v, limits& out) {
   constexpr std::string_view path = "limits";
-  if (auto r = check_object(
-          v, path,
-          {"max_body_bytes", "request_timeout_ms", "max_json_depth", "max_header_bytes",
-           "client_read_timeout_ms", "client_idle_timeout_ms", "max_upstream_body_bytes"});
+  if (auto r = check_object(v, path,
+                            {"max_body_bytes", "request_timeout_ms", "max_json_depth",
+                             "max_header_bytes", "client_read_timeout_ms", "client_idle_timeout_ms",
+                             "max_upstream_body_bytes", "max_header_count", "max_url_bytes",
+                             "max_messages", "max_connections", "max_inflight_per_user"});
       !r) {
     return r;
   }
@@ -329,6 +331,51 @@ result<void> read_limits(const Value& v, limits& out) {
   }
   if (r) {
     r = read_int(v, "max_upstream_body_bytes", path, out.max_upstream_body_bytes, 1, max_bytes);
+  }
+  if (r) {
+    r = read_int(v, "max_header_count", path, out.max_header_count, 1, 10'000);
+  }
+  if (r) {
+    r = read_int(v, "max_url_bytes", path, out.max_url_bytes, 16, std::int64_t{1} << 20);
+  }
+  if (r) {
+    r = read_int(v, "max_messages", path, out.max_messages, 1, 1'000'000);
+  }
+  if (r) {
+    r = read_int(v, "max_connections", path, out.max_connections, 1, 1'000'000);
+  }
+  if (r) {
+    r = read_int(v, "max_inflight_per_user", path, out.max_inflight_per_user, 0, 1'000'000);
+  }
+  return r;
+}
+
+result<void> read_rate_limits(const Value& v, rate_limit_config& out) {
+  constexpr std::string_view path = "rate_limits";
+  if (auto r =
+          check_object(v, path, {"requests_per_minute", "tokens_per_minute", "signups_per_hour"});
+      !r) {
+    return r;
+  }
+  constexpr std::int64_t most = std::int64_t{1} << 40;
+  result<void> r = read_int(v, "requests_per_minute", path, out.requests_per_minute, 0, most);
+  if (r) {
+    r = read_int(v, "tokens_per_minute", path, out.tokens_per_minute, 0, most);
+  }
+  if (r) {
+    r = read_int(v, "signups_per_hour", path, out.signups_per_hour, 0, most);
+  }
+  return r;
+}
+
+result<void> read_tls(const Value& v, tls_config& out) {
+  constexpr std::string_view path = "tls";
+  if (auto r = check_object(v, path, {"cert_file", "key_file"}); !r) {
+    return r;
+  }
+  result<void> r = read_string(v, "cert_file", path, out.cert_file);
+  if (r) {
+    r = read_string(v, "key_file", path, out.key_file);
   }
   return r;
 }
@@ -437,7 +484,7 @@ result<void> read_store(const Value& v, store_config& out) {
   constexpr std::string_view path = "store";
   if (auto r = check_object(v, path,
                             {"kind", "url", "resync_interval_ms", "timeout_ms",
-                             "max_buffered_records", "probe_lease_ms"});
+                             "max_buffered_records", "probe_lease_ms", "lmdb_map_size_bytes"});
       !r) {
     return r;
   }
@@ -461,6 +508,10 @@ result<void> read_store(const Value& v, store_config& out) {
   }
   if (r) {
     r = read_int(v, "max_buffered_records", path, out.max_buffered_records, 0, 100'000'000);
+  }
+  if (r) {
+    r = read_int(v, "lmdb_map_size_bytes", path, out.lmdb_map_size, std::int64_t{1} << 20,
+                 std::int64_t{1} << 46);
   }
   return r;
 }
@@ -780,10 +831,10 @@ result<config> load(std::string_view json_text, const env_map& env) {
     return std::move(user).error();
   }
   const Value& root = *user;
-  if (auto r =
-          check_object(root, "",
-                       {"listen", "data_dir", "signup", "limits", "server", "providers", "tiers",
-                        "breaker", "cooldown", "request_log", "store", "log", "metrics"});
+  if (auto r = check_object(
+          root, "",
+          {"listen", "data_dir", "signup", "limits", "server", "providers", "tiers", "breaker",
+           "cooldown", "request_log", "store", "rate_limits", "tls", "log", "metrics"});
       !r) {
     return std::move(r).error();
   }
@@ -822,6 +873,8 @@ result<config> load(std::string_view json_text, const env_map& env) {
   section("cooldown", [&](const Value& v) { return read_cooldown(v, cfg.cooldown); });
   section("request_log", [&](const Value& v) { return read_request_log(v, cfg.request_log); });
   section("store", [&](const Value& v) { return read_store(v, cfg.store); });
+  section("rate_limits", [&](const Value& v) { return read_rate_limits(v, cfg.rate_limits); });
+  section("tls", [&](const Value& v) { return read_tls(v, cfg.tls); });
   section("log", [&](const Value& v) { return read_log(v, cfg.log); });
   section("metrics", [&](const Value& v) -> result<void> {
     if (auto c = check_object(v, "metrics", {"public"}); !c) {
@@ -891,6 +944,25 @@ result<config> load(std::string_view json_text, const env_map& env) {
     return field_error("IB_MASTER_KEY",
                        "required with a PostgreSQL store (every node needs the "
                        "same master key; it is never stored in the database)");
+  }
+  if (const auto v = env_value(env, "IB_TLS_CERT_FILE"); !v.empty()) {
+    cfg.tls.cert_file = std::string(v);
+  }
+  if (const auto v = env_value(env, "IB_TLS_KEY_FILE"); !v.empty()) {
+    cfg.tls.key_file = std::string(v);
+  }
+  if (cfg.tls.cert_file.empty() != cfg.tls.key_file.empty()) {
+    return field_error("tls",
+                       "give both cert_file and key_file (or IB_TLS_CERT_FILE and "
+                       "IB_TLS_KEY_FILE), or neither");
+  }
+  if (const auto v = env_value(env, "IB_SIGNUPS_PER_HOUR"); !v.empty()) {
+    std::int64_t n = -1;
+    const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc{} || p != v.data() + v.size() || n < 0) {
+      return field_error("IB_SIGNUPS_PER_HOUR", "expected a whole number >= 0 (0: no limit)");
+    }
+    cfg.rate_limits.signups_per_hour = n;
   }
   if (const auto v = env_value(env, "IB_EXTRA_CA_FILE"); !v.empty()) {
     cfg.extra_ca_file = std::string(v);

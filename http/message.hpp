@@ -29,6 +29,9 @@ struct request {
   /// one if a field repeats); empty if absent. No other header field is stored.
   std::array<std::string, max_kept_headers> headers;
   bool from_loopback = false;  ///< the peer address is a loopback address
+  /// The peer's IP address as text (`127.0.0.1`, `::1`; IPv4-mapped IPv6 as asio prints it);
+  /// empty if unknown. The TCP peer, not a forwarded-for header.
+  std::string peer;
 
   /// The target up to its `?`: the path, not percent-decoded.
   std::string_view path() const noexcept {

@@ -88,6 +88,9 @@ class session : public std::enable_shared_from_this<session> {
     error_code ec;
     auto peer = sock_.remote_endpoint(ec);
     loopback_ = !ec && is_loopback(peer);
+    if (!ec) {
+      peer_ = peer.address().to_string();
+    }
     sock_.set_option(tcp::no_delay(true), ec);
   }
 
@@ -246,6 +249,7 @@ class session : public std::enable_shared_from_this<session> {
     req.headers = std::move(parser_->values());
     req.body = std::move(parser_->body());
     req.from_loopback = loopback_;
+    req.peer = peer_;
     head_only_ = req.method == method::head;
     parser_.reset();
 
@@ -467,6 +471,7 @@ class session : public std::enable_shared_from_this<session> {
   phase phase_ = phase::reading;
   bool keep_alive_ = true;
   bool loopback_ = false;
+  std::string peer_;  ///< the client's address, as text (empty if unknown)
   bool head_only_ = false;
   bool monitor_pending_ = false;
   bool writing_ = false;

@@ -114,14 +114,39 @@ bool connection::broken() const noexcept {
   return c_ == nullptr || PQstatus(c_) != CONNECTION_OK;
 }
 
-result<connection> connection::open(const std::string& url, std::chrono::milliseconds timeout) {
+result<connection> connection::open(const std::string& url, std::chrono::milliseconds timeout,
+                                    bool durable_commits) {
+  // The session settings go after whatever `options` the URL itself gives.
+  std::string options;
+  {
+    char* err = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(url.c_str(), &err);
+    if (parsed == nullptr) {
+      std::string why = err != nullptr ? err : "malformed connection URL";
+      PQfreemem(err);
+      if (auto nl = why.find('\n'); nl != std::string::npos) {
+        why.resize(nl);
+      }
+      return unavailable(why);
+    }
+    for (auto* o = parsed; o->keyword != nullptr; ++o) {
+      if (std::string_view{o->keyword} == "options" && o->val != nullptr) {
+        options = o->val;
+        options += ' ';
+      }
+    }
+    PQconninfoFree(parsed);
+  }
+  options +=
+      "-c statement_timeout=10000 -c idle_in_transaction_session_timeout=15000 "
+      "-c client_min_messages=warning";
+  if (!durable_commits) {
+    options += " -c synchronous_commit=off";
+  }
   // Non-blocking connect (PQconnectStartParams + PQconnectPoll) so that `timeout` bounds every
   // step, DNS aside. The URL is expanded first; the keywords after it override or add settings.
   const char* keys[] = {"dbname", "application_name", "options", nullptr};
-  const char* values[] = {url.c_str(), "inferbridge",
-                          "-c statement_timeout=10000 -c idle_in_transaction_session_timeout=15000 "
-                          "-c client_min_messages=warning",
-                          nullptr};
+  const char* values[] = {url.c_str(), "inferbridge", options.c_str(), nullptr};
   PGconn* c = PQconnectStartParams(keys, values, 1);
   connection out{c};
   if (c == nullptr || PQstatus(c) == CONNECTION_BAD) {

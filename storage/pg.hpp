@@ -78,9 +78,13 @@ class connection {
   /// Connects to `url` (a libpq connection URI or key=value string, `sslmode` and the rest as
   /// libpq reads them) within `timeout`, with the session settings the gateway relies on
   /// (`statement_timeout`, `idle_in_transaction_session_timeout`, application_name
-  /// `inferbridge`). errc::unavailable (with libpq's message, which names no password) when it
-  /// fails.
-  static result<connection> open(const std::string& url, std::chrono::milliseconds timeout);
+  /// `inferbridge`) added to any `options` the URL gives. With `durable_commits` false the
+  /// session also sets `synchronous_commit=off`: a commit returns (and its notifications go out)
+  /// without waiting for the WAL flush — for state that may be lost in a database crash (breaker
+  /// health), never for users and keys. errc::unavailable (with libpq's message, which names no
+  /// password) when it fails.
+  static result<connection> open(const std::string& url, std::chrono::milliseconds timeout,
+                                 bool durable_commits = true);
 
   /// Runs one statement with `params` ($1, $2, ... as text) and returns its rows; the deadline
   /// bounds sending, running and reading.

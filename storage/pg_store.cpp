@@ -122,6 +122,13 @@ constexpr std::string_view breaker_columns =
     "provider, state, retry_at_ms, next_cooldown_ms, probe_until_ms, coalesce(probe_holder, ''), "
     "updated_by";
 
+/// The provider key in row `i` of `r`, whose columns from `first` on are `provider, token, hint,
+/// created` (the order of every query below that reads one).
+provider_key_record key_row(const pg::rows& r, int i, int first = 0) {
+  return provider_key_record{std::string(r.get(i, first)), std::string(r.get(i, first + 1)),
+                             std::string(r.get(i, first + 2)), r.get_int(i, first + 3)};
+}
+
 shared_breaker breaker_row(const pg::rows& r, int i) {
   shared_breaker b;
   b.provider = std::string(r.get(i, 0));
@@ -166,7 +173,8 @@ result<pg_store::lease> pg_store::acquire(clock::time_point deadline) const {
     }
   }
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-  auto c = pg::connection::open(opts_.url, std::max(left, std::chrono::milliseconds{1}));
+  auto c = pg::connection::open(opts_.url, std::max(left, std::chrono::milliseconds{1}),
+                                opts_.durable_commits);
   if (!c) {
     return c.error();
   }
@@ -283,6 +291,9 @@ result<T> pg_store::transact(F&& fn) const {
 
 result<std::unique_ptr<pg_store>> pg_store::open(pg_options opts) {
   std::unique_ptr<pg_store> s{new pg_store(std::move(opts))};
+  if (!s->opts_.migrate) {
+    return s;
+  }
   if (auto r = s->migrate(); !r) {
     return r.error();
   }
@@ -457,8 +468,7 @@ result<std::optional<user_state>> pg_store::load_user(std::string_view user_id) 
       return k.error();
     }
     for (int i = 0; i < k->size(); ++i) {
-      s.keys.push_back(provider_key_record{std::string(k->get(i, 0)), std::string(k->get(i, 1)),
-                                           std::string(k->get(i, 2)), k->get_int(i, 3)});
+      s.keys.push_back(key_row(*k, i));
     }
     return out_t{std::move(s)};
   };
@@ -519,8 +529,7 @@ result<std::vector<provider_key_record>> pg_store::list_provider_keys(
     }
     out_t out;
     for (int i = 0; i < k->size(); ++i) {
-      out.push_back(provider_key_record{std::string(k->get(i, 0)), std::string(k->get(i, 1)),
-                                        std::string(k->get(i, 2)), k->get_int(i, 3)});
+      out.push_back(key_row(*k, i));
     }
     return out;
   });
@@ -589,8 +598,7 @@ result<void> pg_store::for_each_provider_key(
       return r.error();
     }
     for (int i = 0; i < r->size(); ++i) {
-      fn(r->get(i, 0), provider_key_record{std::string(r->get(i, 1)), std::string(r->get(i, 2)),
-                                           std::string(r->get(i, 3)), r->get_int(i, 4)});
+      fn(r->get(i, 0), key_row(*r, i, 1));
     }
     return {};
   });
@@ -608,8 +616,7 @@ result<std::size_t> pg_store::rewrite_provider_tokens(
     }
     std::size_t n = 0;
     for (int i = 0; i < r->size(); ++i) {
-      provider_key_record rec{std::string(r->get(i, 1)), std::string(r->get(i, 2)),
-                              std::string(r->get(i, 3)), r->get_int(i, 4)};
+      provider_key_record rec = key_row(*r, i, 1);
       auto token = fn(rec);
       if (!token) {
         return token.error();
@@ -940,7 +947,7 @@ result<std::vector<shared_breaker>> pg_store::read_breakers() {
 
 result<pg::connection> pg_store::open_listener() {
   const auto deadline = clock::now() + opts_.timeout;
-  auto c = pg::connection::open(opts_.url, opts_.timeout);
+  auto c = pg::connection::open(opts_.url, opts_.timeout, opts_.durable_commits);
   if (!c) {
     return c.error();
   }

@@ -22,6 +22,12 @@ struct pg_options {
   /// Bound of one call (connecting included), ms: past it the call fails with errc::unavailable.
   std::chrono::milliseconds timeout{3000};
   std::size_t max_idle_connections = 4;  ///< connections kept open between calls
+  /// Commits wait for the WAL flush (PostgreSQL's `synchronous_commit`). Off only for a store
+  /// that carries nothing but shared health (breakers, leases, cooldown notifications): losing
+  /// its last commits in a database crash is harmless, and its notifications then go out without
+  /// waiting for the disk.
+  bool durable_commits = true;
+  bool migrate = true;  ///< `open` brings the schema up to date (else it must already be)
 };
 
 /// The schema version this binary writes; a database at a higher version is refused.

@@ -5,9 +5,10 @@
 import { execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+
+import { freePort } from './procs.mjs';
 
 /// Where the PostgreSQL 15 server binaries live (Debian's postgresql-15).
 export const PG_BIN = process.env.IB_PG_BIN ?? '/usr/lib/postgresql/15/bin';
@@ -44,18 +45,6 @@ function run(file, args, { timeoutMs = 30000, cwd, server = true, env = {} } = {
       } else {
         resolve(stdout);
       }
-    });
-  });
-}
-
-/// A port that was free a moment ago on 127.0.0.1 (the server binds it right after).
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
     });
   });
 }

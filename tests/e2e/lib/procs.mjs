@@ -3,6 +3,7 @@
 // bounded timeout (never a fixed sleep).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -127,4 +128,17 @@ export function filesUnder(dir) {
     else out.push(p);
   }
   return out;
+}
+
+/// A TCP port that was free on 127.0.0.1 a moment ago, for servers that cannot bind port 0 and
+/// report it (Prometheus, PostgreSQL); the caller retries on the rare collision.
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
 }

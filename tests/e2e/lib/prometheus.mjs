@@ -4,11 +4,10 @@
 // bounded waits.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { repoRoot, stopProcess, waitUntil } from './procs.mjs';
+import { freePort, repoRoot, stopProcess, waitUntil } from './procs.mjs';
 
 /// The shipped operator files (metrics/grafana, metrics/prometheus).
 export const DASHBOARD_FILE = path.join(repoRoot, 'metrics', 'grafana', 'inferbridge.json');
@@ -27,19 +26,6 @@ export function requireTool(name) {
     } catch { /* not here */ }
   }
   throw new Error(`\`${name}\` is not installed: ${INSTALL_HINT}`);
-}
-
-/// A TCP port that was free on 127.0.0.1 a moment ago (Prometheus cannot bind port 0 and report
-/// it, so we pick one; startPrometheus retries on the rare collision).
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /// The YAML of a Prometheus config scraping `targets` (["host:port", ...]) every

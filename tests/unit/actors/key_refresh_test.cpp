@@ -21,6 +21,7 @@
 #include "storage/fernet.hpp"
 #include "storage/key_store.hpp"
 #include "storage/secrets.hpp"
+#include "tests/unit/actors/actor_test_support.hpp"
 #include "tests/unit/storage/test_support.hpp"
 
 namespace ib::actors {
@@ -36,32 +37,11 @@ struct elsewhere_user {
   std::string api_key;
 };
 
-class KeyRefreshTest : public testing::Test {
+class KeyRefreshTest : public test::store_fixture {
  protected:
-  KeyRefreshTest() : sys_(config()) {
-    auto s = storage::key_store::open(tmp_.path() + "/data");
-    EXPECT_TRUE(s) << s.error().message;
-    store_ = std::shared_ptr<storage::key_store>(std::move(*s));
-    keyring_ = std::make_shared<const storage::fernet_keyring>(
-        std::vector<storage::fernet_key>{storage::generate_fernet_key()});
-    dir_ = std::make_shared<key_directory>();
-    auto snap = load_key_snapshot(*store_, *keyring_);
-    EXPECT_TRUE(snap);
-    dir_->snapshot.store(*snap);
-    keys_ = spawn_key_actor(sys_, store_, keyring_, dir_);
-  }
+  KeyRefreshTest() { keys_ = spawn_key_actor(sys_, store_, keyring_, dir_); }
 
-  ~KeyRefreshTest() override {
-    self_.reset();  // a scoped actor counts as running (0.17.6 ignores its `hide` argument)
-    caf::anon_send_exit(keys_, caf::exit_reason::user_shutdown);
-    sys_.await_all_actors_done();
-  }
-
-  static caf::actor_system_config& config() {
-    static caf::actor_system_config cfg;
-    cfg.set("scheduler.max-threads", std::size_t{2});
-    return cfg;
-  }
+  ~KeyRefreshTest() override { caf::anon_send_exit(keys_, caf::exit_reason::user_shutdown); }
 
   // -- writes made elsewhere: straight to the store, the snapshot untouched ----------------------
 
@@ -146,14 +126,6 @@ class KeyRefreshTest : public testing::Test {
     return true;
   }
 
-  caf::scoped_actor& self() { return *self_; }
-
-  storage::test::temp_dir tmp_;
-  caf::actor_system sys_;
-  std::optional<caf::scoped_actor> self_{std::in_place, sys_};
-  std::shared_ptr<storage::key_store> store_;
-  std::shared_ptr<const storage::fernet_keyring> keyring_;
-  std::shared_ptr<key_directory> dir_;
   key_supervisor_handle keys_;
 };
 

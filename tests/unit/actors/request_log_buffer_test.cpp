@@ -27,6 +27,7 @@
 #include "metrics/registry.hpp"
 #include "storage/key_store.hpp"
 #include "storage/store.hpp"
+#include "tests/unit/actors/actor_test_support.hpp"
 #include "tests/unit/storage/test_support.hpp"
 
 namespace ib::actors {
@@ -203,7 +204,7 @@ std::vector<std::string> listed_ids(const std::string& body) {
 
 class RequestLogBufferTest : public testing::Test {
  protected:
-  RequestLogBufferTest() : sys_(config()) {
+  RequestLogBufferTest() : sys_(test::actor_config()) {
     auto s = storage::key_store::open(tmp_.path() + "/data");
     EXPECT_TRUE(s) << s.error().message;
     store_ = std::make_shared<switchable_store>(std::shared_ptr<storage::key_store>(std::move(*s)));
@@ -216,12 +217,6 @@ class RequestLogBufferTest : public testing::Test {
       caf::anon_send_exit(metrics_, caf::exit_reason::user_shutdown);
     }
     sys_.await_all_actors_done();
-  }
-
-  static caf::actor_system_config& config() {
-    static caf::actor_system_config cfg;
-    cfg.set("scheduler.max-threads", std::size_t{2});
-    return cfg;
   }
 
   void start(std::size_t max_buffered) {

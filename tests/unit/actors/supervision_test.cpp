@@ -21,6 +21,7 @@
 #include "storage/fernet.hpp"
 #include "storage/key_store.hpp"
 #include "storage/secrets.hpp"
+#include "tests/unit/actors/actor_test_support.hpp"
 #include "tests/unit/storage/test_support.hpp"
 
 namespace ib::actors {
@@ -40,34 +41,17 @@ struct answer {
   bool hung() const { return error == caf::sec::request_timeout; }
 };
 
-class SupervisionTest : public testing::Test {
+class SupervisionTest : public test::store_fixture {
  protected:
-  SupervisionTest() : sys_(config()) {
-    auto s = storage::key_store::open(tmp_.path() + "/data");
-    EXPECT_TRUE(s) << s.error().message;
-    store_ = std::shared_ptr<storage::key_store>(std::move(*s));
-    keyring_ = std::make_shared<const storage::fernet_keyring>(
-        std::vector<storage::fernet_key>{storage::generate_fernet_key()});
-    dir_ = std::make_shared<key_directory>();
-    auto snap = load_key_snapshot(*store_, *keyring_);
-    EXPECT_TRUE(snap);
-    dir_->snapshot.store(*snap);
+  SupervisionTest() {
     keys_ = spawn_key_actor(sys_, store_, keyring_, dir_);
     metrics_ = spawn_metrics_actor(sys_, std::make_shared<metrics::registry>(), store_,
                                    config::request_log_config{});
   }
 
   ~SupervisionTest() override {
-    self_.reset();  // a scoped actor counts as running (0.17.6 ignores its `hide` argument)
     caf::anon_send_exit(keys_, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(metrics_, caf::exit_reason::user_shutdown);
-    sys_.await_all_actors_done();
-  }
-
-  static caf::actor_system_config& config() {
-    static caf::actor_system_config cfg;
-    cfg.set("scheduler.max-threads", std::size_t{2});
-    return cfg;
   }
 
   // -- commands, asked as app/api.cpp asks them (a request with a timeout) ------------------------
@@ -173,14 +157,6 @@ class SupervisionTest : public testing::Test {
     EXPECT_NE(next, old) << "the supervisor did not restart its child";
   }
 
-  caf::scoped_actor& self() { return *self_; }
-
-  storage::test::temp_dir tmp_;
-  caf::actor_system sys_;
-  std::optional<caf::scoped_actor> self_{std::in_place, sys_};
-  std::shared_ptr<storage::key_store> store_;
-  std::shared_ptr<const storage::fernet_keyring> keyring_;
-  std::shared_ptr<key_directory> dir_;
   key_supervisor_handle keys_;
   metrics_supervisor_handle metrics_;
 };

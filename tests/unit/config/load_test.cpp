@@ -293,6 +293,57 @@ TEST(LoadStore, PostgresNeedsAUrlAndASharedMasterKey) {
   EXPECT_NE(load_error(R"({"store": {"kinds": "lmdb"}})").find("store"), std::string::npos);
 }
 
+TEST(LoadHardening, LimitsRateLimitsAndTls) {
+  const auto d = load_ok("{}");
+  EXPECT_EQ(d.limits_.max_header_count, 100U);
+  EXPECT_EQ(d.limits_.max_url_bytes, 8192U);
+  EXPECT_EQ(d.limits_.max_messages, 2048U);
+  EXPECT_EQ(d.limits_.max_connections, 4096U);
+  EXPECT_EQ(d.limits_.max_inflight_per_user, 64U);
+  EXPECT_EQ(d.rate_limits.requests_per_minute, 0);
+  EXPECT_EQ(d.rate_limits.tokens_per_minute, 0);
+  EXPECT_EQ(d.rate_limits.signups_per_hour, 30);
+  EXPECT_FALSE(d.tls.enabled());
+  EXPECT_EQ(d.store.lmdb_map_size, std::size_t{1} << 32);
+
+  const auto c = load_ok(R"({
+    "limits": {"max_header_count": 10, "max_url_bytes": 100, "max_messages": 3,
+               "max_connections": 7, "max_inflight_per_user": 0},
+    "rate_limits": {"requests_per_minute": 60, "tokens_per_minute": 1000, "signups_per_hour": 0},
+    "tls": {"cert_file": "/c.pem", "key_file": "/k.pem"},
+    "store": {"lmdb_map_size_bytes": 1048576}})");
+  EXPECT_EQ(c.limits_.max_header_count, 10U);
+  EXPECT_EQ(c.limits_.max_url_bytes, 100U);
+  EXPECT_EQ(c.limits_.max_messages, 3U);
+  EXPECT_EQ(c.limits_.max_connections, 7U);
+  EXPECT_EQ(c.limits_.max_inflight_per_user, 0U);
+  EXPECT_EQ(c.rate_limits.requests_per_minute, 60);
+  EXPECT_EQ(c.rate_limits.tokens_per_minute, 1000);
+  EXPECT_EQ(c.rate_limits.signups_per_hour, 0);
+  EXPECT_TRUE(c.tls.enabled());
+  EXPECT_EQ(c.tls.cert_file, "/c.pem");
+  EXPECT_EQ(c.tls.key_file, "/k.pem");
+  EXPECT_EQ(c.store.lmdb_map_size, 1048576U);
+
+  const auto e = load_ok("{}", {{"IB_TLS_CERT_FILE", "/a.pem"},
+                                {"IB_TLS_KEY_FILE", "/b.pem"},
+                                {"IB_SIGNUPS_PER_HOUR", "5"}});
+  EXPECT_EQ(e.tls.cert_file, "/a.pem");
+  EXPECT_EQ(e.tls.key_file, "/b.pem");
+  EXPECT_EQ(e.rate_limits.signups_per_hour, 5);
+
+  EXPECT_NE(load_error(R"({"tls": {"cert_file": "/c.pem"}})").find("tls: give both"),
+            std::string::npos);
+  EXPECT_NE(load_error("{}", {{"IB_SIGNUPS_PER_HOUR", "-1"}}).find("IB_SIGNUPS_PER_HOUR"),
+            std::string::npos);
+  EXPECT_NE(load_error(R"({"limits": {"max_connections": 0}})").find("limits.max_connections"),
+            std::string::npos);
+  EXPECT_NE(load_error(R"({"rate_limits": {"per_second": 1}})").find("rate_limits"),
+            std::string::npos);
+  EXPECT_NE(load_error(R"({"store": {"lmdb_map_size_bytes": 10}})").find("lmdb_map_size_bytes"),
+            std::string::npos);
+}
+
 TEST(LoadSections, MaxAgeInSecondsReplacesDays) {
   const auto cfg = load_ok(R"({"request_log": {"max_age_days": 7, "max_age_s": 2}})");
   EXPECT_EQ(cfg.request_log.max_age_seconds(), 2);

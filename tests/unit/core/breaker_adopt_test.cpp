@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "core/breaker.hpp"
+#include "tests/unit/core/breaker_support.hpp"
 
 namespace ib {
 namespace {
@@ -15,25 +16,7 @@ namespace {
 using namespace std::chrono_literals;
 using std::chrono::milliseconds;
 
-// A fake clock: a fixed base plus offsets; nothing here reads the real time.
-const steady_time t0 = steady_time{} + 1000h;
-
-constexpr auto closed = breaker_state::closed;
-constexpr auto open = breaker_state::open;
-constexpr auto half_open = breaker_state::half_open;
-
-bool is(const std::optional<breaker_transition>& t, breaker_state from, breaker_state to) {
-  return t && t->from == from && t->to == to;
-}
-
-/// Trips `b` at `at` with consecutive failures (the config must trip within 100).
-void trip(breaker& b, steady_time at) {
-  for (int i = 0; i < 100 && b.state(at) == closed; ++i) {
-    ASSERT_TRUE(b.admit(at));
-    (void)b.record(outcome::server_error, at, at);
-  }
-  ASSERT_EQ(b.state(at), open);
-}
+using namespace breaker_support;
 
 /// The state a breaker is in before it adopts another node's decision.
 enum class start { closed_fresh, closed_with_failures, open, half_open_idle, half_open_probing };
