@@ -83,19 +83,33 @@ http::header_list base_headers(request_actor_t self, const std::string& provider
     st.overhead_us = overhead_now(st, steady::now());
   }
   http::header_list h;
-  h.reserve(8);
+  h.reserve(8 + st.ctx->rate_headers.size());
   h.emplace_back("x-request-id", st.ctx->id);
   h.emplace_back("x-inferbridge-tier", st.ctx->tier.empty() ? "direct" : st.ctx->tier);
   h.emplace_back("x-inferbridge-provider", provider.empty() ? "none" : provider);
   h.emplace_back("x-inferbridge-model", model);
   h.emplace_back("x-inferbridge-attempts", std::move(attempts));
   h.emplace_back("x-inferbridge-overhead-ms", overhead_ms_text(*st.overhead_us));
+  h.insert(h.end(), st.ctx->rate_headers.begin(), st.ctx->rate_headers.end());
   return h;
 }
 
 http::header_list base_headers(request_actor_t self, const std::string& provider,
                                const std::string& model) {
   return base_headers(self, provider, model, attempts_header(self->state.walk->attempts()));
+}
+
+/// Frees the user's in-flight slot and charges the tokens the provider reported (total, else
+/// prompt + completion; none when unknown). Called just before the last write of the answer:
+/// a client that sends its next request as soon as it has read this one's end must find the slot
+/// free and the tokens charged. Idempotent (the ticket counts once).
+void settle(request_actor_t self, const std::optional<usage>& tokens) {
+  std::int64_t used = 0;
+  if (tokens) {
+    used = tokens->total_tokens > 0 ? tokens->total_tokens
+                                    : tokens->prompt_tokens + tokens->completion_tokens;
+  }
+  self->state.ctx->limit.finish(used, steady::now());
 }
 
 /// Every provider was tried or skipped: the final answer of design §4 (decided in core).
@@ -118,6 +132,7 @@ void answer_final(request_actor_t self) {
     res.headers.emplace_back("retry-after", std::to_string(*f.retry_after_s));
   }
   res.body = gateway_error_body(f.err, st.walk->attempts());
+  settle(self, std::nullopt);
   st.ctx->responder.send(std::move(res));
   finish(self, res.status, {}, {}, std::nullopt);
 }
@@ -331,6 +346,7 @@ void on_result(request_actor_t self, attempt_result& r) {
     case end_action::ignore:
       return;
     case end_action::end_stream:
+      settle(self, r.tokens);
       st.ctx->responder.stream_end();
       return finish(self, 200, provider, model, r.tokens);
     case end_action::end_with_error: {
@@ -339,12 +355,14 @@ void on_result(request_actor_t self, attempt_result& r) {
       if (f.envelope.empty()) {
         f.envelope = to_envelope(error{errc::bad_gateway, provider + ": the stream failed"});
       }
+      settle(self, r.tokens);
       st.ctx->responder.stream_end(providers::stream_error_event(f));
       return finish(self, 502, provider, model, r.tokens);
     }
     case end_action::commit_and_end:
       // A complete stream that never reached the commit point (e.g. an empty answer).
       commit_stream(self, attempts_header(st.walk->attempts()), 0);
+      settle(self, r.tokens);
       st.ctx->responder.stream_end();
       return finish(self, 200, provider, model, r.tokens);
     case end_action::answer: {
@@ -353,10 +371,12 @@ void on_result(request_actor_t self, attempt_result& r) {
       res.status = 200;
       res.headers = base_headers(self, provider, model);
       res.body = std::move(r.body);
+      settle(self, r.tokens);
       st.ctx->responder.send(std::move(res));
       return finish(self, 200, provider, model, r.tokens);
     }
     case end_action::drop:
+      settle(self, std::nullopt);
       st.ctx->responder.drop();
       return finish(self, 499, provider, model, std::nullopt);
     case end_action::answer_final:
@@ -368,6 +388,7 @@ void on_result(request_actor_t self, attempt_result& r) {
       res.headers = base_headers(self, provider, model);
       res.headers.emplace_back("x-should-retry", "false");
       res.body = std::move(r.body);
+      settle(self, std::nullopt);
       st.ctx->responder.send(std::move(res));
       return finish(self, res.status, provider, model, std::nullopt);
     }
@@ -417,6 +438,7 @@ void finish(request_actor_t self, int status, const std::string& provider, const
   }
   st.finished = true;
   auto now = steady::now();
+  settle(self, tokens);  // already done before the last write, except on an unforeseen path
   auto rec = std::make_shared<request_record>();
   rec->id = st.ctx->id;
   rec->user_id = st.ctx->user->id;
@@ -479,6 +501,7 @@ request_actor_handle::behavior_type request_actor(request_actor_t self,
         }
         std::string provider = st.current ? st.current->provider : std::string{};
         std::string model = st.current ? st.current->model : std::string{};
+        settle(self, std::nullopt);
         st.ctx->responder.drop();
         finish(self, 499, provider, model, std::nullopt);
       },

@@ -13,6 +13,7 @@
 
 #include "actors/messages.hpp"
 #include "config/config.hpp"
+#include "core/rate_limit.hpp"
 #include "http/server.hpp"
 #include "providers/chat_request.hpp"
 
@@ -101,6 +102,9 @@ struct gateway_deps {
   std::shared_ptr<const health_board> board;
   metrics_supervisor_handle metrics;  ///< finished requests go here, `(record_atom, record)`
   std::shared_ptr<metrics::registry> registry;
+  /// Per-user rate limits and in-flight counts (`rate_limits`, `limits.max_inflight_per_user`):
+  /// the API admits each chat request here, the request actor finishes its ticket.
+  std::shared_ptr<user_limiter> limiter = std::make_shared<user_limiter>();
 };
 
 /// One chat request, authenticated and parsed, ready to be routed.
@@ -116,6 +120,12 @@ struct request_context {
   std::vector<config::tier_entry> plan;      ///< providers to try, in order
   http::responder responder;                 ///< answered exactly once, by the request actor
   std::shared_ptr<const gateway_deps> deps;  ///< shared by every request actor
+  /// The user's in-flight slot (empty when no limit is on): finished, with the tokens used, when
+  /// the answer is complete; freed by its destructor if the request dies first. Declared after
+  /// `deps`, whose limiter it points into, so that it goes first.
+  limit_ticket limit;
+  /// `x-ratelimit-*` as admitted (empty when no rate limit is on): on every response.
+  http::header_list rate_headers;
 };
 
 /// Spawns the request actor for one chat request (design §2, §4): it walks the plan, skipping
@@ -123,7 +133,8 @@ struct request_context {
 /// in turn; falls back on the triggers of design §4; relays a stream from its commit point;
 /// answers exactly once; reports every attempt to the provider's supervisor and the finished
 /// request to the metrics actor; and cancels the upstream call if the client goes away.
-/// Every answer it builds (and a stream's head) carries `x-inferbridge-overhead-ms`, the time
+/// Every answer it builds (and a stream's head) carries `ctx->rate_headers` and
+/// `x-inferbridge-overhead-ms`, the time
 /// the gateway itself added so far (core/request_record.hpp `overhead_ms_text`): since `start`,
 /// minus the wall time of the attempts that ended (`attempt_result::latency`) and, for a stream,
 /// minus the serving attempt's wait up to the piece that committed it; the record's
@@ -131,6 +142,8 @@ struct request_context {
 /// Protocol: `request_actor_handle` (stream pieces, cancel) plus the responses to its calls
 /// (`call_atom` -> `attempt_result`, `admit_atom` -> bool). Called on an I/O thread; the actor
 /// runs on CAF's scheduler and answers `ctx->responder`, which posts to the session's executor.
+/// When it finishes (answer sent, stream ended, or client gone) it finishes `ctx->limit`,
+/// charging the tokens of the record's usage.
 void spawn_request_actor(caf::actor_system& sys, std::shared_ptr<request_context> ctx);
 
 }  // namespace ib::actors

@@ -20,6 +20,7 @@
 #include "core/text.hpp"
 #include "metrics/registry.hpp"
 #include "providers/json.hpp"
+#include "storage/secrets.hpp"
 
 namespace ib::app {
 
@@ -202,8 +203,11 @@ void create_user(const std::shared_ptr<const api_context>& api, http::request& r
   if (api->cfg->signup == config::signup_mode::admin) {
     auto token = bearer_token(req.headers[authorization_header]);
     const auto& admin = api->cfg->admin_token;
-    if (token.size() != admin.size() || admin.empty()
-        || CRYPTO_memcmp(token.data(), admin.data(), admin.size()) != 0) {
+    // Constant time, length included: the digests are compared, never the texts (a length
+    // check first would tell a prober the admin token's length).
+    const auto given = storage::sha256(token);
+    const auto expected = storage::sha256(admin);
+    if (admin.empty() || CRYPTO_memcmp(given.data(), expected.data(), given.size()) != 0) {
       return send_error(res, error{errc::unauthorized,
                                    "Sign-up is restricted: send the admin token as 'Bearer "
                                    "<IB_ADMIN_TOKEN>'.",
@@ -219,6 +223,22 @@ void create_user(const std::shared_ptr<const api_context>& api, http::request& r
   if (!email || !is_plausible_email(*email)) {
     return send_error(res, error{errc::invalid_request, "'email' must be a valid email address",
                                  "email", "invalid_email"});
+  }
+  if (const auto per_hour = api->cfg->rate_limits.signups_per_hour;
+      api->cfg->signup == config::signup_mode::open && per_hour > 0) {
+    // Counted per TCP peer address, for every well-formed attempt (a taken email included, so
+    // that probing for accounts is throttled too).
+    auto [ok, wait] = api->signups->take(req.peer, per_hour, steady::now());
+    if (!ok) {
+      return send_error(
+          res,
+          error{errc::rate_limited,
+                "Too many sign-ups from your address: at most " + std::to_string(per_hour)
+                    + " per hour. Please try again in " + format_reset(wait) + ".",
+                {},
+                "too_many_signups"},
+          {{"retry-after", std::to_string(retry_after_seconds(wait))}});
+    }
   }
   auto shared = std::make_shared<http::responder>(std::move(res));
   ask(
@@ -339,8 +359,48 @@ void delete_key(const std::shared_ptr<const api_context>& api, http::request& re
 /// A chat request the gateway refuses itself (bad body, unknown model, bad timeout header),
 /// before any upstream call: all of its time so far is the gateway's, sent as
 /// `x-inferbridge-overhead-ms` like on every chat response the request actor answers.
-void send_chat_error(http::responder& res, const error& err, steady::time_point start) {
-  send_error(res, err, own_answer_headers(start));
+void send_chat_error(http::responder& res, const error& err, steady::time_point start,
+                     const http::header_list& rate_headers = {}) {
+  auto h = own_answer_headers(start);
+  h.insert(h.end(), rate_headers.begin(), rate_headers.end());
+  send_error(res, err, std::move(h));
+}
+
+/// The user's limits in force (core/rate_limit.hpp), from the configuration.
+user_limits limits_of(const config::config& cfg) {
+  return {.requests_per_minute = cfg.rate_limits.requests_per_minute,
+          .tokens_per_minute = cfg.rate_limits.tokens_per_minute,
+          .max_inflight = cfg.limits_.max_inflight_per_user};
+}
+
+/// The 429 of a chat request its user's limits refused, with `Retry-After` and the
+/// `x-ratelimit-*` headers; the envelope's `code` is OpenAI's `rate_limit_exceeded` for the
+/// rates and `too_many_concurrent_requests` for the in-flight limit.
+void send_refusal(http::responder& res, const admission& a, const user_limits& lim,
+                  http::header_list rate_headers, steady::time_point start) {
+  error err{errc::rate_limited, {}, {}, "rate_limit_exceeded"};
+  const auto again = ". Please try again in " + format_reset(a.retry_after) + ".";
+  switch (a.refused) {
+    case refusal::inflight:
+      err.message = "Too many concurrent requests: at most "
+                    + std::to_string(lim.max_inflight)
+                    + " of your chat requests may be in flight at once. Retry when one has "
+                      "finished.";
+      err.detail_code = "too_many_concurrent_requests";
+      break;
+    case refusal::requests:
+      err.message = "Rate limit reached for requests per minute (RPM): Limit "
+                    + std::to_string(lim.requests_per_minute) + ", Requested 1" + again;
+      break;
+    case refusal::tokens:
+    case refusal::none:
+      err.message = "Rate limit reached for tokens per minute (TPM): Limit "
+                    + std::to_string(lim.tokens_per_minute)
+                    + ", Remaining 0 (tokens are counted when an answer completes)" + again;
+      break;
+  }
+  rate_headers.emplace_back("retry-after", std::to_string(retry_after_seconds(a.retry_after)));
+  send_chat_error(res, err, start, rate_headers);
 }
 
 void chat_completions(const std::shared_ptr<const api_context>& api, http::request& req,
@@ -351,14 +411,27 @@ void chat_completions(const std::shared_ptr<const api_context>& api, http::reque
     return;
   }
   const auto& cfg = *api->cfg;
-  auto parsed =
-      providers::parse_chat_request(std::move(req.body), {.max_depth = cfg.limits_.max_json_depth});
+  // Admitted before the body is parsed: a request refused later (bad body, unknown model) still
+  // counted against the rate, and its slot is freed when `ticket` goes out of scope.
+  limit_ticket ticket;
+  http::header_list rate_headers;
+  if (const auto lim = limits_of(cfg); lim.any()) {
+    auto a = api->deps->limiter->admit(user->id, lim, start);
+    rate_headers = rate_limit_headers(a);
+    if (a.refused != refusal::none) {
+      return send_refusal(res, a, lim, std::move(rate_headers), start);
+    }
+    ticket = std::move(a.ticket);
+  }
+  auto parsed = providers::parse_chat_request(
+      std::move(req.body),
+      {.max_depth = cfg.limits_.max_json_depth, .max_messages = cfg.limits_.max_messages});
   if (!parsed) {
-    return send_chat_error(res, parsed.error(), start);
+    return send_chat_error(res, parsed.error(), start, rate_headers);
   }
   auto route = config::resolve_route(cfg, parsed->model);
   if (!route) {
-    return send_chat_error(res, route.error(), start);
+    return send_chat_error(res, route.error(), start, rate_headers);
   }
   auto ctx = std::make_shared<actors::request_context>();
   ctx->tier = std::move(route->tier);
@@ -373,7 +446,7 @@ void chat_completions(const std::shared_ptr<const api_context>& api, http::reque
           res,
           error{errc::invalid_request, "x-inferbridge-timeout-ms must be a positive integer",
                 "x-inferbridge-timeout-ms"},
-          start);
+          start, rate_headers);
     }
     timeout = std::min(timeout, std::chrono::milliseconds(ms));
   }
@@ -387,6 +460,8 @@ void chat_completions(const std::shared_ptr<const api_context>& api, http::reque
   ctx->user = std::move(user);
   ctx->responder = std::move(res);
   ctx->deps = api->deps;
+  ctx->limit = std::move(ticket);
+  ctx->rate_headers = std::move(rate_headers);
   actors::spawn_request_actor(*api->sys, std::move(ctx));
 }
 

@@ -9,6 +9,7 @@
 #include "actors/cluster.hpp"
 #include "actors/messages.hpp"
 #include "actors/request_actor.hpp"
+#include "core/rate_limit.hpp"
 #include "http/server.hpp"
 
 namespace ib::actors {
@@ -30,6 +31,8 @@ struct api_context {
   std::shared_ptr<const actors::gateway_deps> deps;
   /// The store's kind and reachability (`/readyz`); never null once the gateway runs.
   std::shared_ptr<const actors::store_status> store;
+  /// Sign-ups per client address per hour (`rate_limits.signups_per_hour`, while sign-up is open).
+  std::shared_ptr<keyed_limiter> signups = std::make_shared<keyed_limiter>();
   std::string models_body;    ///< GET /v1/models, rendered once
   std::string provider_list;  ///< "openai, anthropic, ..." for error messages
 };

@@ -175,15 +175,20 @@ std::shared_ptr<api_context> make_api(caf::actor_system& sys,
   return api;
 }
 
-/// The HTTP server's limits and kept headers, from the config.
+/// The HTTP server's limits, kept headers and TLS files, from the config.
 http::server_options server_options_for(const config::config& cfg) {
   http::server_options o;
   o.host = cfg.server.host;
   o.port = cfg.server.port;
   o.max_body_bytes = cfg.limits_.max_body_bytes;
   o.max_header_bytes = cfg.limits_.max_header_bytes;
+  o.max_header_count = cfg.limits_.max_header_count;
+  o.max_url_bytes = cfg.limits_.max_url_bytes;
+  o.max_connections = cfg.limits_.max_connections;
   o.read_timeout = cfg.limits_.client_read_timeout;
   o.idle_timeout = cfg.limits_.client_idle_timeout;
+  o.tls_cert_file = cfg.tls.cert_file;
+  o.tls_key_file = cfg.tls.key_file;
   o.kept_headers.assign(kept_header_names.begin(), kept_header_names.end());
   o.server_name = "inferbridge";
   return o;
@@ -273,6 +278,10 @@ class gateway {
     if (auto rc = server_->listen(); !rc) {
       return rc;
     }
+    if (server_->is_tls()) {
+      hangups_.emplace(io_, SIGHUP);
+      await_hangup();
+    }
     server_->start();
     listening_ = true;
     std::string host = cfg_->server.host;
@@ -283,6 +292,7 @@ class gateway {
     std::fflush(stdout);
     log(log_level::info, "inferbridge started",
         {{"listen", host + ":" + std::to_string(server_->port())},
+         {"tls", server_->is_tls()},
          {"io_threads", threads_.io},
          {"actor_threads", threads_.actors},
          {"actors_on_io", threads_.actors_on_io},
@@ -292,6 +302,23 @@ class gateway {
          {"node", store_.node},
          {"data_dir", cfg_->data_dir}});
     return {};
+  }
+
+  /// TLS: on each SIGHUP, reads the certificate and key again (new connections use them); a
+  /// file that cannot be used is logged and the current ones stay.
+  void await_hangup() {
+    hangups_->async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) {
+        return;  // cancelled at shutdown
+      }
+      if (auto rc = server_->reload_tls(); !rc) {
+        log(log_level::error, "TLS reload failed; the previous certificate stays in use",
+            {{"error", rc.error().message}});
+      } else {
+        log(log_level::info, "TLS certificate reloaded", {{"cert_file", cfg_->tls.cert_file}});
+      }
+      await_hangup();
+    });
   }
 
   /// Several nodes: starts the thread that hears the other nodes' writes and health.
@@ -312,6 +339,10 @@ class gateway {
 
   /// Stops everything that `run` started, in reverse order; safe to call twice.
   void shutdown() {
+    if (hangups_) {
+      boost::system::error_code ec;
+      hangups_->cancel(ec);
+    }
     if (listening_) {
       listening_ = false;
       server_->close();
@@ -393,6 +424,7 @@ class gateway {
   std::promise<int> stop_;
   std::future<int> stopped_;
   std::optional<net::signal_set> signals_;
+  std::optional<net::signal_set> hangups_;  ///< SIGHUP, with TLS only: reload the certificate
   bool listening_ = false;
 };
 

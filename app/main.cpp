@@ -1,5 +1,6 @@
 // inferbridge: argv/env -> config::load -> run. The only code no test links.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -13,7 +14,8 @@ namespace {
 
 constexpr const char* usage =
     "usage: inferbridge [--config PATH] [--check-config]\n"
-    "       inferbridge rotate-master-key [--config PATH]\n"
+    "       inferbridge rotate-master-key [--batch-size N] [--config PATH]\n"
+    "       inferbridge compact [--config PATH]\n"
     "       inferbridge migrate-store --to POSTGRES_URL [--config PATH]\n"
     "\n"
     "Runs the InferBridge gateway. Without --config (or IB_CONFIG) the embedded default\n"
@@ -21,6 +23,10 @@ constexpr const char* usage =
     "IB_LOG_LEVEL (debug, info, warn, error), IB_<PROVIDER>_BASE_URL,\n"
     "IB_DATABASE_URL (a PostgreSQL URL: several nodes share it; needs IB_MASTER_KEY).\n"
     "migrate-store copies the LMDB store of IB_DATA_DIR into PostgreSQL (idempotent).\n"
+    "rotate-master-key re-encrypts every provider key under the new master key (IB_MASTER_KEY's\n"
+    "first, else a new master.key) in batches, then compacts the store; resumable. compact\n"
+    "rewrites data.mdb without its freed pages (run it after deleting keys). Both need the\n"
+    "gateway stopped.\n"
     "The log (one line per request, and the gateway's own events) goes to stdout, after the\n"
     "`listening on HOST:PORT` line; configuration errors go to stderr.\n";
 
@@ -31,6 +37,8 @@ int main(int argc, char** argv) {
   bool check = false;
   bool rotate = false;
   bool migrate = false;
+  bool compact = false;
+  ib::app::rotate_options rotate_opt;
   std::string migrate_to;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -42,6 +50,15 @@ int main(int argc, char** argv) {
       check = true;
     } else if (arg == "rotate-master-key") {
       rotate = true;
+    } else if (arg == "compact") {
+      compact = true;
+    } else if (arg == "--batch-size" && i + 1 < argc) {
+      const long n = std::strtol(argv[++i], nullptr, 10);
+      if (n < 1 || n > 1'000'000) {
+        std::fprintf(stderr, "inferbridge: --batch-size: expected 1 to 1000000\n");
+        return 2;
+      }
+      rotate_opt.batch_size = static_cast<std::size_t>(n);
     } else if (arg == "migrate-store") {
       migrate = true;
     } else if (arg == "--to" && i + 1 < argc) {
@@ -88,7 +105,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (rotate) {
-    return ib::app::rotate_master_key(*cfg);
+    if (auto it = env.find("IB_TEST_ROTATION_HOLD_AFTER_BATCHES"); it != env.end()) {
+      rotate_opt.hold_after_batches = std::strtoul(it->second.c_str(), nullptr, 10);
+    }
+    return ib::app::rotate_master_key(*cfg, rotate_opt);
+  }
+  if (compact) {
+    return ib::app::compact_store(*cfg);
   }
   if (migrate) {
     if (migrate_to.empty()) {

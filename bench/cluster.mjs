@@ -99,7 +99,7 @@ async function startNode(name, { env = {}, config } = {}) {
   const proc = spawn(gatewayBin, args, {
     env: {
       ...process.env, IB_LISTEN: '127.0.0.1:0', IB_DATA_DIR: path.join(dir, 'data'),
-      IB_MASTER_KEY: MASTER_KEY, ...env,
+      IB_MASTER_KEY: MASTER_KEY, IB_SIGNUPS_PER_HOUR: '0', ...env,
     },
     stdio: ['ignore', out, err],
   });

@@ -63,7 +63,7 @@ start "$work/mock.out" build/bench/mock_provider --listen 127.0.0.1:0 --record-l
 mock_port=$port
 mock_pid=$pid
 
-start "$work/gw.out" env IB_LISTEN=127.0.0.1:0 IB_DATA_DIR="$work/data" \
+start "$work/gw.out" env IB_LISTEN=127.0.0.1:0 IB_DATA_DIR="$work/data" IB_SIGNUPS_PER_HOUR=0 \
   IB_OPENAI_BASE_URL="http://127.0.0.1:$mock_port/openai/v1" build/inferbridge
 gw_port=$port
 gw_pid=$pid

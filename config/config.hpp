@@ -108,7 +108,7 @@ struct limits {
   /// Client connections open at once; one more is answered 503 and closed at once.
   std::size_t max_connections = 4096;
   /// Chat requests of one user in flight at once; one more is answered 429 (0: no limit).
-  std::size_t max_inflight_per_user = 64;
+  std::size_t max_inflight_per_user = 1024;
 };
 
 /// Abuse control (`rate_limits`): token buckets per user, refilled continuously; 0 turns a

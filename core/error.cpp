@@ -38,6 +38,8 @@ int http_status(errc code) noexcept {
       return 503;
     case errc::gateway_timeout:
       return 504;
+    case errc::insufficient_storage:
+      return 507;
   }
   return 500;
 }
@@ -63,6 +65,7 @@ std::string_view error_type(errc code) noexcept {
     case errc::internal:
     case errc::storage:
     case errc::crypto:
+    case errc::insufficient_storage:
       return "server_error";
     case errc::bad_gateway:
     case errc::unavailable:

@@ -8,23 +8,24 @@ namespace ib {
 
 /// Error codes of InferBridge; each maps to one HTTP status (see `http_status`).
 enum class errc : std::uint8_t {
-  none = 0,            // CAF reads code 0 as "no error"
-  invalid_request,     // 400
-  unauthorized,        // 401
-  forbidden,           // 403
-  not_found,           // 404
-  method_not_allowed,  // 405
-  conflict,            // 409
-  payload_too_large,   // 413
-  unprocessable,       // 422
-  no_provider_key,     // 424
-  rate_limited,        // 429
-  internal,            // 500
-  storage,             // 500: the store failed (LMDB, disk)
-  crypto,              // 500: encryption / decryption failed
-  bad_gateway,         // 502
-  unavailable,         // 503
-  gateway_timeout,     // 504
+  none = 0,              // CAF reads code 0 as "no error"
+  invalid_request,       // 400
+  unauthorized,          // 401
+  forbidden,             // 403
+  not_found,             // 404
+  method_not_allowed,    // 405
+  conflict,              // 409
+  payload_too_large,     // 413
+  unprocessable,         // 422
+  no_provider_key,       // 424
+  rate_limited,          // 429
+  internal,              // 500
+  storage,               // 500: the store failed (LMDB, disk)
+  crypto,                // 500: encryption / decryption failed
+  bad_gateway,           // 502
+  unavailable,           // 503
+  gateway_timeout,       // 504
+  insufficient_storage,  // 507: the store is full (LMDB's map size reached); reads still work
 };
 
 /// A failure that is safe to show a client: never a key, never a prompt.

@@ -75,6 +75,19 @@ class head_parser final : public boost::beast::http::basic_parser<IsRequest> {
   std::string& body() noexcept { return body_; }
   /// The body exceeded the sink's limit.
   bool too_large() const noexcept { return too_large_; }
+  /// The header had more fields than `field_limit` (the parse failed with `header_limit`).
+  bool too_many_fields() const noexcept { return too_many_fields_; }
+  /// The request target was longer than `target_limit` (failed with `header_limit`).
+  bool target_too_long() const noexcept { return target_too_long_; }
+  /// The start line was parsed (Beast parses it once the whole header is buffered).
+  bool got_start_line() const noexcept { return got_start_line_; }
+
+  /// At most `n` header fields (the default: no limit); one more fails the parse with
+  /// `error::header_limit` and `too_many_fields()`.
+  void field_limit(std::size_t n) noexcept { field_limit_ = n; }
+  /// A request target of at most `n` bytes (the default: only the header limit); longer fails
+  /// with `error::header_limit` and `target_too_long()`.
+  void target_limit(std::size_t n) noexcept { target_limit_ = n; }
 
   /// From now on, body bytes are appended to `*to` (which must outlive the parsing), at most
   /// `limit` bytes in all from now on.
@@ -92,7 +105,13 @@ class head_parser final : public boost::beast::http::basic_parser<IsRequest> {
  private:
   void on_request_impl(boost::beast::http::verb verb, string_view, string_view target, int,
                        error_code& ec) override {
+    got_start_line_ = true;
     if constexpr (IsRequest) {
+      if (target.size() > target_limit_) {
+        target_too_long_ = true;
+        ec = boost::beast::http::error::header_limit;
+        return;
+      }
       method_ = to_method(verb);
       target_.assign(target.data(), target.size());
     } else {
@@ -101,6 +120,7 @@ class head_parser final : public boost::beast::http::basic_parser<IsRequest> {
   }
 
   void on_response_impl(int code, string_view, int, error_code& ec) override {
+    got_start_line_ = true;
     if constexpr (IsRequest) {
       ec = boost::beast::http::error::bad_status;  // Beast never calls it for a request
     } else {
@@ -109,7 +129,12 @@ class head_parser final : public boost::beast::http::basic_parser<IsRequest> {
   }
 
   void on_field_impl(boost::beast::http::field name, string_view name_string, string_view value,
-                     error_code&) override {
+                     error_code& ec) override {
+    if (++fields_ > field_limit_) {
+      too_many_fields_ = true;
+      ec = boost::beast::http::error::header_limit;
+      return;
+    }
     if constexpr (IsRequest) {
       if (name == boost::beast::http::field::expect) {
         expect_continue_ = boost::beast::iequals(value, "100-continue");
@@ -194,10 +219,16 @@ class head_parser final : public boost::beast::http::basic_parser<IsRequest> {
   std::size_t limit_ = unlimited;
   std::size_t taken_ = 0;
   std::size_t reserve_limit_ = 0;
+  std::size_t field_limit_ = unlimited;
+  std::size_t fields_ = 0;
+  std::size_t target_limit_ = unlimited;
   int status_ = 0;
   http::method method_ = method::other;
   bool expect_continue_ = false;
   bool too_large_ = false;
+  bool too_many_fields_ = false;
+  bool target_too_long_ = false;
+  bool got_start_line_ = false;
 };
 
 /// Parses client requests (server side).

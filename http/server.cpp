@@ -4,14 +4,18 @@
 #include <atomic>
 #include <mutex>
 #include <optional>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
 #include "core/error.hpp"
 #include "http/head_parser.hpp"
+#include "http/tls_context.hpp"
 #include "http/wire.hpp"
 
 namespace ib::http {
@@ -19,7 +23,9 @@ namespace ib::http {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
+using tls_stream = ssl::stream<tcp::socket>;
 using steady = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
 
@@ -27,6 +33,18 @@ namespace {
 
 std::string error_body(errc code, std::string message) {
   return to_envelope(error{code, std::move(message)});
+}
+
+/// Connections being refused (503) at once, beyond `max_connections`: past this many, one more
+/// is closed without an answer (a refusal over TLS costs a handshake).
+constexpr std::size_t max_refusing = 256;
+
+/// The first line of the bytes in `buf` (up to its LF, or all of them).
+std::size_t start_line_length(const beast::flat_buffer& buf) {
+  auto data = buf.data();
+  std::string_view bytes{static_cast<const char*>(data.data()), data.size()};
+  auto lf = bytes.find('\n');
+  return lf == std::string_view::npos ? bytes.size() : lf;
 }
 
 bool is_loopback(const tcp::endpoint& ep) {
@@ -60,6 +78,12 @@ struct exchange_link {
 
 // -- server state shared by sessions --------------------------------------------------------------
 
+/// How a session counts against the connection limit.
+enum class slot : std::uint8_t {
+  counted,   ///< one of `max_connections`
+  refusing,  ///< beyond it: answers 503 and closes
+};
+
 struct server::impl : std::enable_shared_from_this<server::impl> {
   impl(net::io_context& io, server_options o, handler h)
       : io(io),
@@ -69,6 +93,10 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         acceptor(net::make_strand(io)) {}
 
   void accept();
+  /// Counts `sock` against the connection limit and starts its session.
+  void admit(tcp::socket sock);
+  /// Starts a session on `sock` (TLS when the server speaks it).
+  void open_session(tcp::socket sock, slot s);
 
   net::io_context& io;
   server_options opts;
@@ -77,29 +105,62 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   tcp::acceptor acceptor;
   std::uint16_t bound_port = 0;
   std::atomic<bool> stopping{false};
+  /// The TLS context new connections use; null for plain HTTP. Replaced by `reload_tls`.
+  std::atomic<std::shared_ptr<ssl::context>> tls;
+  bool tls_on = false;
+  std::atomic<std::size_t> open{0};      ///< sessions counted against max_connections
+  std::atomic<std::size_t> refusing{0};  ///< sessions answering 503 beyond it
 };
 
 // -- one client connection ------------------------------------------------------------------------
 
+/// What a responder sees of its session, whatever the stream under it (plain or TLS).
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket sock, std::shared_ptr<server::impl> srv)
-      : sock_(std::move(sock)), timer_(sock_.get_executor()), srv_(std::move(srv)) {
+  virtual ~session() = default;
+
+  virtual net::any_io_executor executor() = 0;
+
+  // Called on the session's executor (posted by responders).
+  virtual void on_response(const std::shared_ptr<exchange_link>& link, response res) = 0;
+  virtual void on_stream_begin(const std::shared_ptr<exchange_link>& link, response head) = 0;
+  virtual void on_stream_write(const std::shared_ptr<exchange_link>& link, std::string bytes) = 0;
+  virtual void on_stream_end(const std::shared_ptr<exchange_link>& link, std::string last) = 0;
+  virtual void on_stream_abort(const std::shared_ptr<exchange_link>& link) = 0;
+};
+
+/// One client connection over `Stream`: `tcp::socket` (plain HTTP) or `tls_stream`. The one
+/// session code of both; only the handshake and the stream type differ.
+template <class Stream>
+class stream_session final : public session {
+ public:
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
+  /// `args` construct the stream (the socket, and for TLS the context `pin` points to).
+  template <class... Args>
+  stream_session(std::shared_ptr<server::impl> srv, slot s, std::shared_ptr<ssl::context> pin,
+                 Args&&... args)
+      : stream_(std::forward<Args>(args)...),
+        timer_(stream_.get_executor()),
+        srv_(std::move(srv)),
+        tls_(std::move(pin)),
+        slot_(s) {
     error_code ec;
-    auto peer = sock_.remote_endpoint(ec);
+    auto peer = socket().remote_endpoint(ec);
     loopback_ = !ec && is_loopback(peer);
     if (!ec) {
       peer_ = peer.address().to_string();
     }
-    sock_.set_option(tcp::no_delay(true), ec);
+    socket().set_option(tcp::no_delay(true), ec);
   }
 
-  ~session() {
-    if (sock_.is_open()) {
+  ~stream_session() override {
+    release_slot();
+    if (socket().is_open()) {
       // The last reference may be dropped on an actor thread (through a responder's link):
       // close the socket on its own executor, never from a foreign thread.
-      auto ex = sock_.get_executor();
-      net::post(ex, [doomed = std::make_shared<tcp::socket>(std::move(sock_))] {
+      auto ex = socket().get_executor();
+      net::post(ex, [doomed = std::make_shared<tcp::socket>(std::move(socket()))] {
         error_code ec;
         doomed->close(ec);
       });
@@ -109,19 +170,70 @@ class session : public std::enable_shared_from_this<session> {
   void start() {
     timer_.expires_at(steady::time_point::max());
     watch();
+    if constexpr (is_tls) {
+      // The handshake is bounded by the read timeout; a failed one just closes.
+      set_deadline(steady::now() + srv_->opts.read_timeout);
+      stream_.async_handshake(ssl::stream_base::server, [self = self_ptr()](error_code ec) {
+        if (self->phase_ == phase::closed) {
+          return;
+        }
+        if (ec) {
+          return self->close_now();
+        }
+        self->clear_deadline();
+        self->begin();
+      });
+    } else {
+      begin();
+    }
+  }
+
+  net::any_io_executor executor() override { return stream_.get_executor(); }
+
+  void on_response(const std::shared_ptr<exchange_link>& link, response res) override;
+  void on_stream_begin(const std::shared_ptr<exchange_link>& link, response head) override;
+  void on_stream_write(const std::shared_ptr<exchange_link>& link, std::string bytes) override;
+  void on_stream_end(const std::shared_ptr<exchange_link>& link, std::string last) override;
+  void on_stream_abort(const std::shared_ptr<exchange_link>& link) override;
+
+ private:
+  std::shared_ptr<stream_session> self_ptr() {
+    return std::static_pointer_cast<stream_session>(shared_from_this());
+  }
+
+  tcp::socket& socket() noexcept { return beast::get_lowest_layer(stream_); }
+
+  /// Gives back this session's place in the connection count (once).
+  void release_slot() noexcept {
+    if (released_) {
+      return;
+    }
+    released_ = true;
+    (slot_ == slot::counted ? srv_->open : srv_->refusing).fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  /// The connection is ready for HTTP: read the first request, or refuse it.
+  void begin() {
+    if (slot_ == slot::refusing) {
+      return refuse();
+    }
     read_header();
   }
 
-  net::any_io_executor executor() { return sock_.get_executor(); }
+  /// Beyond `max_connections`: 503 at once, without reading the request; the send side is shut
+  /// down after it, and what the client already sent is drained (briefly) so that closing does
+  /// not reset the connection before the client reads the answer.
+  void refuse() {
+    keep_alive_ = false;
+    drain_after_write_ = true;
+    drain_budget_ = 64 * 1024;
+    drain_time_ = std::chrono::seconds(1);
+    reply_and_close(503, errc::unavailable,
+                    "the gateway has too many open connections (limit "
+                        + std::to_string(srv_->opts.max_connections) + "); retry later",
+                    {{"retry-after", "1"}});
+  }
 
-  // Called on the session's executor (posted by responders).
-  void on_response(const std::shared_ptr<exchange_link>& link, response res);
-  void on_stream_begin(const std::shared_ptr<exchange_link>& link, response head);
-  void on_stream_write(const std::shared_ptr<exchange_link>& link, std::string bytes);
-  void on_stream_end(const std::shared_ptr<exchange_link>& link, std::string last);
-  void on_stream_abort(const std::shared_ptr<exchange_link>& link);
-
- private:
   enum class phase : std::uint8_t { reading, handling, responding_final, closing, closed };
 
   // -- deadline watchdog: one timer, re-armed lazily ----------------------------------------------
@@ -133,7 +245,7 @@ class session : public std::enable_shared_from_this<session> {
   }
   void clear_deadline() { deadline_ = steady::time_point::max(); }
   void watch() {
-    timer_.async_wait([self = shared_from_this()](error_code) {
+    timer_.async_wait([self = self_ptr()](error_code) {
       if (self->phase_ == phase::closed) {
         return;
       }
@@ -153,10 +265,12 @@ class session : public std::enable_shared_from_this<session> {
     parser_.emplace(srv_->kept, static_cast<std::uint32_t>(srv_->opts.max_header_bytes),
                     srv_->opts.max_body_bytes);
     parser_->reserve_up_to(srv_->opts.max_body_bytes);  // within the 413 limit, as before
+    parser_->field_limit(srv_->opts.max_header_count);
+    parser_->target_limit(srv_->opts.max_url_bytes);
     set_deadline(steady::now() + srv_->opts.idle_timeout);
     bhttp::async_read_header(
-        sock_, buf_, *parser_,
-        [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
+        stream_, buf_, *parser_,
+        [self = self_ptr()](error_code ec, std::size_t) { self->on_header(ec); });
   }
 
   void on_header(error_code ec) {
@@ -176,8 +290,8 @@ class session : public std::enable_shared_from_this<session> {
     set_deadline(steady::now() + srv_->opts.read_timeout);
     if (parser_->expect_continue()) {
       auto interim = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
-      net::async_write(sock_, net::buffer(*interim),
-                       [self = shared_from_this(), interim](error_code wec, std::size_t) {
+      net::async_write(stream_, net::buffer(*interim),
+                       [self = self_ptr(), interim](error_code wec, std::size_t) {
                          if (wec) {
                            return self->close_now();
                          }
@@ -189,16 +303,15 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void read_body() {
-    bhttp::async_read(sock_, buf_, *parser_,
-                      [self = shared_from_this()](error_code ec, std::size_t) {
-                        if (self->phase_ == phase::closed) {
-                          return;
-                        }
-                        if (ec) {
-                          return self->on_read_error(ec);
-                        }
-                        self->dispatch();
-                      });
+    bhttp::async_read(stream_, buf_, *parser_, [self = self_ptr()](error_code ec, std::size_t) {
+      if (self->phase_ == phase::closed) {
+        return;
+      }
+      if (ec) {
+        return self->on_read_error(ec);
+      }
+      self->dispatch();
+    });
   }
 
   void on_read_error(error_code ec) {
@@ -206,7 +319,7 @@ class session : public std::enable_shared_from_this<session> {
       return reject_too_large();
     }
     if (ec == bhttp::error::header_limit) {
-      return reply_and_close(431, errc::invalid_request, "request headers are too large");
+      return reject_header();
     }
     if (ec == bhttp::error::end_of_stream || ec == net::error::eof
         || ec == net::error::operation_aborted || ec == net::error::connection_reset
@@ -230,11 +343,30 @@ class session : public std::enable_shared_from_this<session> {
     reply_and_close(413, errc::payload_too_large, std::move(msg));
   }
 
-  void reply_and_close(int status, errc code, std::string message) {
+  /// A header over one of its limits: 414 for the request target (also when the request line
+  /// alone is past the header limit and longer than the target limit), else 431.
+  void reject_header() {
+    const auto& o = srv_->opts;
+    if (parser_->target_too_long()
+        || (!parser_->got_start_line() && start_line_length(buf_) > o.max_url_bytes)) {
+      return reply_and_close(
+          414, errc::invalid_request,
+          "request target exceeds the limit of " + std::to_string(o.max_url_bytes) + " bytes");
+    }
+    if (parser_->too_many_fields()) {
+      return reply_and_close(
+          431, errc::invalid_request,
+          "request has more than " + std::to_string(o.max_header_count) + " header fields");
+    }
+    reply_and_close(431, errc::invalid_request, "request headers are too large");
+  }
+
+  void reply_and_close(int status, errc code, std::string message, header_list headers = {}) {
     phase_ = phase::responding_final;
     keep_alive_ = false;
     response res;
     res.status = status;
+    res.headers = std::move(headers);
     res.body = error_body(code, std::move(message));
     queue_.push_back(write_response_head(res, srv_->opts.server_name, false, false, false));
     queue_.push_back(std::move(res.body));
@@ -254,7 +386,7 @@ class session : public std::enable_shared_from_this<session> {
     parser_.reset();
 
     link_ = std::make_shared<exchange_link>();
-    link_->owner = shared_from_this();
+    link_->owner = shared_from_this();  // as a `session`
     phase_ = phase::handling;
     clear_deadline();
     start_monitor();
@@ -272,29 +404,28 @@ class session : public std::enable_shared_from_this<session> {
       return;  // pipelined bytes are waiting: nothing to learn from the socket now
     }
     monitor_pending_ = true;
-    sock_.async_read_some(
-        buf_.prepare(4096), [self = shared_from_this()](error_code ec, std::size_t n) {
-          self->monitor_pending_ = false;
-          if (self->phase_ == phase::closed) {
-            return;
-          }
-          if (!ec) {
-            self->buf_.commit(n);
-          }
-          if (self->phase_ == phase::handling || self->phase_ == phase::responding_final) {
-            if (ec && ec != net::error::operation_aborted) {
-              self->client_gone();
-            }
-            return;
-          }
-          // The response finished while this read was pending: go on with the next request.
-          if (self->phase_ == phase::reading) {
-            if (ec && ec != net::error::operation_aborted) {
-              return self->close_now();
-            }
-            self->read_header();
-          }
-        });
+    stream_.async_read_some(buf_.prepare(4096), [self = self_ptr()](error_code ec, std::size_t n) {
+      self->monitor_pending_ = false;
+      if (self->phase_ == phase::closed) {
+        return;
+      }
+      if (!ec) {
+        self->buf_.commit(n);
+      }
+      if (self->phase_ == phase::handling || self->phase_ == phase::responding_final) {
+        if (ec && ec != net::error::operation_aborted) {
+          self->client_gone();
+        }
+        return;
+      }
+      // The response finished while this read was pending: go on with the next request.
+      if (self->phase_ == phase::reading) {
+        if (ec && ec != net::error::operation_aborted) {
+          return self->close_now();
+        }
+        self->read_header();
+      }
+    });
   }
 
   void client_gone() {
@@ -338,19 +469,18 @@ class session : public std::enable_shared_from_this<session> {
       total += s.size();
     }
     set_deadline(steady::now() + srv_->opts.write_timeout);
-    net::async_write(sock_, buffers_,
-                     [self = shared_from_this(), total](error_code ec, std::size_t) {
-                       self->writing_ = false;
-                       if (self->phase_ == phase::closed) {
-                         return;
-                       }
-                       if (ec) {
-                         return self->client_gone();
-                       }
-                       self->clear_deadline();
-                       self->wrote(total);
-                       self->flush();
-                     });
+    net::async_write(stream_, buffers_, [self = self_ptr(), total](error_code ec, std::size_t) {
+      self->writing_ = false;
+      if (self->phase_ == phase::closed) {
+        return;
+      }
+      if (ec) {
+        return self->client_gone();
+      }
+      self->clear_deadline();
+      self->wrote(total);
+      self->flush();
+    });
   }
 
   /// Accounts written bytes against the link's pending count and wakes a drain waiter.
@@ -397,14 +527,14 @@ class session : public std::enable_shared_from_this<session> {
     }
     if (!keep_alive_) {
       error_code ec;
-      sock_.shutdown(tcp::socket::shutdown_send, ec);
+      socket().shutdown(tcp::socket::shutdown_send, ec);
       return close_now();
     }
     phase_ = phase::reading;
     if (monitor_pending_) {
       // Wake the pending monitor read; its handler starts reading the next request.
       error_code ec;
-      sock_.cancel(ec);
+      socket().cancel(ec);
       return;
     }
     read_header();
@@ -413,22 +543,25 @@ class session : public std::enable_shared_from_this<session> {
   void drain_and_close() {
     phase_ = phase::closing;
     error_code ec;
-    sock_.shutdown(tcp::socket::shutdown_send, ec);
-    set_deadline(steady::now() + std::chrono::seconds(5));
-    drain_budget_ = std::max<std::size_t>(srv_->opts.max_body_bytes, 1 << 20);
+    socket().shutdown(tcp::socket::shutdown_send, ec);
+    set_deadline(steady::now() + drain_time_);
+    if (drain_budget_ == 0) {
+      drain_budget_ = std::max<std::size_t>(srv_->opts.max_body_bytes, 1 << 20);
+    }
     drain_some();
   }
 
   void drain_some() {
     auto scratch = std::make_shared<std::array<char, 16384>>();
-    sock_.async_read_some(net::buffer(*scratch),
-                          [self = shared_from_this(), scratch](error_code ec, std::size_t n) {
-                            if (ec || n >= self->drain_budget_) {
-                              return self->close_now();
-                            }
-                            self->drain_budget_ -= n;
-                            self->drain_some();
-                          });
+    // The raw bytes, TLS or not: they are only thrown away.
+    socket().async_read_some(net::buffer(*scratch),
+                             [self = self_ptr(), scratch](error_code ec, std::size_t n) {
+                               if (ec || n >= self->drain_budget_) {
+                                 return self->close_now();
+                               }
+                               self->drain_budget_ -= n;
+                               self->drain_some();
+                             });
   }
 
   void close_now() {
@@ -437,8 +570,9 @@ class session : public std::enable_shared_from_this<session> {
     }
     phase_ = phase::closed;
     error_code ec;
-    sock_.close(ec);
+    socket().close(ec);
     timer_.cancel();
+    release_slot();
     if (link_) {
       std::function<void()> fn;
       {
@@ -461,10 +595,14 @@ class session : public std::enable_shared_from_this<session> {
     return link == link_ && (phase_ == phase::handling);
   }
 
-  tcp::socket sock_;
+  Stream stream_;
   net::steady_timer timer_;
   steady::time_point deadline_ = steady::time_point::max();
   std::shared_ptr<server::impl> srv_;
+  std::shared_ptr<ssl::context> tls_;  ///< TLS: the context this connection was accepted with
+  slot slot_;
+  bool released_ = false;
+  std::chrono::milliseconds drain_time_{5'000};
   beast::flat_buffer buf_;
   std::optional<request_parser> parser_;
   std::shared_ptr<exchange_link> link_;
@@ -486,7 +624,9 @@ class session : public std::enable_shared_from_this<session> {
   friend class ib::http::responder;
 };
 
-void session::on_response(const std::shared_ptr<exchange_link>& link, response res) {
+template <class Stream>
+
+void stream_session<Stream>::on_response(const std::shared_ptr<exchange_link>& link, response res) {
   if (!current(link)) {
     return;
   }
@@ -501,7 +641,9 @@ void session::on_response(const std::shared_ptr<exchange_link>& link, response r
   flush();
 }
 
-void session::on_stream_begin(const std::shared_ptr<exchange_link>& link, response head) {
+template <class Stream>
+void stream_session<Stream>::on_stream_begin(const std::shared_ptr<exchange_link>& link,
+                                             response head) {
   if (!current(link) || streaming_) {
     return;
   }
@@ -512,7 +654,9 @@ void session::on_stream_begin(const std::shared_ptr<exchange_link>& link, respon
   flush();
 }
 
-void session::on_stream_write(const std::shared_ptr<exchange_link>& link, std::string bytes) {
+template <class Stream>
+void stream_session<Stream>::on_stream_write(const std::shared_ptr<exchange_link>& link,
+                                             std::string bytes) {
   if (!current(link) || !streaming_) {
     return;
   }
@@ -523,7 +667,9 @@ void session::on_stream_write(const std::shared_ptr<exchange_link>& link, std::s
   flush();
 }
 
-void session::on_stream_end(const std::shared_ptr<exchange_link>& link, std::string last) {
+template <class Stream>
+void stream_session<Stream>::on_stream_end(const std::shared_ptr<exchange_link>& link,
+                                           std::string last) {
   if (!current(link) || !streaming_) {
     return;
   }
@@ -537,7 +683,8 @@ void session::on_stream_end(const std::shared_ptr<exchange_link>& link, std::str
   flush();
 }
 
-void session::on_stream_abort(const std::shared_ptr<exchange_link>& link) {
+template <class Stream>
+void stream_session<Stream>::on_stream_abort(const std::shared_ptr<exchange_link>& link) {
   if (!current(link)) {
     return;
   }
@@ -691,12 +838,41 @@ void server::impl::accept() {
                             return;
                           }
                           if (!ec) {
-                            std::make_shared<session>(std::move(sock), self)->start();
+                            self->admit(std::move(sock));
                           }
                           // Transient accept errors (EMFILE, ECONNABORTED) must not stop the
                           // server.
                           self->accept();
                         });
+}
+
+void server::impl::admit(tcp::socket sock) {
+  std::size_t limit = opts.max_connections;
+  if (open.fetch_add(1, std::memory_order_relaxed) < limit || limit == 0) {
+    return open_session(std::move(sock), slot::counted);
+  }
+  open.fetch_sub(1, std::memory_order_relaxed);
+  if (refusing.fetch_add(1, std::memory_order_relaxed) < max_refusing) {
+    return open_session(std::move(sock), slot::refusing);
+  }
+  // Even the refusals are at their limit: close at once (the peer sees a reset, not a wait).
+  refusing.fetch_sub(1, std::memory_order_relaxed);
+  error_code ec;
+  sock.set_option(net::socket_base::linger(true, 0), ec);
+  sock.close(ec);
+}
+
+void server::impl::open_session(tcp::socket sock, slot s) {
+  if (!tls_on) {
+    std::make_shared<stream_session<tcp::socket>>(shared_from_this(), s, nullptr, std::move(sock))
+        ->start();
+    return;
+  }
+  auto ctx = tls.load();
+  auto& ref = *ctx;
+  std::make_shared<stream_session<tls_stream>>(shared_from_this(), s, std::move(ctx),
+                                               std::move(sock), ref)
+      ->start();
 }
 
 server::server(net::io_context& io, server_options opts, handler h)
@@ -710,6 +886,17 @@ result<void> server::listen() {
   if (impl_->opts.kept_headers.size() > max_kept_headers) {
     return error{errc::internal,
                  "cannot keep more than " + std::to_string(max_kept_headers) + " request headers"};
+  }
+  if (impl_->opts.tls_cert_file.empty() != impl_->opts.tls_key_file.empty()) {
+    return error{errc::internal, "TLS needs both a certificate file and a key file"};
+  }
+  if (!impl_->opts.tls_cert_file.empty()) {
+    auto ctx = make_server_tls_context(impl_->opts.tls_cert_file, impl_->opts.tls_key_file);
+    if (!ctx) {
+      return ctx.error();
+    }
+    impl_->tls.store(std::move(*ctx));
+    impl_->tls_on = true;
   }
   error_code ec;
   auto addr = net::ip::make_address(impl_->opts.host, ec);
@@ -743,6 +930,22 @@ result<void> server::listen() {
 
 void server::start() {
   net::post(impl_->acceptor.get_executor(), [i = impl_] { i->accept(); });
+}
+
+result<void> server::reload_tls() {
+  if (!impl_->tls_on) {
+    return error{errc::internal, "the listener does not speak TLS"};
+  }
+  auto ctx = make_server_tls_context(impl_->opts.tls_cert_file, impl_->opts.tls_key_file);
+  if (!ctx) {
+    return ctx.error();
+  }
+  impl_->tls.store(std::move(*ctx));
+  return {};
+}
+
+bool server::is_tls() const noexcept {
+  return impl_->tls_on;
 }
 
 std::uint16_t server::port() const noexcept {

@@ -87,8 +87,16 @@ struct server_options {
   std::uint16_t port = 8080;       ///< 0 = ephemeral
   /// A larger request body is answered 413 (at the headers when Content-Length shows it).
   std::size_t max_body_bytes = 4 * 1024 * 1024;
-  /// Request line and header fields together; more is answered 431.
+  /// Request line and header fields together; more is answered 431 (414 when the request
+  /// line alone is longer than `max_url_bytes`).
   std::size_t max_header_bytes = 16 * 1024;
+  /// Header fields in one request; more is answered 431.
+  std::size_t max_header_count = 100;
+  /// The request target (path and query); longer is answered 414.
+  std::size_t max_url_bytes = 8 * 1024;
+  /// Client connections open at once (0: no limit); one more is answered 503 with
+  /// `Retry-After` and closed at once, without reading its request.
+  std::size_t max_connections = 4096;
   /// For the rest of a request once its headers arrived; the connection is closed past it.
   std::chrono::milliseconds read_timeout{30'000};
   /// For the next request's headers on a kept-alive connection (and the first one's).
@@ -101,17 +109,22 @@ struct server_options {
   std::vector<std::string> kept_headers;
   /// The value of the `Server` response header; empty sends none.
   std::string server_name;
+  /// TLS (both PEM files, or neither for plain HTTP): the certificate chain and private key.
+  /// Read by `listen` and again by `reload_tls`.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 /// Called on an I/O thread for each complete request. It must not block: answer through the
 /// responder now or later from anywhere.
 using handler = std::function<void(request&&, responder&&)>;
 
-/// HTTP/1.1 server (RFC 9112, on Boost.Beast): keep-alive and pipelining, bounded reads,
-/// timeouts, 413 at the headers, 431, 400 for malformed HTTP, `Expect: 100-continue`, and
-/// client-disconnect detection while a request is in flight. Its own errors are answered in the
-/// OpenAI error envelope. Call `listen`, `start` and `close` from one thread; the handler runs on
-/// the I/O threads running `io`.
+/// HTTP/1.1 server (RFC 9112, on Boost.Beast), plain or over TLS (1.2+) with the same session
+/// code: keep-alive and pipelining, bounded reads, timeouts (the TLS handshake within the read
+/// timeout), 413 at the headers, 414, 431, 400 for malformed HTTP, 503 past the connection
+/// limit, `Expect: 100-continue`, and client-disconnect detection while a request is in flight. Its
+/// own errors are answered in the OpenAI error envelope. Call `listen`, `start` and `close` from
+/// one thread; the handler runs on the I/O threads running `io`.
 class server {
  public:
   /// A server on `io` (not yet listening) that hands every request to `h`.
@@ -123,10 +136,17 @@ class server {
 
   /// Binds and listens (blocking; before `start`). Fails with errc::invalid_request when the
   /// host does not resolve, errc::internal naming the address when it cannot bind or listen,
-  /// or when more than `max_kept_headers` headers are to be kept.
+  /// when more than `max_kept_headers` headers are to be kept, or naming the file when the
+  /// TLS certificate or key cannot be used.
   result<void> listen();
   /// Starts accepting (after `listen`), on the I/O threads.
   void start();
+  /// TLS only: reads the certificate and key files again; connections accepted from now on
+  /// use them, open ones keep theirs. On an error (unreadable or mismatched files) the
+  /// current ones stay in use and the error names the file. Any thread.
+  result<void> reload_tls();
+  /// The listener speaks TLS.
+  bool is_tls() const noexcept;
   /// The bound port (after `listen`).
   std::uint16_t port() const noexcept;
   /// Stops accepting; open sessions finish their current response, then close (no more

@@ -140,8 +140,8 @@ struct sax_value {
 // members are at depth 1, a message object is at depth 2 (its members at 3).
 class request_handler {
  public:
-  request_handler(chat_request& req, const rapidjson::MemoryStream& is, int max_depth)
-      : req_(req), is_(is), max_depth_(max_depth) {}
+  request_handler(chat_request& req, const rapidjson::MemoryStream& is, const parse_limits& limits)
+      : req_(req), is_(is), max_depth_(limits.max_depth), max_messages_(limits.max_messages) {}
 
   bool Null() { return scalar({.type = kind::null}); }
   bool Bool(bool b) { return scalar({.type = kind::boolean, .boolean = b}); }
@@ -329,6 +329,11 @@ class request_handler {
           auto path = message_path(message_index_);
           return fail(path + ": expected an object", path);
         }
+        if (max_messages_ != 0 && message_index_ >= max_messages_) {
+          return fail("messages: too many messages: at most " + std::to_string(max_messages_)
+                          + " are accepted",
+                      "messages");
+        }
         ++message_index_;
         role_seen_ = false;
         message_key_ = message_key::other;
@@ -378,6 +383,7 @@ class request_handler {
   chat_request& req_;
   const rapidjson::MemoryStream& is_;
   int max_depth_;
+  std::size_t max_messages_;
   int depth_ = 0;
   std::size_t cursor_ = 0;  ///< where the next top-level member may start
   top_key top_ = top_key::other;
@@ -472,7 +478,7 @@ result<chat_request> parse_chat_request(std::string body, const parse_limits& li
   req.members.reserve(16);
 
   rapidjson::MemoryStream is(req.body.data(), req.body.size());
-  request_handler handler(req, is, limits.max_depth);
+  request_handler handler(req, is, limits);
   rapidjson::Reader reader;
   constexpr unsigned flags = rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag;
   // UTF-8 validation costs about as much as the parse itself: pure-ASCII bodies (most of them)

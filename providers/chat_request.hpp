@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -51,7 +52,8 @@ struct chat_request {
 
 /// Bounds on a client body that `parse_chat_request` enforces.
 struct parse_limits {
-  int max_depth = 64;  ///< deepest nesting of arrays and objects accepted
+  int max_depth = 64;               ///< deepest nesting of arrays and objects accepted
+  std::size_t max_messages = 2048;  ///< most entries of `messages` accepted (0: no limit)
 };
 
 /// The text of a raw (still escaped) JSON key such as `chat_request::key()` returns: `raw` itself
@@ -63,9 +65,10 @@ std::string_view unescape_key(std::string_view raw, std::string& scratch);
 /// than `max_depth` is refused before any recursion could happen). Errors (errc::invalid_request,
 /// with `param` set where a field is at fault): not JSON; not an object; depth exceeded;
 /// `model` missing or not a non-empty string; `messages` missing or not a non-empty array of
-/// objects each with a string `role`; `stream` not a boolean; `stream_options` not an object;
-/// `stream_options.include_usage` not a boolean (for the optional fields, null counts as absent).
-/// A body of 4 GiB or more is errc::payload_too_large.
+/// objects each with a string `role`, or holding more than `max_messages` entries (found at the
+/// entry one past the limit, in the same pass); `stream` not a boolean; `stream_options` not an
+/// object; `stream_options.include_usage` not a boolean (for the optional fields, null counts as
+/// absent). A body of 4 GiB or more is errc::payload_too_large.
 result<chat_request> parse_chat_request(std::string body, const parse_limits& limits = {});
 
 /// True when `text` nests arrays/objects deeper than `max_depth` (strings are skipped correctly;

@@ -82,9 +82,13 @@ inline std::string_view view(const rapidjson::Value& v) noexcept {
   return v.IsString() ? std::string_view(v.GetString(), v.GetStringLength()) : std::string_view{};
 }
 
-/// Flags for parsing untrusted JSON: iterative (no recursion), full-precision numbers.
-constexpr unsigned parse_flags =
-    rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag;
+/// Flags for parsing untrusted JSON: iterative (no recursion). Not kParseFullPrecisionFlag:
+/// RapidJSON 1.1.0 (Debian 12) reads a zero with an exponent outside ±22 (`0e-44`) in that mode
+/// through StrtodDiyFp, which calls __builtin_clzll(0) — undefined behaviour that returned garbage
+/// (`0e-44` read as -4.5e-277); found by fuzz/anthropic_stream, regression tests in
+/// tests/unit/providers/fuzz_regressions_test.cpp. The normal mode reads every number of up to
+/// 15 significant digits exactly, which covers sampling parameters and token counts.
+constexpr unsigned parse_flags = rapidjson::kParseIterativeFlag;
 
 /// Parses `text` into `doc` with RapidJSON's fast string scanners (SIMD in release builds),
 /// which read NUL-terminated text: `text` is first copied into a per-thread buffer. Valid JSON

@@ -544,7 +544,10 @@ class translator final : public stream_translator {
         return;  // usage we asked for on our own account: the client did not ask for it
       }
     }
-    if (changed) {
+    // A payload spread over several `data:` lines was joined with `\n`: passed on as it is, it
+    // would reach the client as one event whose first line is its only data (found by
+    // fuzz/anthropic_stream.cpp), so it is written again on one line.
+    if (changed || data.find('\n') != std::string_view::npos) {
       std::string& o = out.client_bytes;
       o.reserve(o.size() + data.size() + 16);
       o += "data: ";

@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh          build + run dependencies
 #   scripts/install-deps.sh --test   also the test dependencies (Python cryptography, Node.js,
 #                                    Prometheus: the `prometheus` server and `promtool`,
-#                                    PostgreSQL 15: `initdb`, `pg_ctl`, `postgres`, `psql`)
+#                                    PostgreSQL 15: `initdb`, `pg_ctl`, `postgres`, `psql`,
+#                                    clang 14 and its libFuzzer/sanitizer runtimes for fuzz/)
 set -euo pipefail
 
 want_test=0
@@ -25,8 +26,10 @@ if [ "$want_test" = 1 ]; then
   # promtool; the system service the package would start is kept off (see below).
   # postgresql-15: tests/e2e/lib/pg.mjs runs initdb into a temp dir and starts its own cluster on
   # a loopback port; the package's cluster "15 main" (port 5432) is kept off the same way.
+  # clang + libclang-rt-14-dev: scripts/fuzz.sh builds the libFuzzer targets of fuzz/ with
+  # -fsanitize=fuzzer,address,undefined (the runtimes are only a Recommends of clang-14).
   packages+=(libgtest-dev libgmock-dev python3 python3-cryptography clang-format prometheus
-             postgresql-15)
+             postgresql-15 clang libclang-rt-14-dev)
 fi
 
 missing=()

@@ -21,6 +21,11 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 echo "== unit tests"
 (cd build-test && ctest --output-on-failure -j "$(nproc)")
 
+# libFuzzer targets of fuzz/ (clang, ASan+UBSan, build-fuzz): 10 s each, six targets, from the
+# seed corpora; fails on any crash (the input is kept under build-fuzz/artifacts/).
+echo "== fuzz (short run)"
+scripts/fuzz.sh 10
+
 echo "== end-to-end tests"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 IB_BUILD_DIR="$root/build-test" node --test tests/e2e/*.test.mjs

@@ -154,6 +154,8 @@ key_store::impl::~impl() {
     // Close the environment before another open of the same directory may begin.
     lmdb::env closing = std::move(env);
   }
+  // Only now: closing lock.mdb earlier would have dropped the environment's fcntl locks.
+  probe.reset();
   const std::lock_guard lock{open_dirs_mutex};
   open_dirs().erase(canonical_dir);
 }
@@ -545,6 +547,165 @@ result<std::size_t> key_store::rewrite_provider_tokens(
     return r.error();
   }
   return updates.size();
+}
+
+// -- maintenance ------------------------------------------------------------------------------
+
+result<key_store::token_batch> key_store::rewrite_provider_tokens_batch(
+    std::string_view after, std::size_t max_records,
+    const std::function<result<std::optional<std::string>>(const provider_key_record&)>& fn,
+    const std::function<void()>& before_commit) {
+  max_records = std::max<std::size_t>(max_records, 1);
+  auto t = impl_->write();
+  if (!t) {
+    return t.error();
+  }
+  token_batch out;
+  std::vector<std::pair<std::string, std::string>> updates;
+  {
+    auto c = lmdb::cursor::open(*t, impl_->provider_keys);
+    if (!c) {
+      return c.error();
+    }
+    auto e = after.empty() ? c->get(MDB_FIRST) : c->get(MDB_SET_RANGE, after);
+    if (e && *e && !after.empty() && (*e)->first == after) {
+      e = c->get(MDB_NEXT);  // `after` itself was done by the previous batch
+    }
+    for (; e && *e; e = c->get(MDB_NEXT)) {
+      if (out.scanned == max_records) {
+        // More remain: the next batch starts after the last one visited here.
+        break;
+      }
+      const std::string_view key = (*e)->first;
+      auto parts = split_user_key(key);
+      if (!parts) {
+        return corrupt("provider_keys");
+      }
+      auto rec = parse_provider_key(parts->second, (*e)->second);
+      if (!rec) {
+        return rec.error();
+      }
+      ++out.scanned;
+      out.resume_after = std::string{key};
+      auto token = fn(*rec);
+      if (!token) {
+        return token.error();  // the transaction is aborted: nothing of this batch is written
+      }
+      if (*token) {
+        rec->token = std::move(**token);
+        updates.emplace_back(std::string{key}, provider_key_json(*rec));
+      }
+    }
+    if (!e) {
+      return e.error();
+    }
+    if (!*e) {
+      out.resume_after.reset();  // walked past the last key
+    }
+  }
+  for (const auto& [k, v] : updates) {
+    if (auto put = t->put(impl_->provider_keys, k, v); !put) {
+      return put.error();
+    }
+  }
+  if (before_commit) {
+    before_commit();
+  }
+  if (updates.empty()) {
+    t->abort();
+  } else if (auto r = t->commit(); !r) {
+    return r.error();
+  }
+  out.rewritten = updates.size();
+  return out;
+}
+
+result<std::size_t> key_store::count_provider_keys() const {
+  auto t = impl_->read();
+  if (!t) {
+    return t.error();
+  }
+  return t->entries(impl_->provider_keys);
+}
+
+result<std::optional<std::int64_t>> key_store::other_process() const {
+  const std::lock_guard lock{impl_->probe_mutex};
+  if (!impl_->probe) {
+    auto p = lmdb::lock_probe::open(impl_->dir);
+    if (!p) {
+      return p.error();
+    }
+    impl_->probe.emplace(std::move(*p));
+  }
+  return impl_->probe->other_user();
+}
+
+namespace {
+
+error in_use(const std::string& dir, std::int64_t pid) {
+  return error{errc::conflict, "the data dir " + dir + " is in use by process "
+                                   + std::to_string(pid) + " (a running gateway?): stop it first"};
+}
+
+}  // namespace
+
+result<void> key_store::remove_compact_leftover(const std::string& dir) {
+  return lmdb::remove_compact_leftover(strip_trailing_slashes(dir));
+}
+
+result<key_store::compaction> key_store::compact(const std::string& dir_in, std::size_t map_size) {
+  const std::string dir = strip_trailing_slashes(dir_in);
+  if (dir.empty()) {
+    return error{errc::invalid_request, "data dir: empty"};
+  }
+  std::error_code ec;
+  if (!std::filesystem::exists(dir + "/data.mdb", ec)) {
+    return error{errc::storage, "storage: no LMDB store in " + dir};
+  }
+  std::string canonical = std::filesystem::canonical(dir, ec).string();
+  if (ec) {
+    return error{errc::storage, "data dir " + dir + ": " + ec.message()};
+  }
+  {
+    const std::lock_guard lock{open_dirs_mutex};
+    if (!open_dirs().insert(canonical).second) {
+      return error{errc::storage, "storage: " + dir + " is already open in this process"};
+    }
+  }
+  struct release_dir {
+    std::string canonical;
+    ~release_dir() {
+      const std::lock_guard lock{open_dirs_mutex};
+      open_dirs().erase(canonical);
+    }
+  } released{canonical};
+  // Declared before the environment, so destroyed after it (see lmdb::lock_probe).
+  auto probe = lmdb::lock_probe::open(dir);
+  if (!probe) {
+    return probe.error();
+  }
+  auto alone = [&]() -> result<void> {
+    auto other = probe->other_user();
+    if (!other) {
+      return other.error();
+    }
+    if (*other) {
+      return in_use(dir, **other);
+    }
+    return {};
+  };
+  if (auto r = alone(); !r) {
+    return r.error();
+  }
+  auto env = lmdb::env::open(dir, map_size, max_dbs, MDB_NOTLS);
+  if (!env) {
+    return env.error();
+  }
+  auto done = lmdb::compact(env->get(), dir, alone);
+  if (!done) {
+    return done.error();
+  }
+  return compaction{done->bytes_before, done->bytes_after};
 }
 
 }  // namespace ib::storage

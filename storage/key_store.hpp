@@ -125,6 +125,60 @@ class key_store final : public store {
   result<request_page> list_requests(std::string_view user_id, std::size_t limit,
                                      std::string_view before) const override;
 
+  // -- maintenance (one-shot commands: rotate-master-key, compact) ------------------------------
+
+  /// The outcome of one `rewrite_provider_tokens_batch`.
+  struct token_batch {
+    std::size_t scanned = 0;    ///< provider keys visited (at most the batch's `max_records`)
+    std::size_t rewritten = 0;  ///< of those, the ones whose token `fn` replaced
+    /// The storage key to pass as `after` to the next batch; nullopt once the walk has passed
+    /// the last provider key.
+    std::optional<std::string> resume_after;
+  };
+
+  /// One bounded step of master-key rotation: visits at most `max_records` (>= 1) provider keys
+  /// ordered by storage key, starting just after `after` (an empty `after`: the first), and
+  /// rewrites in ONE committed write transaction those for which `fn` returns a new token
+  /// (nullopt: keep this one, e.g. it is already under the new key). A process killed at any
+  /// point leaves each token either as it was or fully replaced. `before_commit`, when set, runs
+  /// after the writes and before the commit (a test hook). `fn`'s error aborts the batch
+  /// (nothing of it is written) and is returned as it is; errc::insufficient_storage when the map
+  /// is full; errc::storage when LMDB fails or a record is corrupt.
+  result<token_batch> rewrite_provider_tokens_batch(
+      std::string_view after, std::size_t max_records,
+      const std::function<result<std::optional<std::string>>(const provider_key_record&)>& fn,
+      const std::function<void()>& before_commit = {});
+
+  /// The number of stored provider keys. errc::storage when LMDB fails.
+  result<std::size_t> count_provider_keys() const;
+
+  /// The process id of another process that has this environment open (a running gateway), or
+  /// nullopt when no other process does (see `lmdb::lock_probe`). errc::storage when the lock
+  /// cannot be queried.
+  result<std::optional<std::int64_t>> other_process() const;
+
+  /// Sizes of `data.mdb` before and after `compact`, in bytes.
+  struct compaction {
+    std::uint64_t bytes_before = 0;
+    std::uint64_t bytes_after = 0;
+  };
+
+  /// Rewrites `<dir>/data.mdb` without its free pages (LMDB never overwrites a freed page in
+  /// place, so a deleted or replaced value — an old Fernet token — stays readable in the file
+  /// until its page is reused): a compacted copy to `data.mdb.compact`, fsync, atomic rename
+  /// over `data.mdb`, fsync of the directory. The environment must not be open anywhere: errc::
+  /// conflict (naming the pid) when another process has it open, checked before the copy and
+  /// again just before the rename (the write lock is held in between, so no write is lost);
+  /// errc::storage when it is open in this process or LMDB or the file system fails (then
+  /// `data.mdb` is untouched and the temporary file removed). `map_size` as for `open`.
+  static result<compaction> compact(const std::string& dir,
+                                    std::size_t map_size = std::size_t{1} << 32);
+
+  /// Removes `<dir>/data.mdb.compact`, the temporary file of a compaction that was killed (it
+  /// may hold values that have since been deleted or re-encrypted). errc::storage when it exists
+  /// and cannot be removed.
+  static result<void> remove_compact_leftover(const std::string& dir);
+
   /// The directory holding the environment, as given to `open` without trailing slashes.
   const std::string& dir() const noexcept;
 

@@ -4,6 +4,8 @@
 // and request_log.cpp (the request log). Other folders include storage/key_store.hpp only.
 
 #include <cstddef>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -51,10 +53,14 @@ struct key_store::impl {
   std::string dir;            ///< as given to `open`, without trailing slashes
   std::string canonical_dir;  ///< the resolved path: the key of the one-open-per-process guard
   lmdb::env env;
-  MDB_dbi users = 0;          ///< user id -> `{"email","created"}`
-  MDB_dbi emails = 0;         ///< lower-cased email -> user id
-  MDB_dbi api_keys = 0;       ///< SHA-256 of the gateway key (32 bytes) -> user id
-  MDB_dbi provider_keys = 0;  ///< `user_id \0 provider` -> `{"token","hint","created"}`
+  /// Opened on first use by `other_process`; declared after `env` but closed after it by `~impl`
+  /// (closing any descriptor of lock.mdb drops this process's fcntl locks on it).
+  mutable std::optional<lmdb::lock_probe> probe;
+  mutable std::mutex probe_mutex;  ///< guards `probe`
+  MDB_dbi users = 0;               ///< user id -> `{"email","created"}`
+  MDB_dbi emails = 0;              ///< lower-cased email -> user id
+  MDB_dbi api_keys = 0;            ///< SHA-256 of the gateway key (32 bytes) -> user id
+  MDB_dbi provider_keys = 0;       ///< `user_id \0 provider` -> `{"token","hint","created"}`
   request_log_dbs log;
 
   impl(std::string d, std::string canon, lmdb::env e)

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,8 +18,15 @@ namespace ib::storage::lmdb {
 
 /// An `errc::storage` error for return code `rc` of the operation `what`, with the message
 /// `storage: <what> failed: <mdb_strerror(rc)>` (the LMDB text of the code only: never a key or
-/// a value).
+/// a value). MDB_MAP_FULL is instead errc::insufficient_storage (507) with `map_full_message` and
+/// detail code `insufficient_storage`: the write was refused, reads still work.
 error make_error(int rc, std::string_view what);
+
+/// The client-facing text of a write refused because the map is full.
+inline constexpr std::string_view map_full_message =
+    "The gateway's storage is full, so this change was not saved. Reading keys and chat "
+    "completions still work; the operator must raise store.lmdb_map_size_bytes (and may run "
+    "`inferbridge compact`).";
 
 /// `s` as an `MDB_val` for a key or value that LMDB reads (it never writes through it).
 inline MDB_val to_val(std::string_view s) noexcept {
@@ -93,6 +102,8 @@ class txn {
   /// Deletes `key` (write transactions only); false when it did not exist. errc::storage on
   /// failure.
   result<bool> del(MDB_dbi dbi, std::string_view key);
+  /// The number of entries in `dbi` (mdb_stat). errc::storage on failure.
+  result<std::size_t> entries(MDB_dbi dbi) const;
 
  private:
   explicit txn(MDB_txn* p) noexcept : p_(p) {}
@@ -122,5 +133,62 @@ class cursor {
   explicit cursor(MDB_cursor* p) noexcept : p_(p) {}
   MDB_cursor* p_ = nullptr;
 };
+
+// -- whole-environment operations --------------------------------------------------------------
+
+/// Asks whether another process has the environment in `dir` open. LMDB holds a shared fcntl
+/// lock on the first byte of `lock.mdb` for as long as a process has the environment open, so a
+/// test for a conflicting write lock (F_GETLK, which never takes one) finds every live user but
+/// this process. The descriptor stays open for the probe's lifetime: POSIX drops all of a
+/// process's fcntl locks on a file when it closes *any* descriptor of it, so a probe must be
+/// destroyed only after every environment of this process on `dir` has been closed. Move-only.
+class lock_probe {
+ public:
+  /// Opens `<dir>/lock.mdb` for reading; a probe of a directory without one finds no user.
+  /// errc::storage when it exists but cannot be opened.
+  static result<lock_probe> open(const std::string& dir);
+
+  lock_probe(lock_probe&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  lock_probe& operator=(lock_probe&& other) noexcept;
+  lock_probe(const lock_probe&) = delete;
+  lock_probe& operator=(const lock_probe&) = delete;
+  ~lock_probe();
+
+  /// The process id of another process holding the environment open, or nullopt when none
+  /// does. errc::storage when the lock cannot be queried.
+  result<std::optional<std::int64_t>> other_user() const;
+
+ private:
+  explicit lock_probe(int fd) noexcept : fd_(fd) {}
+  int fd_ = -1;
+};
+
+/// Sizes of `data.mdb` before and after a compaction, in bytes.
+struct compaction {
+  std::uint64_t bytes_before = 0;
+  std::uint64_t bytes_after = 0;
+};
+
+/// The name of the temporary file a compaction writes in the data dir (removed or renamed into
+/// place before `compact` returns; a leftover of a killed run is truncated by the next).
+inline constexpr std::string_view compact_temp_name = "data.mdb.compact";
+
+/// Rewrites `<dir>/data.mdb` without its free pages, so that no byte of a deleted or overwritten
+/// value survives in the file: holds the write transaction (no writer can slip in), copies the
+/// environment with `mdb_env_copyfd2(MDB_CP_COMPACT)` into `<dir>/data.mdb.compact` (mode 0600),
+/// fsyncs it, asks `still_alone` (e.g. a `lock_probe`) and only then renames it over `data.mdb`
+/// and fsyncs the directory. `e` must be open on `dir` and is left mapping the *old* file: close
+/// it next and reopen. On any failure the temporary file is removed and `data.mdb` is untouched;
+/// `still_alone`'s error is returned as it is; errc::storage for LMDB or file-system failures.
+result<compaction> compact(MDB_env* e, const std::string& dir,
+                           const std::function<result<void>()>& still_alone);
+
+/// Unlinks `<dir>/data.mdb.compact` if a killed compaction left it (it may hold any live value
+/// of that time). errc::storage when it exists and cannot be removed.
+result<void> remove_compact_leftover(const std::string& dir);
+
+/// fsync of the directory `dir` (a new, renamed or removed entry becomes durable). errc::storage
+/// when it cannot be opened or synced.
+result<void> fsync_dir(const std::string& dir);
 
 }  // namespace ib::storage::lmdb

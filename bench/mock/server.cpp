@@ -16,6 +16,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <sys/socket.h>
 
 #include "bench/mock/behaviour.hpp"
@@ -741,6 +743,8 @@ net::awaitable<next> serve_provider(conn& c, mock_state& st, const request& req,
     failure = bad_request(p, "temperature: Extra inputs are not permitted");
   } else if (auto step = st.pop_step(p)) {
     b = std::move(*step);
+  } else if (auto fault = st.draw_fault(p)) {
+    b = std::move(*fault);
   } else if (cr.model->starts_with("mock-")) {
     if (auto err = apply_tokens(*cr.model, b); !err.empty()) {
       failure = bad_request(p, "mock_provider: " + err);
@@ -805,6 +809,71 @@ std::string add_script(mock_state& st, std::string_view body, int& status) {
          + "\",\"queued\":" + std::to_string(queued) + "}";
 }
 
+/// `POST /__mock/chaos {"provider":"groq","rate":0.1,"faults":[...],"seed":7}`: each fault is a
+/// token list (`"reset-before"`) or a script step (`{"status":503}`); rate 0 switches it off.
+std::string set_chaos(mock_state& st, std::string_view body, int& status) {
+  status = 400;
+  rapidjson::Document d;
+  d.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
+  if (d.HasParseError() || !d.IsObject()) {
+    return control_error("chaos: expected a JSON object");
+  }
+  std::optional<provider> p;
+  if (auto it = d.FindMember("provider"); it != d.MemberEnd() && it->value.IsString()) {
+    p = provider_named({it->value.GetString(), it->value.GetStringLength()});
+  }
+  if (!p) {
+    return control_error(
+        "provider: expected one of openai, anthropic, groq, deepseek, together, "
+        "sarvam");
+  }
+  chaos_spec spec;
+  auto rit = d.FindMember("rate");
+  if (rit == d.MemberEnd() || !rit->value.IsNumber() || rit->value.GetDouble() < 0
+      || rit->value.GetDouble() > 1) {
+    return control_error("rate: expected a number from 0 to 1");
+  }
+  spec.rate = rit->value.GetDouble();
+  if (auto it = d.FindMember("seed"); it != d.MemberEnd()) {
+    if (!it->value.IsUint64()) {
+      return control_error("seed: expected a non-negative integer");
+    }
+    spec.seed = it->value.GetUint64();
+  }
+  auto fit = d.FindMember("faults");
+  if (fit == d.MemberEnd() || !fit->value.IsArray() || fit->value.Empty()
+      || fit->value.Size() > 64) {
+    return control_error("faults: expected an array of 1 to 64 faults");
+  }
+  for (rapidjson::SizeType i = 0; i < fit->value.Size(); ++i) {
+    const auto& f = fit->value[i];
+    behaviour b;
+    std::string err;
+    std::string label;
+    if (f.IsString()) {
+      label.assign(f.GetString(), f.GetStringLength());
+      err = apply_tokens(label, b);
+    } else {
+      err = parse_step(f, b);
+      rapidjson::StringBuffer text;
+      rapidjson::Writer<rapidjson::StringBuffer> writer(text);
+      f.Accept(writer);
+      label.assign(text.GetString(), text.GetSize());
+    }
+    if (!err.empty()) {
+      return control_error("faults[" + std::to_string(i) + "]: " + err);
+    }
+    spec.faults.push_back(std::move(b));
+    spec.labels.push_back(std::move(label));
+  }
+  const auto n = spec.faults.size();
+  const auto rate = spec.rate;
+  st.set_chaos(*p, std::move(spec));
+  status = 200;
+  return "{\"ok\":true,\"provider\":\"" + std::string(name(*p))
+         + "\",\"rate\":" + std::to_string(rate) + ",\"faults\":" + std::to_string(n) + "}";
+}
+
 /// The answer to one control request: status and JSON body.
 std::string control_reply(mock_state& st, const request& req, std::string_view path,
                           std::string_view query, int& status) {
@@ -812,6 +881,9 @@ std::string control_reply(mock_state& st, const request& req, std::string_view p
   status = 200;
   if (path == "/__mock/script" && verb == http::verb::post) {
     return add_script(st, req.body(), status);
+  }
+  if (path == "/__mock/chaos" && verb == http::verb::post) {
+    return set_chaos(st, req.body(), status);
   }
   if (path == "/__mock/requests" && verb == http::verb::get) {
     std::optional<provider> only;

@@ -72,6 +72,42 @@ std::optional<behaviour> mock_state::pop_step(provider p) {
   return step;
 }
 
+void mock_state::set_chaos(provider p, chaos_spec spec) {
+  std::lock_guard lock(chaos_mutex_);
+  auto& slot = chaos_[static_cast<std::size_t>(p)];
+  const bool was_on = slot.spec.rate > 0;
+  if (spec.rate <= 0 || spec.faults.empty()) {
+    spec = chaos_spec{};
+  }
+  const bool is_on = spec.rate > 0;
+  slot.rng.seed(spec.seed);
+  slot.calls = 0;
+  slot.faults = 0;
+  slot.by_fault.assign(spec.faults.size(), 0);
+  slot.spec = std::move(spec);
+  chaos_on_ += static_cast<int>(is_on) - static_cast<int>(was_on);
+}
+
+std::optional<behaviour> mock_state::draw_fault(provider p) {
+  if (chaos_on_.load(std::memory_order_relaxed) == 0) {
+    return std::nullopt;
+  }
+  std::lock_guard lock(chaos_mutex_);
+  auto& slot = chaos_[static_cast<std::size_t>(p)];
+  if (slot.spec.rate <= 0) {
+    return std::nullopt;
+  }
+  ++slot.calls;
+  if (!std::bernoulli_distribution(slot.spec.rate)(slot.rng)) {
+    return std::nullopt;
+  }
+  std::uniform_int_distribution<std::size_t> pick(0, slot.spec.faults.size() - 1);
+  const auto i = pick(slot.rng);
+  ++slot.faults;
+  ++slot.by_fault[i];
+  return slot.spec.faults[i];
+}
+
 void mock_state::reset() {
   {
     std::lock_guard lock(scripts_mutex_);
@@ -85,6 +121,9 @@ void mock_state::reset() {
     records_.clear();
     record_bytes_ = 0;
     record_seq_ = 0;
+  }
+  for (auto p : all_providers) {
+    set_chaos(p, chaos_spec{});
   }
   for (auto& r : requests_) {
     r = 0;
@@ -153,7 +192,30 @@ std::string mock_state::stats_json() const {
        + ",\"open\":" + std::to_string(open_.load())
        + ",\"idle_closed\":" + std::to_string(idle_closed_.load())
        + ",\"race_closed\":" + std::to_string(race_closed_.load())
-       + "},\"in_flight\":" + std::to_string(in_flight_.load()) + "}";
+       + "},\"in_flight\":" + std::to_string(in_flight_.load()) + ",\"chaos\":{";
+  std::lock_guard lock(chaos_mutex_);
+  bool first = true;
+  for (auto p : all_providers) {
+    const auto& slot = chaos_[static_cast<std::size_t>(p)];
+    if (slot.spec.rate <= 0) {
+      continue;
+    }
+    o += first ? "\"" : ",\"";
+    first = false;
+    o += name(p);
+    o += "\":{\"rate\":" + std::to_string(slot.spec.rate)
+         + ",\"calls\":" + std::to_string(slot.calls) + ",\"faults\":" + std::to_string(slot.faults)
+         + ",\"by_fault\":{";
+    for (std::size_t i = 0; i < slot.by_fault.size(); ++i) {
+      if (i > 0) {
+        o += ',';
+      }
+      append_json_string(o, slot.spec.labels[i]);
+      o += ':' + std::to_string(slot.by_fault[i]);
+    }
+    o += "}}";
+  }
+  o += "}}";
   return o;
 }
 

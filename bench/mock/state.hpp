@@ -6,6 +6,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +25,15 @@ struct request_record {
   std::string body;
   bool stream = false;
   std::optional<std::string> model;
+};
+
+/// The random-fault mode of one provider (`POST /__mock/chaos`): each chat call that finds no
+/// queued script step fails, with chance `rate`, with one of `faults` picked uniformly.
+struct chaos_spec {
+  double rate = 0;                  // 0 to 1; 0 switches the mode off
+  std::vector<behaviour> faults;    // at least one when `rate` > 0
+  std::vector<std::string> labels;  // one per fault, as given (a token list or the step's JSON)
+  std::uint64_t seed = 1;           // the draws are a function of the seed and the call order
 };
 
 /// State shared by every connection: counters (atomics), script queues and the record ring
@@ -60,14 +70,21 @@ class mock_state {
   /// Removes and returns the oldest queued step for `p`, if any.
   std::optional<behaviour> pop_step(provider p);
 
-  /// Clears scripts, records and counters; open connections and in-flight requests stay.
+  /// Sets (or, with rate 0, clears) `p`'s random-fault mode and zeroes its counters.
+  void set_chaos(provider p, chaos_spec spec);
+
+  /// Draws for one chat call to `p`: the fault to answer with, or nothing (answer as asked).
+  std::optional<behaviour> draw_fault(provider p);
+
+  /// Clears scripts, records, random-fault modes and counters; open connections and in-flight
+  /// requests stay.
   void reset();
 
   /// `[{"seq",...}]`, oldest first; only `p`'s records when given.
   std::string requests_json(std::optional<provider> p) const;
 
   /// `{"requests":{...},"connections":{"accepted","closed","open","idle_closed","race_closed"},
-  /// "in_flight":n}`.
+  /// "in_flight":n,"chaos":{"<provider>":{"rate","calls","faults","by_fault":{"<label>":n}}}}`.
   std::string stats_json() const;
 
  private:
@@ -91,6 +108,18 @@ class mock_state {
   std::mutex scripts_mutex_;
   std::array<std::deque<behaviour>, provider_count> scripts_;
   std::atomic<std::size_t> queued_steps_{0};  // lets the hot path skip the mutex
+
+  /// One provider's random-fault mode and what it did.
+  struct chaos_slot {
+    chaos_spec spec;
+    std::mt19937_64 rng;
+    std::uint64_t calls = 0;
+    std::uint64_t faults = 0;
+    std::vector<std::uint64_t> by_fault;
+  };
+  mutable std::mutex chaos_mutex_;
+  std::array<chaos_slot, provider_count> chaos_;
+  std::atomic<int> chaos_on_{0};  // providers with a mode on; lets the hot path skip the mutex
 };
 
 }  // namespace ib::mock

@@ -860,3 +860,95 @@ test('random bytes and random JSON never crash the mock', async () => {
   await Promise.all(jobs);
   assert.equal((await fetch(`${base}/__mock/stats`)).status, 200);
 });
+
+// -- random-fault mode (POST /__mock/chaos) ------------------------------------------------------
+
+test('chaos: a seeded share of one provider\'s calls fails with faults drawn from the list', async () => {
+  const m = await startMock();
+  try {
+    const control = (body) => fetch(`${m.url}/__mock/chaos`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const call = async (provider) => {
+      const p = providers[provider];
+      try {
+        const res = await fetch(m.url + p.path, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...p.auth },
+          body: JSON.stringify(chatBody(provider, { model: 'mock-ok' })),
+        });
+        await res.arrayBuffer();
+        return res.status;
+      } catch {
+        return 'reset';  // reset-before: no bytes, then RST
+      }
+    };
+    const chaosOf = async (provider) => (await (await fetch(`${m.url}/__mock/stats`)).json()).chaos[provider];
+
+    // Refused settings name the field.
+    for (const [body, field] of [
+      [{ provider: 'groq', rate: 1.5, faults: [{ status: 503 }] }, 'rate'],
+      [{ provider: 'groq', faults: [{ status: 503 }] }, 'rate'],
+      [{ provider: 'nope', rate: 0.1, faults: [{ status: 503 }] }, 'provider'],
+      [{ provider: 'groq', rate: 0.1, faults: [] }, 'faults'],
+      [{ provider: 'groq', rate: 0.1, faults: ['no-such-fault'] }, 'faults[0]'],
+      [{ provider: 'groq', rate: 0.1, faults: [{ status: 503 }], seed: -1 }, 'seed'],
+    ]) {
+      const res = await control(body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.ok((await res.json()).error.message.startsWith(`${field}:`), JSON.stringify(body));
+    }
+    assert.equal(await chaosOf('groq'), undefined, 'a refused setting changes nothing');
+
+    // rate 1: every call fails, with each listed fault drawn.
+    let res = await control({ provider: 'groq', rate: 1, faults: [{ status: 503 }, 'reset-before'], seed: 3 });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { ok: true, provider: 'groq', rate: 1, faults: 2 });
+    const seen = [];
+    for (let i = 0; i < 20; i++) seen.push(await call('groq'));
+    assert.ok(seen.every((s) => s === 503 || s === 'reset'), seen.join(','));
+    let c = await chaosOf('groq');
+    assert.equal(c.calls, 20);
+    assert.equal(c.faults, 20);
+    assert.equal(c.by_fault['{"status":503}'], seen.filter((s) => s === 503).length);
+    assert.equal(c.by_fault['reset-before'], seen.filter((s) => s === 'reset').length);
+    assert.ok(c.by_fault['reset-before'] > 0 && c.by_fault['{"status":503}'] > 0);
+
+    // Other providers are untouched; a queued script step comes first and is not counted.
+    assert.equal(await call('openai'), 200);
+    const script = await fetch(`${m.url}/__mock/script`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ provider: 'groq', steps: [{ ok: true }] }),
+    });
+    assert.equal(script.status, 200);
+    assert.equal(await call('groq'), 200);
+    assert.equal((await chaosOf('groq')).calls, 20);
+
+    // rate 0.1 over 200 calls: about a tenth fail, and the same seed gives the same sequence.
+    const run = async () => {
+      assert.equal((await control({ provider: 'groq', rate: 0.1, faults: [{ status: 500 }], seed: 18 })).status, 200);
+      const out = [];
+      for (let i = 0; i < 200; i++) out.push(await call('groq'));
+      return out;
+    };
+    const first = await run();
+    const failed = first.filter((s) => s === 500).length;
+    assert.ok(failed >= 8 && failed <= 36, `${failed} of 200 failed`);
+    assert.ok(first.every((s) => s === 200 || s === 500));
+    c = await chaosOf('groq');
+    assert.deepEqual([c.calls, c.faults, c.by_fault['{"status":500}']], [200, failed, failed]);
+    assert.deepEqual(await run(), first);
+
+    // rate 0 switches the mode off, and so does /__mock/reset.
+    assert.equal((await control({ provider: 'groq', rate: 0, faults: [{ status: 500 }] })).status, 200);
+    assert.equal(await chaosOf('groq'), undefined);
+    for (let i = 0; i < 20; i++) assert.equal(await call('groq'), 200);
+    assert.equal((await control({ provider: 'groq', rate: 1, faults: [{ status: 500 }] })).status, 200);
+    assert.equal(await call('groq'), 500);
+    assert.equal((await fetch(`${m.url}/__mock/reset`, { method: 'POST' })).status, 200);
+    assert.deepEqual((await (await fetch(`${m.url}/__mock/stats`)).json()).chaos, {});
+    assert.equal(await call('groq'), 200);
+  } finally {
+    assert.equal(await stopProcess(m), 0);
+  }
+});

@@ -62,6 +62,11 @@ export function tempDir(prefix = 'ib-e2e-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/// What every test gateway gets unless the test sets it: the suites sign up many users from
+/// 127.0.0.1, so the per-address sign-up limit (`IB_SIGNUPS_PER_HOUR`) is off; the tests of that
+/// limit set it themselves.
+const TEST_DEFAULT_ENV = { IB_SIGNUPS_PER_HOUR: '0' };
+
 /// Starts the gateway. `config` (an object) is written to a file and passed with --config.
 export async function startGateway({ env = {}, config, dataDir } = {}) {
   const dir = dataDir ?? path.join(tempDir(), 'data');
@@ -72,7 +77,7 @@ export async function startGateway({ env = {}, config, dataDir } = {}) {
     args.push('--config', file);
   }
   const gw = await startProcess(path.join(buildDir, 'inferbridge'), args, {
-    env: { IB_LISTEN: '127.0.0.1:0', IB_DATA_DIR: dir, ...env },
+    env: { IB_LISTEN: '127.0.0.1:0', IB_DATA_DIR: dir, ...TEST_DEFAULT_ENV, ...env },
   });
   gw.dataDir = dir;
   gw.args = args;
@@ -98,7 +103,7 @@ export async function startStack({ env = {}, config, mockArgs = [] } = {}) {
 export async function restartGateway(gw) {
   const dir = gw.dataDir;
   const g = await startProcess(path.join(buildDir, 'inferbridge'), gw.args, {
-    env: { IB_LISTEN: '127.0.0.1:0', IB_DATA_DIR: dir, ...gw.env },
+    env: { IB_LISTEN: '127.0.0.1:0', IB_DATA_DIR: dir, ...TEST_DEFAULT_ENV, ...gw.env },
   });
   g.dataDir = dir;
   g.args = gw.args;

@@ -299,7 +299,7 @@ TEST(LoadHardening, LimitsRateLimitsAndTls) {
   EXPECT_EQ(d.limits_.max_url_bytes, 8192U);
   EXPECT_EQ(d.limits_.max_messages, 2048U);
   EXPECT_EQ(d.limits_.max_connections, 4096U);
-  EXPECT_EQ(d.limits_.max_inflight_per_user, 64U);
+  EXPECT_EQ(d.limits_.max_inflight_per_user, 1024U);
   EXPECT_EQ(d.rate_limits.requests_per_minute, 0);
   EXPECT_EQ(d.rate_limits.tokens_per_minute, 0);
   EXPECT_EQ(d.rate_limits.signups_per_hour, 30);

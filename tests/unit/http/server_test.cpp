@@ -181,5 +181,108 @@ TEST(Server, RefusesToKeepTooManyHeaders) {
   EXPECT_NE(ok.error().message.find("request headers"), std::string::npos);
 }
 
+// -- the HTTP limits of issue 18 -----------------------------------------------------------------
+
+/// Answers 200 "ok" to everything.
+void ok_handler(request&&, responder&& res) {
+  response r;
+  r.content_type = "text/plain";
+  r.body = "ok";
+  res.send(std::move(r));
+}
+
+TEST_F(ServerTest, AnswersTooManyHeaderFieldsWith431) {
+  server_options opts;
+  opts.max_header_count = 8;
+  start(std::move(opts), ok_handler);
+  auto at_limit = get("/");
+  for (int i = 0; i < 7; ++i) {  // and Host: 8 fields
+    at_limit.set("x-f" + std::to_string(i), "v");
+  }
+  at_limit.set(bhttp::field::host, "h");
+  EXPECT_EQ(exchange(std::move(at_limit)).result_int(), 200);
+  auto over = get("/");
+  for (int i = 0; i < 9; ++i) {
+    over.set("x-f" + std::to_string(i), "v");
+  }
+  auto res = exchange(std::move(over));
+  EXPECT_EQ(res.result_int(), 431);
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_NE(res.body().find("more than 8 header fields"), std::string::npos) << res.body();
+  EXPECT_NE(res.body().find("\"type\":\"invalid_request_error\""), std::string::npos);
+}
+
+TEST_F(ServerTest, AnswersLongTargetsWith414EvenPastTheHeaderLimit) {
+  server_options opts;
+  opts.max_url_bytes = 64;
+  opts.max_header_bytes = 1024;
+  start(std::move(opts), ok_handler);
+  EXPECT_EQ(exchange(get("/" + std::string(63, 'a'))).result_int(), 200);
+  auto res = exchange(get("/" + std::string(64, 'a')));
+  EXPECT_EQ(res.result_int(), 414);
+  EXPECT_NE(res.body().find("limit of 64 bytes"), std::string::npos) << res.body();
+  // Longer than the whole header limit: still the target's fault.
+  EXPECT_EQ(exchange(get("/" + std::string(4096, 'a'))).result_int(), 414);
+  // A large field with a short target: the header's.
+  auto big = get("/");
+  big.set("x-big", std::string(2048, 'b'));
+  EXPECT_EQ(exchange(std::move(big)).result_int(), 431);
+}
+
+TEST_F(ServerTest, RefusesOneConnectionTooManyWith503AndKeepsServing) {
+  server_options opts;
+  opts.max_connections = 1;
+  start(std::move(opts), ok_handler);
+  net::io_context cio;
+  net::ip::tcp::socket held{cio};
+  auto ep = net::ip::tcp::endpoint{net::ip::make_address("127.0.0.1"), srv_->port()};
+  held.connect(ep);
+  auto res = exchange(get("/"));
+  EXPECT_EQ(res.result_int(), 503);
+  EXPECT_EQ(res[bhttp::field::retry_after], "1");
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_NE(res.body().find("too many open connections"), std::string::npos) << res.body();
+  // The held connection is still served.
+  std::string wire = "GET / HTTP/1.1\r\nhost: h\r\n\r\n";
+  net::write(held, net::buffer(wire));
+  beast::flat_buffer buf;
+  bhttp::response<bhttp::string_body> first;
+  bhttp::read(held, buf, first);
+  EXPECT_EQ(first.result_int(), 200);
+  // Once it is gone, its place is free again (the server sees the close asynchronously).
+  held.close();
+  int status = 0;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (status != 200 && std::chrono::steady_clock::now() < deadline) {
+    status = exchange(get("/")).result_int();
+  }
+  EXPECT_EQ(status, 200);
+}
+
+TEST(Server, ATlsListenerNeedsReadableFiles) {
+  net::io_context io;
+  server_options opts;
+  opts.host = "127.0.0.1";
+  opts.port = 0;
+  opts.tls_cert_file = "/nonexistent/cert.pem";
+  opts.tls_key_file = "/nonexistent/key.pem";
+  server srv{io, std::move(opts), ok_handler};
+  auto ok = srv.listen();
+  ASSERT_FALSE(ok);
+  EXPECT_NE(ok.error().message.find("/nonexistent/cert.pem"), std::string::npos)
+      << ok.error().message;
+}
+
+TEST(Server, ATlsListenerNeedsBothFiles) {
+  net::io_context io;
+  server_options opts;
+  opts.host = "127.0.0.1";
+  opts.port = 0;
+  opts.tls_cert_file = "cert.pem";
+  server srv{io, std::move(opts), ok_handler};
+  ASSERT_FALSE(srv.listen());
+  EXPECT_FALSE(srv.is_tls());
+}
+
 }  // namespace
 }  // namespace ib::http

@@ -221,6 +221,39 @@ TEST(ChatRequest, DepthLimitIsInclusive) {
   EXPECT_EQ(parse_error(nested_body(4), {.max_depth = 4}).message, "JSON nesting exceeds 4 levels");
 }
 
+/// `{"model":"m","messages":[` + `n` user messages + `]}`.
+std::string body_with_messages(std::size_t n) {
+  std::string s = R"({"model":"m","messages":[)";
+  for (std::size_t i = 0; i < n; ++i) {
+    s += i == 0 ? "" : ",";
+    s += R"({"role":"user","content":"x"})";
+  }
+  return s + "]}";
+}
+
+TEST(ChatRequest, MessageCountLimitIsInclusive) {
+  EXPECT_TRUE(parse_chat_request(body_with_messages(2048)));  // the default limit
+  error e = parse_error(body_with_messages(2049));
+  EXPECT_EQ(e.code, errc::invalid_request);
+  EXPECT_EQ(e.param, "messages");
+  EXPECT_EQ(e.message, "messages: too many messages: at most 2048 are accepted");
+  EXPECT_TRUE(parse_chat_request(body_with_messages(3), {.max_messages = 3}));
+  EXPECT_EQ(parse_error(body_with_messages(4), {.max_messages = 3}).param, "messages");
+  EXPECT_TRUE(parse_chat_request(body_with_messages(5000), {.max_messages = 0}));  // no limit
+}
+
+TEST(ChatRequest, MessageCountIsFoundInTheSamePass) {
+  // The parse stops at the entry past the limit: what follows it is never read (here it is not
+  // even JSON), and a repeated `messages` member is counted on its own.
+  std::string s = body_with_messages(3);
+  s.resize(s.size() - 2);
+  s += R"(,{"role":"user"}, this is not json)";
+  EXPECT_EQ(parse_error(s, {.max_messages = 3}).param, "messages");
+  std::string twice = R"({"model":"m","messages":[{"role":"user"},{"role":"user"}],)"
+                      R"("messages":[{"role":"user"},{"role":"user"}]})";
+  EXPECT_TRUE(parse_chat_request(twice, {.max_messages = 2}));
+}
+
 TEST(ChatRequest, HugeDepthIsRefusedWithoutRecursion) {
   std::string deep(100'000, '[');
   EXPECT_EQ(parse_error(deep).code, errc::invalid_request);

@@ -265,7 +265,7 @@ TEST_F(KeyStoreTest, MapFullIsAnErrorNotACrash) {
     created += last ? 1 : 0;
   }
   ASSERT_FALSE(last);
-  EXPECT_EQ(last.error().code, errc::storage);
+  EXPECT_EQ(last.error().code, errc::insufficient_storage);  // 507, not a 500
   EXPECT_GT(created, 0);
   // The store stays usable: reads work, and the failed write left nothing half-done.
   auto found = store_->find_user(u.id);
