@@ -127,7 +127,11 @@ void cluster_listener::start() {
 }
 
 void cluster_listener::stop() {
-  stopping_.store(true);
+  {
+    std::lock_guard lock(wake_mu_);
+    stopping_.store(true);
+  }
+  wake_.notify_all();
   if (thread_.joinable()) {
     thread_.join();
   }
@@ -161,10 +165,10 @@ void cluster_listener::run() {
       break;
     }
     set_up(false);
-    // Wait out the backoff in short steps, so that stop() is prompt.
-    for (auto waited = std::chrono::milliseconds{0}; waited < backoff && !stopping_.load();
-         waited += std::chrono::milliseconds{50}) {
-      std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    // Wait out the backoff, or until stop() says to end.
+    {
+      std::unique_lock lock(wake_mu_);
+      wake_.wait_for(lock, backoff, [this] { return stopping_.load(); });
     }
     backoff = std::min(backoff * 2, std::chrono::milliseconds{5000});
   }

@@ -7,8 +7,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -117,6 +119,8 @@ class cluster_listener {
   std::shared_ptr<store_status> status_;
   std::shared_ptr<metrics::registry> registry_;
   std::atomic<bool> stopping_{false};
+  std::mutex wake_mu_;  ///< with `wake_`: ends a reconnect backoff early on stop()
+  std::condition_variable wake_;
   std::thread thread_;
 };
 
