@@ -14,6 +14,7 @@
 #include "core/tier_plan.hpp"
 #include "metrics/registry.hpp"
 #include "providers/error_map.hpp"
+#include "providers/front.hpp"
 
 namespace ib::actors {
 
@@ -56,9 +57,11 @@ using request_actor_t = request_actor_handle::stateful_pointer<request_state>;
 
 // -- headers and bodies ---------------------------------------------------------------------------
 
-/// The OpenAI envelope plus `inferbridge_attempts`.
-std::string gateway_error_body(const error& err, const std::vector<attempt_record>& attempts) {
-  return to_envelope(err, attempts);
+/// The client API's error body (the OpenAI envelope, or Anthropic's shape) plus
+/// `inferbridge_attempts`.
+std::string gateway_error_body(const request_state& st, const error& err,
+                               const std::vector<attempt_record>& attempts) {
+  return providers::front_error_body(st.ctx->request->api, err, &attempts);
 }
 
 /// The gateway's own time so far, in µs: since the request started, minus the ended attempts'
@@ -131,7 +134,7 @@ void answer_final(request_actor_t self) {
   if (f.retry_after_s) {
     res.headers.emplace_back("retry-after", std::to_string(*f.retry_after_s));
   }
-  res.body = gateway_error_body(f.err, st.walk->attempts());
+  res.body = gateway_error_body(st, f.err, st.walk->attempts());
   settle(self, std::nullopt);
   st.ctx->responder.send(std::move(res));
   finish(self, res.status, {}, {}, std::nullopt);
@@ -356,7 +359,7 @@ void on_result(request_actor_t self, attempt_result& r) {
         f.envelope = to_envelope(error{errc::bad_gateway, provider + ": the stream failed"});
       }
       settle(self, r.tokens);
-      st.ctx->responder.stream_end(providers::stream_error_event(f));
+      st.ctx->responder.stream_end(providers::front_stream_error_event(st.ctx->request->api, f));
       return finish(self, 502, provider, model, r.tokens);
     }
     case end_action::commit_and_end:
@@ -387,7 +390,8 @@ void on_result(request_actor_t self, attempt_result& r) {
       res.status = r.client_status;
       res.headers = base_headers(self, provider, model);
       res.headers.emplace_back("x-should-retry", "false");
-      res.body = std::move(r.body);
+      res.body = providers::front_error_from_envelope(st.ctx->request->api, std::move(r.body),
+                                                      r.client_status);
       settle(self, std::nullopt);
       st.ctx->responder.send(std::move(res));
       return finish(self, res.status, provider, model, std::nullopt);

@@ -12,6 +12,7 @@
 
 #include "actors/asio_scheduler.hpp"
 #include "actors/messages.hpp"
+#include "app/passthrough.hpp"
 #include "app/routes.hpp"
 #include "config/route.hpp"
 #include "core/error.hpp"
@@ -19,7 +20,11 @@
 #include "core/request_record.hpp"
 #include "core/text.hpp"
 #include "metrics/registry.hpp"
+#include "providers/anthropic_inbound.hpp"
+#include "providers/embeddings.hpp"
+#include "providers/front.hpp"
 #include "providers/json.hpp"
+#include "providers/responses.hpp"
 #include "storage/secrets.hpp"
 
 namespace ib::app {
@@ -90,27 +95,47 @@ http::header_list own_answer_headers(steady::time_point start) {
   return h;
 }
 
+/// `err` in the error shape of `which` (OpenAI's envelope, or Anthropic's for its API).
+void send_api_error(http::responder& res, providers::client_api which, const error& err,
+                    http::header_list extra = {}) {
+  auto r = json_response(http_status(err.code), providers::front_error_body(which, err));
+  r.headers = std::move(extra);
+  res.send(std::move(r));
+}
+
 /// The user of the request's gateway key, or a 401 sent and null returned. `chat_start`: the
-/// request is a chat request that started then, and its 401 carries `x-inferbridge-overhead-ms`.
+/// request is a routed request (chat, responses, messages, ...) that started then, and its 401
+/// carries `x-inferbridge-overhead-ms`. `which`: the API called; the Anthropic API also takes
+/// the key as `x-api-key`, and answers in its own error shape.
 std::shared_ptr<const actors::user_entry> authenticate(
     const api_context& api, const http::request& req, http::responder& res,
-    std::optional<steady::time_point> chat_start = std::nullopt) {
+    std::optional<steady::time_point> chat_start = std::nullopt,
+    providers::client_api which = providers::client_api::chat_completions) {
   auto extra = [&] { return chat_start ? own_answer_headers(*chat_start) : http::header_list{}; };
+  const bool anthropic =
+      which == providers::client_api::messages || which == providers::client_api::count_tokens;
   auto token = bearer_token(req.headers[authorization_header]);
+  if (token.empty() && anthropic) {
+    token = trim(req.headers[api_key_header]);
+  }
   if (token.empty()) {
-    send_error(res,
-               error{errc::unauthorized,
-                     "You didn't provide an API key. Send your InferBridge key (ib_...) in "
-                     "the Authorization header as 'Bearer ib_...'.",
-                     {},
-                     "invalid_api_key"},
-               extra());
+    send_api_error(res, which,
+                   error{errc::unauthorized,
+                         anthropic ? "You didn't provide an API key. Send your InferBridge key "
+                                     "(ib_...) as 'x-api-key: ib_...' or in the Authorization "
+                                     "header as 'Bearer ib_...'."
+                                   : "You didn't provide an API key. Send your InferBridge key "
+                                     "(ib_...) in the Authorization header as 'Bearer ib_...'.",
+                         {},
+                         "invalid_api_key"},
+                   extra());
     return nullptr;
   }
   auto user = api.keys->authenticate(token);
   if (!user) {
-    send_error(res, error{errc::unauthorized, "Incorrect API key provided.", {}, "invalid_api_key"},
-               extra());
+    send_api_error(res, which,
+                   error{errc::unauthorized, "Incorrect API key provided.", {}, "invalid_api_key"},
+                   extra());
   }
   return user;
 }
@@ -356,14 +381,15 @@ void delete_key(const std::shared_ptr<const api_context>& api, http::request& re
       actors::delkey_atom::value, user->id, name);
 }
 
-/// A chat request the gateway refuses itself (bad body, unknown model, bad timeout header),
+/// A routed request the gateway refuses itself (bad body, unknown model, bad timeout header),
 /// before any upstream call: all of its time so far is the gateway's, sent as
-/// `x-inferbridge-overhead-ms` like on every chat response the request actor answers.
+/// `x-inferbridge-overhead-ms` like on every response the request actor answers.
 void send_chat_error(http::responder& res, const error& err, steady::time_point start,
-                     const http::header_list& rate_headers = {}) {
+                     const http::header_list& rate_headers = {},
+                     providers::client_api which = providers::client_api::chat_completions) {
   auto h = own_answer_headers(start);
   h.insert(h.end(), rate_headers.begin(), rate_headers.end());
-  send_error(res, err, std::move(h));
+  send_api_error(res, which, err, std::move(h));
 }
 
 /// The user's limits in force (core/rate_limit.hpp), from the configuration.
@@ -377,14 +403,15 @@ user_limits limits_of(const config::config& cfg) {
 /// `x-ratelimit-*` headers; the envelope's `code` is OpenAI's `rate_limit_exceeded` for the
 /// rates and `too_many_concurrent_requests` for the in-flight limit.
 void send_refusal(http::responder& res, const admission& a, const user_limits& lim,
-                  http::header_list rate_headers, steady::time_point start) {
+                  http::header_list rate_headers, steady::time_point start,
+                  providers::client_api which) {
   error err{errc::rate_limited, {}, {}, "rate_limit_exceeded"};
   const auto again = ". Please try again in " + format_reset(a.retry_after) + ".";
   switch (a.refused) {
     case refusal::inflight:
       err.message = "Too many concurrent requests: at most "
                     + std::to_string(lim.max_inflight)
-                    + " of your chat requests may be in flight at once. Retry when one has "
+                    + " of your requests may be in flight at once. Retry when one has "
                       "finished.";
       err.detail_code = "too_many_concurrent_requests";
       break;
@@ -400,13 +427,41 @@ void send_refusal(http::responder& res, const admission& a, const user_limits& l
       break;
   }
   rate_headers.emplace_back("retry-after", std::to_string(retry_after_seconds(a.retry_after)));
-  send_chat_error(res, err, start, rate_headers);
+  send_chat_error(res, err, start, rate_headers, which);
 }
 
-void chat_completions(const std::shared_ptr<const api_context>& api, http::request& req,
-                      http::responder& res) {
+/// Parses the body of a routed request of API `which` (chat completions, or translated into it).
+result<providers::chat_request> parse_routed(providers::client_api which, http::request& req,
+                                             const config::config& cfg) {
+  const providers::parse_limits limits{.max_depth = cfg.limits_.max_json_depth,
+                                       .max_messages = cfg.limits_.max_messages};
+  using providers::client_api;
+  switch (which) {
+    case client_api::chat_completions:
+      break;
+    case client_api::responses:
+      return providers::responses::parse_request(std::move(req.body), limits);
+    case client_api::messages:
+      return providers::anthropic_inbound::parse_request(std::move(req.body), limits,
+                                                         req.headers[anthropic_version_header],
+                                                         req.headers[anthropic_beta_header]);
+    case client_api::count_tokens:
+      return providers::anthropic_inbound::parse_count_tokens(std::move(req.body), limits,
+                                                              req.headers[anthropic_version_header],
+                                                              req.headers[anthropic_beta_header]);
+    case client_api::embeddings:
+      return providers::embeddings::parse_request(std::move(req.body), limits);
+  }
+  return providers::parse_chat_request(std::move(req.body), limits);
+}
+
+/// A request routed through a tier or `provider/model` with fallback (design §4): chat
+/// completions, and the APIs translated into it or forwarded natively (responses, messages,
+/// count_tokens, embeddings). Authenticates, admits, parses, routes and spawns the request actor.
+void routed_request(const std::shared_ptr<const api_context>& api, http::request& req,
+                    http::responder& res, providers::client_api which) {
   auto start = steady::now();
-  auto user = authenticate(*api, req, res, start);
+  auto user = authenticate(*api, req, res, start, which);
   if (!user) {
     return;
   }
@@ -419,19 +474,19 @@ void chat_completions(const std::shared_ptr<const api_context>& api, http::reque
     auto a = api->deps->limiter->admit(user->id, lim, start);
     rate_headers = rate_limit_headers(a);
     if (a.refused != refusal::none) {
-      return send_refusal(res, a, lim, std::move(rate_headers), start);
+      return send_refusal(res, a, lim, std::move(rate_headers), start, which);
     }
     ticket = std::move(a.ticket);
   }
-  auto parsed = providers::parse_chat_request(
-      std::move(req.body),
-      {.max_depth = cfg.limits_.max_json_depth, .max_messages = cfg.limits_.max_messages});
+  auto parsed = parse_routed(which, req, cfg);
   if (!parsed) {
-    return send_chat_error(res, parsed.error(), start, rate_headers);
+    return send_chat_error(res, parsed.error(), start, rate_headers, which);
   }
-  auto route = config::resolve_route(cfg, parsed->model);
+  auto route = which == providers::client_api::embeddings
+                   ? config::resolve_embedding_route(cfg, parsed->model)
+                   : config::resolve_route(cfg, parsed->model);
   if (!route) {
-    return send_chat_error(res, route.error(), start, rate_headers);
+    return send_chat_error(res, route.error(), start, rate_headers, which);
   }
   auto ctx = std::make_shared<actors::request_context>();
   ctx->tier = std::move(route->tier);
@@ -446,7 +501,7 @@ void chat_completions(const std::shared_ptr<const api_context>& api, http::reque
           res,
           error{errc::invalid_request, "x-inferbridge-timeout-ms must be a positive integer",
                 "x-inferbridge-timeout-ms"},
-          start, rate_headers);
+          start, rate_headers, which);
     }
     timeout = std::min(timeout, std::chrono::milliseconds(ms));
   }
@@ -599,7 +654,33 @@ void handle(const std::shared_ptr<const api_context>& api, http::request&& req,
     case endpoint::delete_key:
       return delete_key(api, req, m.param, res);
     case endpoint::chat_completions:
-      return chat_completions(api, req, res);
+      return routed_request(api, req, res, providers::client_api::chat_completions);
+    case endpoint::responses:
+      return routed_request(api, req, res, providers::client_api::responses);
+    case endpoint::messages:
+      return routed_request(api, req, res, providers::client_api::messages);
+    case endpoint::count_tokens:
+      return routed_request(api, req, res, providers::client_api::count_tokens);
+    case endpoint::embeddings:
+      return routed_request(api, req, res, providers::client_api::embeddings);
+    case endpoint::openai_passthrough: {
+      const auto start = steady::now();
+      auto user = authenticate(*api, req, res);
+      if (!user) {
+        return;
+      }
+      // The same per-user limits as routed requests: in flight, and requests per minute.
+      limit_ticket ticket;
+      if (const auto lim = limits_of(*api->cfg); lim.any()) {
+        auto a = api->deps->limiter->admit(user->id, lim, start);
+        if (a.refused != refusal::none) {
+          return send_refusal(res, a, lim, rate_limit_headers(a), start,
+                              providers::client_api::chat_completions);
+        }
+        ticket = std::move(a.ticket);
+      }
+      return openai_passthrough(api, std::move(user), req, res, std::move(ticket));
+    }
     case endpoint::list_models: {
       if (!authenticate(*api, req, res)) {
         return;

@@ -25,6 +25,7 @@
 #include "actors/metrics_actor.hpp"
 #include "actors/request_actor.hpp"
 #include "app/api.hpp"
+#include "app/passthrough.hpp"
 #include "app/routes.hpp"
 #include "app/store_open.hpp"
 #include "http/server.hpp"
@@ -190,6 +191,11 @@ http::server_options server_options_for(const config::config& cfg) {
   o.tls_cert_file = cfg.tls.cert_file;
   o.tls_key_file = cfg.tls.key_file;
   o.kept_headers.assign(kept_header_names.begin(), kept_header_names.end());
+  // Pass-through bodies (audio, files) are streamed to OpenAI, never held whole.
+  o.streamed_body = [limit = cfg.limits_.max_passthrough_body_bytes](http::method m,
+                                                                     std::string_view target) {
+    return passthrough_body_limit(limit, m, target);
+  };
   o.server_name = "inferbridge";
   return o;
 }

@@ -247,4 +247,10 @@ const tier* config::find_tier(std::string_view name) const noexcept {
   return it == tiers.end() ? nullptr : &*it;
 }
 
+const tier* config::find_embedding_model(std::string_view name) const noexcept {
+  const auto it = std::find_if(embedding_models.begin(), embedding_models.end(),
+                               [name](const tier& t) { return t.name == name; });
+  return it == embedding_models.end() ? nullptr : &*it;
+}
+
 }  // namespace ib::config

@@ -105,6 +105,9 @@ struct limits {
   std::size_t max_header_count = 100;    ///< header fields in one request; more is a 400
   std::size_t max_url_bytes = 8 * 1024;  ///< the request target (path and query); longer is a 414
   std::size_t max_messages = 2048;       ///< entries of a chat request's `messages`; more is a 400
+  /// Request bodies forwarded to OpenAI's other endpoints (audio, files, ...), streamed, never
+  /// held whole; more is a 413. 25 MiB: OpenAI's own audio upload limit.
+  std::size_t max_passthrough_body_bytes = 25 * 1024 * 1024;
   /// Client connections open at once; one more is answered 503 and closed at once.
   std::size_t max_connections = 4096;
   /// Chat requests of one user in flight at once; one more is answered 429 (0: no limit).
@@ -218,6 +221,9 @@ struct config {
   limits limits_;
   std::vector<provider_config> providers;  ///< in config order
   std::vector<tier> tiers;                 ///< in config order
+  /// Embedding model names (`embedding_models`): each lists entries that serve the *same*
+  /// model, tried in order (vectors of different models are not comparable: no tier fallback).
+  std::vector<tier> embedding_models;
   breaker_config breaker;
   cooldown_config cooldown;
   request_log_config request_log;
@@ -231,6 +237,8 @@ struct config {
   const provider_config* find_provider(std::string_view name) const noexcept;
   /// The tier called `name`, or null. A linear scan (the list is short).
   const tier* find_tier(std::string_view name) const noexcept;
+  /// The embedding model named `name`, or null.
+  const tier* find_embedding_model(std::string_view name) const noexcept;
 };
 
 /// Environment variables as a map, so that `load` never reads the process environment.

@@ -305,11 +305,12 @@ result<void> check_order(const Value& v, std::string_view path, std::string_view
 
 result<void> read_limits(const Value& v, limits& out) {
   constexpr std::string_view path = "limits";
-  if (auto r = check_object(v, path,
-                            {"max_body_bytes", "request_timeout_ms", "max_json_depth",
-                             "max_header_bytes", "client_read_timeout_ms", "client_idle_timeout_ms",
-                             "max_upstream_body_bytes", "max_header_count", "max_url_bytes",
-                             "max_messages", "max_connections", "max_inflight_per_user"});
+  if (auto r = check_object(
+          v, path,
+          {"max_body_bytes", "request_timeout_ms", "max_json_depth", "max_header_bytes",
+           "client_read_timeout_ms", "client_idle_timeout_ms", "max_upstream_body_bytes",
+           "max_header_count", "max_url_bytes", "max_messages", "max_connections",
+           "max_inflight_per_user", "max_passthrough_body_bytes"});
       !r) {
     return r;
   }
@@ -340,6 +341,10 @@ result<void> read_limits(const Value& v, limits& out) {
   }
   if (r) {
     r = read_int(v, "max_messages", path, out.max_messages, 1, 1'000'000);
+  }
+  if (r) {
+    r = read_int(v, "max_passthrough_body_bytes", path, out.max_passthrough_body_bytes, 1,
+                 max_bytes);
   }
   if (r) {
     r = read_int(v, "max_connections", path, out.max_connections, 1, 1'000'000);
@@ -712,11 +717,12 @@ bool valid_tier_name(std::string_view n) {
 /// naming a provider the config does not define are dropped, and then-empty tiers with them,
 /// instead of failing.
 result<void> read_tiers(const Value& v, const std::vector<provider_config>& providers, bool lenient,
-                        std::vector<tier>& out) {
+                        std::vector<tier>& out, std::string_view section = "tiers") {
   if (!v.IsObject()) {
-    return field_error("tiers", "expected an object of tier name -> [{provider, model}, ...]");
+    return field_error(std::string(section),
+                       "expected an object of name -> [{provider, model}, ...]");
   }
-  if (auto r = check_unique_keys(v, "tiers"); !r) {
+  if (auto r = check_unique_keys(v, section); !r) {
     return r;
   }
   const auto is_provider = [&](std::string_view name) {
@@ -726,9 +732,9 @@ result<void> read_tiers(const Value& v, const std::vector<provider_config>& prov
   out.clear();
   for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
     const auto name = name_of(it->name);
-    const std::string path = join("tiers", name);
+    const std::string path = join(section, name);
     if (!valid_tier_name(name)) {
-      return field_error(name.empty() ? std::string{"tiers.\"\""} : path,
+      return field_error(name.empty() ? std::string(section) + ".\"\"" : path,
                          "expected a non-empty tier name without spaces");
     }
     if (const auto slash = name.find('/');
@@ -831,10 +837,10 @@ result<config> load(std::string_view json_text, const env_map& env) {
     return std::move(user).error();
   }
   const Value& root = *user;
-  if (auto r = check_object(
-          root, "",
-          {"listen", "data_dir", "signup", "limits", "server", "providers", "tiers", "breaker",
-           "cooldown", "request_log", "store", "rate_limits", "tls", "log", "metrics"});
+  if (auto r = check_object(root, "",
+                            {"listen", "data_dir", "signup", "limits", "server", "providers",
+                             "tiers", "breaker", "cooldown", "request_log", "store", "rate_limits",
+                             "tls", "log", "metrics", "embedding_models"});
       !r) {
     return std::move(r).error();
   }
@@ -906,6 +912,14 @@ result<config> load(std::string_view json_text, const env_map& env) {
   if (r && tiers != nullptr) {
     const bool lenient = user_tiers == nullptr && user_providers != nullptr;
     r = read_tiers(*tiers, cfg.providers, lenient, cfg.tiers);
+  }
+  // `embedding_models`: name -> entries that serve the same model (fallback only among them).
+  const Value* user_embeddings = find(root, "embedding_models");
+  const Value* embeddings =
+      user_embeddings != nullptr ? user_embeddings : find(*shipped, "embedding_models");
+  if (r && embeddings != nullptr) {
+    r = read_tiers(*embeddings, cfg.providers, user_embeddings == nullptr, cfg.embedding_models,
+                   "embedding_models");
   }
   if (!r) {
     return std::move(r).error();

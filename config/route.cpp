@@ -31,4 +31,36 @@ result<route> resolve_route(const config& cfg, std::string_view model) {
                "model", "model_not_found"};
 }
 
+result<route> resolve_embedding_route(const config& cfg, std::string_view model) {
+  if (const auto* m = cfg.find_embedding_model(model)) {
+    return route{m->name, m->entries};
+  }
+  if (cfg.find_tier(model) != nullptr) {
+    return error{errc::invalid_request,
+                 "The model '" + std::string(model)
+                     + "' is a chat tier. Embeddings need one model: vectors of different models "
+                       "are not comparable, so they never fall back across models. Use "
+                       "provider/model (e.g. openai/text-embedding-3-small) or a name under "
+                       "embedding_models.",
+                 "model", "model_not_found"};
+  }
+  if (auto slash = model.find('/'); slash != std::string_view::npos && slash + 1 < model.size()
+                                    && cfg.find_provider(model.substr(0, slash)) != nullptr) {
+    route r;
+    r.plan.push_back(
+        tier_entry{std::string(model.substr(0, slash)), std::string(model.substr(slash + 1))});
+    return r;
+  }
+  std::string names;
+  for (const auto& m : cfg.embedding_models) {
+    names += names.empty() ? "" : ", ";
+    names += m.name;
+  }
+  return error{errc::not_found,
+               "The embedding model '" + std::string(model)
+                   + "' does not exist. Use provider/model (e.g. openai/text-embedding-3-small)"
+                   + (names.empty() ? std::string{} : " or one of: " + names) + ".",
+               "model", "model_not_found"};
+}
+
 }  // namespace ib::config

@@ -22,4 +22,11 @@ struct route {
 /// naming the tiers and providers.
 result<route> resolve_route(const config& cfg, std::string_view model);
 
+/// Resolves an embeddings request's `model`: a configured embedding model name
+/// (`embedding_models`) gives its entries, which all serve the same model; `provider/model`
+/// gives that provider alone. A chat tier is refused (errc::invalid_request: vectors of
+/// different models are not comparable, so a tier's fallback across models would corrupt an
+/// index); any other name is errc::not_found (`model_not_found`).
+result<route> resolve_embedding_route(const config& cfg, std::string_view model);
+
 }  // namespace ib::config

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -73,11 +74,31 @@ void parse_keep_alive(std::string_view value, keep_alive_params& into);
 std::chrono::milliseconds idle_limit(const keep_alive_params& ka,
                                      std::chrono::milliseconds max_idle);
 
-/// One outgoing POST (HTTP/1.1). Its head is written by `write_request_head` (http/wire.hpp).
+/// One piece of a request body sent as it arrives (`outgoing_request::pull_body`).
+struct body_chunk {
+  std::string bytes;    ///< the next body bytes (may be empty)
+  bool last = false;    ///< nothing follows
+  bool failed = false;  ///< the source failed: the exchange ends as `cancelled`, unsent
+};
+
+/// Asks a body source for its next piece: the callback runs exactly once, on any thread.
+using body_puller = std::function<void(std::function<void(body_chunk)>)>;
+
+/// One outgoing request (HTTP/1.1): a POST with `body` by default. A POST's head is written by
+/// `write_request_head` (http/wire.hpp); another method, or a pulled body, by the client.
 struct outgoing_request {
-  std::string target;    ///< origin-form: path and query
-  header_list headers;   ///< besides host, content-length, user-agent (added by the client)
-  std::string body;      ///< sent with a `content-length`
+  http::method method = method::post;
+  std::string target;   ///< origin-form: path and query
+  header_list headers;  ///< besides host, content-length, user-agent (added by the client)
+  std::string body;     ///< sent with a `content-length` (none for a GET/HEAD/DELETE without)
+  /// A body sent piece by piece instead of `body`, without holding it whole: the next piece is
+  /// pulled only once the previous one is written to the upstream (back-pressure both ways).
+  /// Such a request always goes out on a fresh connection (a pooled one could turn out dead
+  /// after pieces were consumed, and the body cannot be sent twice); between pieces the
+  /// `first_byte_timeout` applies.
+  body_puller pull_body;
+  /// With `pull_body`: the `content-length` to send; none sends the body chunked.
+  std::optional<std::uint64_t> body_length;
   bool stream = false;   ///< stream a 2xx body to the handler instead of buffering it
   steady_time deadline;  ///< the request's overall deadline (may end the exchange early)
 };

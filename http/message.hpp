@@ -17,7 +17,7 @@ enum class method : std::uint8_t { get, head, post, put, patch, delete_, options
 std::string_view to_string(method m) noexcept;
 
 /// At most this many request header fields are kept (`server_options::kept_headers`).
-inline constexpr std::size_t max_kept_headers = 4;
+inline constexpr std::size_t max_kept_headers = 8;
 
 /// A client request as handlers see it (no Beast types): built by the server on an I/O thread,
 /// then owned by the handler.

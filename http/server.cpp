@@ -69,6 +69,10 @@ struct exchange_link {
   std::atomic<std::size_t> pending{0};
   std::function<void()> drain_fn;
   std::size_t drain_low = 0;
+  net::io_context* io = nullptr;  ///< the server's
+  /// Set when the server streams this request's body (`server_options::streamed_body`).
+  bool streamed = false;
+  std::optional<std::uint64_t> content_length;  ///< the streamed body's declared length
 
   std::shared_ptr<session> session_ptr() {
     std::lock_guard lock{mutex};
@@ -127,6 +131,8 @@ class session : public std::enable_shared_from_this<session> {
   virtual void on_stream_write(const std::shared_ptr<exchange_link>& link, std::string bytes) = 0;
   virtual void on_stream_end(const std::shared_ptr<exchange_link>& link, std::string last) = 0;
   virtual void on_stream_abort(const std::shared_ptr<exchange_link>& link) = 0;
+  virtual void on_body_read(const std::shared_ptr<exchange_link>& link,
+                            std::function<void(body_piece)> fn) = 0;
 };
 
 /// One client connection over `Stream`: `tcp::socket` (plain HTTP) or `tls_stream`. The one
@@ -195,6 +201,8 @@ class stream_session final : public session {
   void on_stream_write(const std::shared_ptr<exchange_link>& link, std::string bytes) override;
   void on_stream_end(const std::shared_ptr<exchange_link>& link, std::string last) override;
   void on_stream_abort(const std::shared_ptr<exchange_link>& link) override;
+  void on_body_read(const std::shared_ptr<exchange_link>& link,
+                    std::function<void(body_piece)> fn) override;
 
  private:
   std::shared_ptr<stream_session> self_ptr() {
@@ -281,7 +289,12 @@ class stream_session final : public session {
       return on_read_error(ec);
     }
     keep_alive_ = parser_->keep_alive();
-    if (auto len = parser_->content_length(); len && *len > srv_->opts.max_body_bytes) {
+    std::optional<std::size_t> streamed;
+    if (srv_->opts.streamed_body && !parser_->is_done()) {
+      streamed = srv_->opts.streamed_body(parser_->method(), parser_->target());
+    }
+    body_limit_ = streamed.value_or(srv_->opts.max_body_bytes);
+    if (auto len = parser_->content_length(); len && *len > body_limit_) {
       return reject_too_large();
     }
     if (parser_->is_done()) {
@@ -291,13 +304,19 @@ class stream_session final : public session {
     if (parser_->expect_continue()) {
       auto interim = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
       net::async_write(stream_, net::buffer(*interim),
-                       [self = self_ptr(), interim](error_code wec, std::size_t) {
+                       [self = self_ptr(), interim, streamed](error_code wec, std::size_t) {
                          if (wec) {
                            return self->close_now();
+                         }
+                         if (streamed) {
+                           return self->dispatch_streamed();
                          }
                          self->read_body();
                        });
       return;
+    }
+    if (streamed) {
+      return dispatch_streamed();
     }
     read_body();
   }
@@ -336,8 +355,7 @@ class stream_session final : public session {
   /// 413 as soon as the headers show it; the client may still be sending, so the response is
   /// flushed, the send side shut down, and the rest of the body drained (bounded) before closing.
   void reject_too_large() {
-    std::string msg =
-        "request body exceeds the limit of " + std::to_string(srv_->opts.max_body_bytes) + " bytes";
+    std::string msg = "request body exceeds the limit of " + std::to_string(body_limit_) + " bytes";
     keep_alive_ = false;
     drain_after_write_ = true;
     reply_and_close(413, errc::payload_too_large, std::move(msg));
@@ -375,26 +393,123 @@ class stream_session final : public session {
   }
 
   void dispatch() {
+    request req = take_request();
+    req.body = std::move(parser_->body());
+    parser_.reset();
+    begin_exchange();
+    start_monitor();
+    hand_over(std::move(req));
+  }
+
+  /// A request whose body the handler pulls (`server_options::streamed_body`): handed over with
+  /// its head only; the parser stays, to read the body piece by piece in `on_body_read`.
+  void dispatch_streamed() {
+    request req = take_request();
+    parser_->reserve_up_to(0);  // pieces are read into a small buffer, never the whole body
+    begin_exchange();
+    body_streaming_ = true;
+    body_taken_ = 0;
+    link_->streamed = true;
+    if (auto len = parser_->content_length()) {
+      link_->content_length = *len;
+    }
+    // No monitor read: the body's reads see a client that leaves.
+    hand_over(std::move(req));
+  }
+
+  request take_request() {
     request req;
     req.method = parser_->method();
     req.target = std::move(parser_->target());
     req.headers = std::move(parser_->values());
-    req.body = std::move(parser_->body());
     req.from_loopback = loopback_;
     req.peer = peer_;
     head_only_ = req.method == method::head;
-    parser_.reset();
+    return req;
+  }
 
+  void begin_exchange() {
+    body_streaming_ = false;
+    body_done_ = false;
+    body_error_ = body_status::more;
     link_ = std::make_shared<exchange_link>();
     link_->owner = shared_from_this();  // as a `session`
+    link_->io = &srv_->io;
     phase_ = phase::handling;
     clear_deadline();
-    start_monitor();
+  }
+
+  void hand_over(request req) {
     try {
       srv_->on_request(std::move(req), responder(link_));
     } catch (const std::exception&) {
       // The handler's responder was destroyed unanswered and has already queued a 500.
     }
+  }
+
+  /// The streamed body has not been read to its end: the response must close the connection.
+  bool body_unread() const noexcept { return body_streaming_ && !body_done_; }
+
+  /// Reads the next piece of a streamed body into `body_piece_` and hands it to `fn`.
+  void read_body_piece(std::function<void(body_piece)> fn) {
+    body_reading_ = true;
+    body_piece_.clear();
+    parser_->sink(&body_piece_, body_limit_ - body_taken_);
+    set_deadline(steady::now() + srv_->opts.read_timeout);
+    bhttp::async_read_some(
+        stream_, buf_, *parser_,
+        [self = self_ptr(), fn = std::move(fn)](error_code ec, std::size_t) mutable {
+          self->on_body_piece(ec, std::move(fn));
+        });
+  }
+
+  void on_body_piece(error_code ec, std::function<void(body_piece)> fn) {
+    body_reading_ = false;
+    body_piece piece;
+    if (phase_ == phase::closed) {
+      piece.status = body_status::failed;
+      return fn(std::move(piece));
+    }
+    if (phase_ == phase::closing) {
+      // The response ended while this read was pending: drain what the client still sends.
+      drain_some();
+      piece.status = body_status::failed;
+      return fn(std::move(piece));
+    }
+    clear_deadline();
+    if (parser_->too_large() || ec == bhttp::error::body_limit) {
+      body_error_ = body_status::too_large;
+      piece.status = body_status::too_large;
+      return fn(std::move(piece));
+    }
+    const bool done = !ec && parser_->is_done();
+    if (ec && !(ec == bhttp::error::need_buffer)) {
+      if (ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category()
+          && ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+        body_error_ = body_status::malformed;
+        piece.status = body_status::malformed;
+        return fn(std::move(piece));
+      }
+      client_gone();
+      piece.status = body_status::failed;
+      return fn(std::move(piece));
+    }
+    body_taken_ += body_piece_.size();
+    if (!done && body_piece_.empty()) {
+      // Only framing arrived (a chunk header): read on before answering.
+      return read_body_piece(std::move(fn));
+    }
+    piece.bytes = std::move(body_piece_);
+    body_piece_ = {};
+    if (done) {
+      body_done_ = true;
+      parser_.reset();
+      piece.status = body_status::last;
+      start_monitor();  // the body is in: watch the socket for a client that leaves
+    } else {
+      piece.status = body_status::more;
+    }
+    fn(std::move(piece));
   }
 
   // -- client-disconnect detection while a request is in flight
@@ -548,6 +663,9 @@ class stream_session final : public session {
     if (drain_budget_ == 0) {
       drain_budget_ = std::max<std::size_t>(srv_->opts.max_body_bytes, 1 << 20);
     }
+    if (body_reading_) {
+      return;  // the pending body read drains when it completes (`on_body_piece`)
+    }
     drain_some();
   }
 
@@ -605,6 +723,15 @@ class stream_session final : public session {
   std::chrono::milliseconds drain_time_{5'000};
   beast::flat_buffer buf_;
   std::optional<request_parser> parser_;
+  std::size_t body_limit_ = 0;  ///< the current request's body limit
+  // A streamed body (`dispatch_streamed`): read on the handler's demand.
+  bool body_streaming_ = false;
+  bool body_done_ = false;
+  /// `too_large` or `malformed` once a read failed so (nothing more is read); else `more`.
+  body_status body_error_ = body_status::more;
+  bool body_reading_ = false;
+  std::size_t body_taken_ = 0;
+  std::string body_piece_;
   std::shared_ptr<exchange_link> link_;
   phase phase_ = phase::reading;
   bool keep_alive_ = true;
@@ -631,8 +758,9 @@ void stream_session<Stream>::on_response(const std::shared_ptr<exchange_link>& l
     return;
   }
   phase_ = phase::responding_final;
-  bool keep = keep_alive_ && !srv_->stopping.load(std::memory_order_relaxed);
+  bool keep = keep_alive_ && !srv_->stopping.load(std::memory_order_relaxed) && !body_unread();
   keep_alive_ = keep;
+  drain_after_write_ = drain_after_write_ || body_unread();
   enqueue(write_response_head(res, srv_->opts.server_name, keep, false, head_only_));
   if (!head_only_) {
     enqueue(std::move(res.body));
@@ -648,6 +776,10 @@ void stream_session<Stream>::on_stream_begin(const std::shared_ptr<exchange_link
     return;
   }
   streaming_ = true;
+  if (body_unread()) {
+    keep_alive_ = false;
+    drain_after_write_ = true;
+  }
   std::string out = write_response_head(head, srv_->opts.server_name, keep_alive_, true, false);
   append_chunk(out, head.body);
   enqueue(std::move(out));
@@ -692,6 +824,27 @@ void stream_session<Stream>::on_stream_abort(const std::shared_ptr<exchange_link
   keep_alive_ = false;
   end_after_flush_ = true;
   flush();
+}
+
+template <class Stream>
+void stream_session<Stream>::on_body_read(const std::shared_ptr<exchange_link>& link,
+                                          std::function<void(body_piece)> fn) {
+  body_piece piece;
+  if (link != link_ || phase_ == phase::closed || phase_ == phase::closing) {
+    return fn(std::move(piece));  // failed: the exchange is over
+  }
+  if (body_error_ != body_status::more) {
+    piece.status = body_error_;  // nothing more can be read
+    return fn(std::move(piece));
+  }
+  if (!body_streaming_ || body_reading_) {
+    return fn(std::move(piece));  // failed: not a streamed body, or a read is already pending
+  }
+  if (body_done_) {
+    piece.status = body_status::last;
+    return fn(std::move(piece));
+  }
+  read_body_piece(std::move(fn));
 }
 
 // -- responder ------------------------------------------------------------------------------------
@@ -804,6 +957,32 @@ void responder::on_cancel(std::function<void()> fn) {
   if (now && fn) {
     fn();
   }
+}
+
+std::shared_ptr<body_source> responder::body_source() const {
+  if (!link_ || !link_->streamed) {
+    return nullptr;
+  }
+  return std::make_shared<http::body_source>(link_);
+}
+
+net::io_context* responder::io_context() const noexcept {
+  return link_ ? link_->io : nullptr;
+}
+
+void body_source::read(std::function<void(body_piece)> fn) {
+  auto s = link_->session_ptr();
+  if (!s) {
+    return fn(body_piece{});  // failed: the exchange is over
+  }
+  auto ex = s->executor();
+  net::post(ex, [s = std::move(s), link = link_, fn = std::move(fn)]() mutable {
+    s->on_body_read(link, std::move(fn));
+  });
+}
+
+std::optional<std::uint64_t> body_source::content_length() const noexcept {
+  return link_->content_length;
 }
 
 std::size_t responder::pending_bytes() const noexcept {

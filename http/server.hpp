@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/result.hpp"
@@ -19,6 +21,44 @@ namespace ib::http {
 
 class session;
 struct exchange_link;
+
+/// How a read of a streamed request body ended (`body_source::read`).
+enum class body_status : std::uint8_t {
+  more,       ///< a piece; more follow
+  last,       ///< the last piece (possibly empty): the body is complete
+  too_large,  ///< the body passed the request's limit (nothing more can be read)
+  malformed,  ///< bad chunked framing (nothing more can be read)
+  failed,     ///< the client left, timed out or the response already ended the exchange
+};
+
+/// One piece of a streamed request body.
+struct body_piece {
+  std::string bytes;  ///< de-chunked body bytes; empty unless `status` is `more` or `last`
+  body_status status = body_status::failed;
+};
+
+/// The body of a request the server streams to its handler instead of reading it whole
+/// (`server_options::streamed_body`): the handler pulls it piece by piece, and the server reads
+/// from the client only when asked, so a slow consumer slows the client down (TCP back-pressure)
+/// and at most one read buffer of the body is held at a time. Get it from
+/// `responder::body_source`; any thread may use it.
+class body_source {
+ public:
+  explicit body_source(std::shared_ptr<exchange_link> link) : link_(std::move(link)) {}
+
+  /// Reads the next piece (one read at a time): `fn` runs once, on the session's I/O thread,
+  /// with a piece of at least one byte (`more`), or the end (`last`, then `last` again on any
+  /// later read), or why no more can be read. Each read waits at most the server's
+  /// `read_timeout` for the client's bytes (past it the connection is closed: `failed`). Once
+  /// the exchange is over (answered, or the client left), `failed`, on the calling thread when
+  /// the connection is gone.
+  void read(std::function<void(body_piece)> fn);
+  /// The request's declared `Content-Length`; none when the body is chunked.
+  std::optional<std::uint64_t> content_length() const noexcept;
+
+ private:
+  std::shared_ptr<exchange_link> link_;
+};
 
 /// Exactly one answer per request: either `send` once, or `stream_begin`, any number of
 /// `stream_write` and one `stream_end`. Move-only; any thread may call it (an actor may hold
@@ -64,6 +104,14 @@ class responder {
   /// one replaces it); it must not block.
   void on_cancel(std::function<void()> fn);
 
+  /// The request's body to pull, when the server streams it (`server_options::streamed_body`
+  /// named the request and it has a body); null otherwise, when `request::body` holds it whole.
+  std::shared_ptr<http::body_source> body_source() const;
+
+  /// The io_context the server runs on, for upstream I/O the handler starts on the same
+  /// threads; null for an empty responder.
+  boost::asio::io_context* io_context() const noexcept;
+
   /// Bytes handed to the session but not yet written to the socket (stream back-pressure).
   std::size_t pending_bytes() const noexcept;
 
@@ -107,6 +155,14 @@ struct server_options {
   /// `max_kept_headers`): their values reach it in `request::headers`, in this order. The
   /// server stores no other field (it reads `Expect` itself).
   std::vector<std::string> kept_headers;
+  /// Requests whose body the handler pulls as it arrives (`responder::body_source`) instead of
+  /// receiving it whole in `request::body`: asked once the head is read, for a request that has
+  /// a body, with its method and target. A value is that request's body limit in bytes (replacing
+  /// `max_body_bytes`: 413 at the head when `Content-Length` shows more, `too_large` when a
+  /// chunked body passes it); none reads the body whole as usual. Runs on an I/O thread; must
+  /// not block. A response that ends before its streamed body was read whole closes the
+  /// connection (after draining briefly, so the client sees it).
+  std::function<std::optional<std::size_t>(method, std::string_view target)> streamed_body;
   /// The value of the `Server` response header; empty sends none.
   std::string server_name;
   /// TLS (both PEM files, or neither for plain HTTP): the certificate chain and private key.

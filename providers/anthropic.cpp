@@ -40,6 +40,20 @@ std::string_view finish_reason(std::string_view stop_reason) noexcept {
   return "stop";
 }
 
+std::string_view stop_reason(std::string_view finish_reason) noexcept {
+  if (finish_reason == "length") {
+    return "max_tokens";
+  }
+  if (finish_reason == "tool_calls" || finish_reason == "function_call") {
+    return "tool_use";
+  }
+  if (finish_reason == "content_filter") {
+    return "refusal";
+  }
+  // stop, and provider-specific reasons (Together's eos, ...).
+  return "end_turn";
+}
+
 namespace {
 
 // Large enough for any real count, small enough that sums never overflow.
@@ -89,6 +103,56 @@ void token_tally::write_json(json_writer& w) const {
   w.end_object();
 }
 
+namespace {
+
+/// Marks an id rewritten by `tool_id`; ids that already start with it are rewritten too.
+constexpr std::string_view rewritten_id_prefix = "ibx_";
+
+bool is_id_char(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
+         || c == '-';
+}
+
+}  // namespace
+
+/// Anthropic tool ids must match `^[a-zA-Z0-9_-]+$`; ids minted by other providers may not
+/// (Kimi's `functions.f:0`, ids with dots or colons). A valid id passes unchanged; any other id,
+/// and any valid id that starts with `ibx_`, becomes `ibx_` + the hex of its bytes. The mapping
+/// is injective (two distinct ids never become one) and is applied alike to `tool_use.id` and
+/// `tool_result.tool_use_id`, so pairs still match.
+std::string tool_id(std::string_view id) {
+  bool valid = std::all_of(id.begin(), id.end(), is_id_char);
+  if (valid && id.substr(0, rewritten_id_prefix.size()) != rewritten_id_prefix) {
+    return std::string(id);
+  }
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(rewritten_id_prefix);
+  out.reserve(out.size() + 2 * id.size());
+  for (char c : id) {
+    auto b = static_cast<unsigned char>(c);
+    out.push_back(hex[b >> 4]);
+    out.push_back(hex[b & 0xF]);
+  }
+  return out;
+}
+
+token_tally token_tally::from_usage(const ib::usage& u) noexcept {
+  token_tally t;
+  t.cache_read = std::clamp<std::int64_t>(u.cached_tokens, 0, max_tokens_count);
+  t.input = std::clamp<std::int64_t>(u.prompt_tokens - t.cache_read, 0, max_tokens_count);
+  t.output = std::clamp<std::int64_t>(u.completion_tokens, 0, max_tokens_count);
+  return t;
+}
+
+void token_tally::write_anthropic_json(json_writer& w) const {
+  w.start_object();
+  w.key("input_tokens").integer(input);
+  w.key("cache_creation_input_tokens").integer(cache_creation);
+  w.key("cache_read_input_tokens").integer(cache_read);
+  w.key("output_tokens").integer(output);
+  w.end_object();
+}
+
 std::int64_t now_unix() noexcept {
   return static_cast<std::int64_t>(std::time(nullptr));
 }
@@ -129,34 +193,8 @@ std::string index_path(std::string_view base, std::size_t i) {
   return p;
 }
 
-bool is_id_char(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
-         || c == '-';
-}
-
-/// Marks an id rewritten by `tool_id`; ids that already start with it are rewritten too.
-constexpr std::string_view rewritten_id_prefix = "ibx_";
-
-/// Anthropic tool ids must match `^[a-zA-Z0-9_-]+$`; ids minted by other providers may not
-/// (Kimi's `functions.f:0`, ids with dots or colons). A valid id passes unchanged; any other id,
-/// and any valid id that starts with `ibx_`, becomes `ibx_` + the hex of its bytes. The mapping
-/// is injective (two distinct ids never become one) and is applied alike to `tool_use.id` and
-/// `tool_result.tool_use_id`, so pairs still match.
-std::string tool_id(std::string_view id) {
-  bool valid = std::all_of(id.begin(), id.end(), is_id_char);
-  if (valid && id.substr(0, rewritten_id_prefix.size()) != rewritten_id_prefix) {
-    return std::string(id);
-  }
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out(rewritten_id_prefix);
-  out.reserve(out.size() + 2 * id.size());
-  for (char c : id) {
-    auto b = static_cast<unsigned char>(c);
-    out.push_back(hex[b >> 4]);
-    out.push_back(hex[b & 0xF]);
-  }
-  return out;
-}
+using detail::is_id_char;
+using detail::tool_id;
 
 /// Tool names: OpenAI documents `^[a-zA-Z0-9_-]{1,64}$`, Anthropic `^[a-zA-Z0-9_-]{1,128}$`
 /// (both checked 2026-11-30). Names are not rewritten (the model answers with the name it was

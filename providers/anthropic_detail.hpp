@@ -16,6 +16,19 @@ namespace ib::providers::anthropic::detail {
 /// The OpenAI `finish_reason` for an Anthropic `stop_reason` (providers.md §2.2).
 std::string_view finish_reason(std::string_view stop_reason) noexcept;
 
+/// The Anthropic `stop_reason` for an OpenAI `finish_reason`, the inverse of `finish_reason`
+/// where one exists: `stop` -> `end_turn`, `length` -> `max_tokens`, `tool_calls` (and the
+/// legacy `function_call`) -> `tool_use`, `content_filter` -> `refusal`; anything else
+/// (`eos`, empty, provider-specific) -> `end_turn`. Used by the Messages API inbound
+/// (providers/anthropic_inbound.cpp).
+std::string_view stop_reason(std::string_view finish_reason) noexcept;
+
+/// A tool id as Anthropic accepts it (`^[a-zA-Z0-9_-]+$`): a valid id unchanged, any other (and
+/// any starting with `ibx_`) as `ibx_` + the hex of its bytes. Injective, so the ids of one
+/// conversation still pair up. Used for `tool_use.id` both ways: OpenAI tool calls sent to
+/// Anthropic, and tool calls of OpenAI-compatible providers returned to Anthropic clients.
+std::string tool_id(std::string_view id);
+
 /// Anthropic token counts. `input` excludes the cached tokens, which come separately.
 struct token_tally {
   std::int64_t input = 0;
@@ -31,6 +44,13 @@ struct token_tally {
   /// Writes the OpenAI `usage` object: `{"prompt_tokens","completion_tokens","total_tokens",
   /// "prompt_tokens_details":{"cached_tokens"}}` (token counts).
   void write_json(json_writer& w) const;
+
+  /// The inverse of `to_usage`: Anthropic counts from OpenAI-semantics usage (`input` = prompt
+  /// minus the cached tokens, never negative; no cache creation is known).
+  static token_tally from_usage(const ib::usage& u) noexcept;
+  /// Writes Anthropic's `usage` object: `{"input_tokens","cache_creation_input_tokens",
+  /// "cache_read_input_tokens","output_tokens"}` (token counts).
+  void write_anthropic_json(json_writer& w) const;
 };
 
 /// The current Unix time in seconds.

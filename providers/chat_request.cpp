@@ -458,6 +458,22 @@ std::string_view unescape_key(std::string_view raw, std::string& scratch) {
   return scratch;
 }
 
+std::string_view to_string(client_api api) noexcept {
+  switch (api) {
+    case client_api::chat_completions:
+      return "chat_completions";
+    case client_api::responses:
+      return "responses";
+    case client_api::messages:
+      return "messages";
+    case client_api::count_tokens:
+      return "count_tokens";
+    case client_api::embeddings:
+      return "embeddings";
+  }
+  return "chat_completions";
+}
+
 std::optional<std::string_view> chat_request::raw_value(std::string_view k) const noexcept {
   std::string scratch;  // used only by a key that holds an escape (rare)
   for (auto it = members.rbegin(); it != members.rend(); ++it) {
@@ -508,7 +524,7 @@ result<chat_request> parse_chat_request(std::string body, const parse_limits& li
   if (!handler.saw_model()) {
     return error{errc::invalid_request, "you must provide a model parameter", "model"};
   }
-  if (!handler.saw_messages()) {
+  if (limits.require_messages && !handler.saw_messages()) {
     return error{errc::invalid_request, "you must provide a messages parameter", "messages"};
   }
   return req;

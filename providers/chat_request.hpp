@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +11,29 @@
 #include "core/result.hpp"
 
 namespace ib::providers {
+
+/// The API a client called: which request, response, stream and error shapes it speaks. The
+/// gateway's own form is chat completions: a request of another API is translated to it for
+/// providers that do not speak that API natively, and forwarded (with `model` patched) to those
+/// that do (providers/front.hpp).
+enum class client_api : std::uint8_t {
+  chat_completions,  ///< POST /v1/chat/completions (OpenAI)
+  responses,         ///< POST /v1/responses (OpenAI Responses API; native: OpenAI)
+  messages,          ///< POST /v1/messages (Anthropic Messages API; native: Anthropic)
+  count_tokens,      ///< POST /v1/messages/count_tokens (Anthropic only; no chat form)
+  embeddings,        ///< POST /v1/embeddings (OpenAI-compatible providers; no chat form)
+};
+
+/// The API's name as in metrics and logs: `chat_completions`, `responses`, `messages`,
+/// `count_tokens`, `embeddings`.
+std::string_view to_string(client_api api) noexcept;
+
+namespace responses {
+struct request_facts;  // providers/responses.hpp
+}
+namespace anthropic_inbound {
+struct request_facts;  // providers/anthropic_inbound.hpp
+}
 
 /// Byte offsets of one top-level member of the client's JSON object: `"key": value`.
 /// Offsets (not views) so that the owning string may move.
@@ -38,6 +62,19 @@ struct chat_request {
   bool has_tools = false;               ///< a non-empty `tools` array
   std::int64_t n = 1;                   ///< `n` when it is an integer, else 1
 
+  // -- the client's API, when it is not chat completions ------------------------------------------
+  client_api api = client_api::chat_completions;
+  /// The client's own body and its top-level members (responses, messages, count_tokens,
+  /// embeddings): sent, with `model` patched, to a provider that speaks the API natively. For
+  /// responses and messages, `body`/`members` above then hold the chat-completions translation
+  /// used for every other provider; for count_tokens and embeddings they are the same as these.
+  std::string native_body;
+  std::vector<member_span> native_members;
+  /// What the Responses translation needs beyond the chat form (responses only).
+  std::shared_ptr<const responses::request_facts> responses_facts;
+  /// What the Messages translation needs beyond the chat form (messages and count_tokens).
+  std::shared_ptr<const anthropic_inbound::request_facts> messages_facts;
+
   /// The (raw, still escaped) key text of `m`.
   std::string_view key(const member_span& m) const noexcept {
     return std::string_view(body).substr(m.key_begin, m.key_end - m.key_begin);
@@ -54,6 +91,9 @@ struct chat_request {
 struct parse_limits {
   int max_depth = 64;               ///< deepest nesting of arrays and objects accepted
   std::size_t max_messages = 2048;  ///< most entries of `messages` accepted (0: no limit)
+  /// Whether `messages` must be present (chat completions). False indexes any API's body:
+  /// `model` is still required, `messages` is validated only when present.
+  bool require_messages = true;
 };
 
 /// The text of a raw (still escaped) JSON key such as `chat_request::key()` returns: `raw` itself

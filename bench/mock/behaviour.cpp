@@ -258,6 +258,14 @@ bool apply_token(std::string_view tok, behaviour& b) {
   if (take_prefix(rest, "status-")) {
     return apply_status(rest, b);
   }
+  if (take_prefix(rest, "chunks-")) {
+    auto n = to_int(rest, 1, 10'000);
+    if (!n) {
+      return false;
+    }
+    b.content_chunks = *n;
+    return true;
+  }
   if (take_prefix(rest, "stall-mid")) {
     return apply_cut(rest, cut_kind::stall_mid, 1, b);
   }

@@ -63,7 +63,8 @@ struct behaviour {
   bool big = false;
   bool burst = false;  // write a whole stream at once (load benchmarks)
   bool reasoner = false;
-  std::string body;          // reply_kind::raw
+  int content_chunks = 0;  // `chunks-<n>`: the reply's text in n content chunks (0: the default 3)
+  std::string body;        // reply_kind::raw
   std::string content_type;  // reply_kind::raw; empty means application/json
   std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
 };

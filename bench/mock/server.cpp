@@ -38,7 +38,7 @@ using namespace net::experimental::awaitable_operators;
 using request = http::request<http::string_body>;
 
 constexpr auto nothrow = net::as_tuple(net::use_awaitable);
-constexpr std::size_t max_body_bytes = 8u << 20;
+constexpr std::size_t max_body_bytes = 32u << 20;
 constexpr std::size_t max_header_bytes = 64u << 10;
 // Between the two halves of a write split inside a UTF-8 character, so they arrive apart.
 constexpr milliseconds utf8_split_pause{2};
@@ -549,7 +549,7 @@ body_text simple_reply(const reply_context& x, int& status) {
         return {"application/json", "{\"id\":"};
       }
       if (b.cut != cut_kind::inband_error) {
-        return {"application/json", reply_body(x)};
+        return {reply_content_type(x), reply_body(x)};
       }
       break;  // a non-stream in-band error is an error-200
     case reply_kind::malformed_body:
@@ -605,6 +605,40 @@ std::optional<provider_route> match_provider(std::string_view path) {
   for (const auto& [prefix, who] : prefixes) {
     if (path.starts_with(prefix) && (path.size() == prefix.size() || path[prefix.size()] == '/')) {
       return provider_route{who, path.substr(prefix.size())};
+    }
+  }
+  return std::nullopt;
+}
+
+/// The API a POST to `rest` (the path after `p`'s prefix) calls, if `p` serves it.
+std::optional<api_kind> api_of(provider p, std::string_view rest) {
+  if (p == provider::anthropic) {
+    if (rest == "/messages") {
+      return api_kind::chat;
+    }
+    if (rest == "/messages/count_tokens") {
+      return api_kind::count_tokens;
+    }
+    return std::nullopt;
+  }
+  if (rest == "/chat/completions") {
+    return api_kind::chat;
+  }
+  if (rest == "/embeddings") {
+    return api_kind::embeddings;
+  }
+  if (p != provider::openai) {
+    return std::nullopt;
+  }
+  static constexpr std::pair<std::string_view, api_kind> openai_only[] = {
+      {"/responses", api_kind::responses},
+      {"/moderations", api_kind::moderations},
+      {"/audio/transcriptions", api_kind::audio_transcriptions},
+      {"/audio/speech", api_kind::audio_speech},
+  };
+  for (const auto& [path, api] : openai_only) {
+    if (rest == path) {
+      return api;
     }
   }
   return std::nullopt;
@@ -707,13 +741,14 @@ net::awaitable<next> serve_provider(conn& c, mock_state& st, const request& req,
   const auto p = route.who;
   st.count_request(p);
   in_flight guard(st);
-  const bool is_chat = route.rest == (p == provider::anthropic ? "/messages" : "/chat/completions");
+  const auto api = api_of(p, route.rest);
+  const bool is_chat = api.has_value();
   const bool is_models = route.rest == "/models";
   const bool method_ok =
       is_chat ? req.method() == http::verb::post : req.method() == http::verb::get;
   chat_request cr;
   if (is_chat && method_ok) {
-    cr = parse_chat_request(p, req.body());
+    cr = parse_api_request(p, *api, req[http::field::content_type], req.body());
   }
   if (st.records()) {
     st.record(make_record(p, req, cr));
@@ -1006,7 +1041,7 @@ net::awaitable<void> serve_connection(conn& c, mock_state& st, const server_opti
       int status = 400;
       if (ec == http::error::body_limit) {
         status = 413;
-        body = control_error("request body exceeds 8 MiB");
+        body = control_error("request body exceeds 32 MiB");
       } else if (ec.category() == http::make_error_code(http::error::bad_method).category()
                  && ec != http::error::end_of_stream && ec != http::error::partial_message) {
         body = control_error("malformed HTTP request");

@@ -113,6 +113,30 @@ struct reply_parts {
   bool is_tool() const { return !tool_name.empty(); }
 };
 
+/// The reply's text as `n` content pieces of about equal size, cut between UTF-8 characters;
+/// padded with " more" words when it has fewer bytes than pieces (`chunks-<n>`).
+std::vector<std::string> spread(const std::vector<std::string>& parts, std::size_t n) {
+  std::string all;
+  for (const auto& p : parts) {
+    all += p;
+  }
+  while (all.size() < n) {
+    all += " more";
+  }
+  std::vector<std::string> out;
+  out.reserve(n);
+  std::size_t start = 0;
+  for (std::size_t i = 1; i <= n; ++i) {
+    std::size_t end = std::max(start, all.size() * i / n);
+    while (end < all.size() && (static_cast<unsigned char>(all[end]) & 0xC0) == 0x80) {
+      ++end;
+    }
+    out.push_back(all.substr(start, end - start));
+    start = end;
+  }
+  return out;
+}
+
 reply_parts make_parts(const reply_context& x) {
   reply_parts r;
   const auto& req = *x.req;
@@ -132,6 +156,9 @@ reply_parts make_parts(const reply_context& x) {
       r.text.emplace_back(hindi_second);
     } else if (b.split_utf8) {
       r.text.emplace_back(utf8_suffix);
+    }
+    if (b.content_chunks > 0) {
+      r.text = spread(r.text, static_cast<std::size_t>(b.content_chunks));
     }
     if (b.big) {
       r.text.insert(r.text.begin() + 1, std::string(big_text()));
@@ -1213,16 +1240,67 @@ std::string resolved_model(std::string_view requested) {
 }
 
 std::string reply_body(const reply_context& x) {
+  switch (x.req != nullptr ? x.req->api : api_kind::chat) {
+    case api_kind::chat:
+      break;
+    case api_kind::responses:
+      return responses_reply_body(x);
+    case api_kind::count_tokens:
+      return count_tokens_reply_body(x);
+    case api_kind::embeddings:
+    case api_kind::moderations:
+    case api_kind::audio_transcriptions:
+    case api_kind::audio_speech:
+      return openai_extra_reply_body(x);
+  }
   auto parts = make_parts(x);
   return x.who == provider::anthropic ? anthropic_body(x, parts) : openai_body(x, parts);
 }
 
+std::string reply_content_type(const reply_context& x) {
+  if (x.req != nullptr && x.req->api != api_kind::chat && x.req->api != api_kind::responses
+      && x.req->api != api_kind::count_tokens) {
+    return openai_extra_content_type(x);
+  }
+  return "application/json";
+}
+
+chat_request parse_api_request(provider p, api_kind api, std::string_view content_type,
+                               std::string_view body) {
+  chat_request r;
+  switch (api) {
+    case api_kind::chat:
+      r = parse_chat_request(p, body);
+      break;
+    case api_kind::responses:
+      r = parse_responses_request(body);
+      break;
+    case api_kind::count_tokens:
+      r = parse_count_tokens_request(body);
+      break;
+    case api_kind::embeddings:
+    case api_kind::moderations:
+    case api_kind::audio_transcriptions:
+    case api_kind::audio_speech:
+      r = parse_openai_extra_request(api, content_type, body);
+      break;
+  }
+  r.api = api;
+  return r;
+}
+
 std::vector<sse_event> reply_events(const reply_context& x) {
+  if (x.req != nullptr && x.req->api == api_kind::responses) {
+    return responses_reply_events(x);
+  }
   auto parts = make_parts(x);
   return x.who == provider::anthropic ? anthropic_events(x, parts) : openai_events(x, parts);
 }
 
 sse_event inband_error_event(const reply_context& x) {
+  if (x.req != nullptr && x.req->api == api_kind::responses) {
+    return responses_inband_error_event(x);
+  }
   switch (x.who) {
     case provider::anthropic:
       return {"error",

@@ -40,8 +40,21 @@ void append_json_string(std::string& out, std::string_view text);
 
 // -- requests ----------------------------------------------------------------------------------
 
+/// Which API of the provider a request calls (the path after the provider's prefix; see
+/// `api_of` in server.cpp).
+enum class api_kind : std::uint8_t {
+  chat,                  // chat completions, or Anthropic's /messages
+  responses,             // OpenAI /responses
+  embeddings,            // OpenAI-style /embeddings
+  moderations,           // OpenAI /moderations
+  audio_transcriptions,  // OpenAI /audio/transcriptions (multipart)
+  audio_speech,          // OpenAI /audio/speech (binary answer)
+  count_tokens,          // Anthropic /messages/count_tokens
+};
+
 /// The parts of a chat request the mock reacts to.
 struct chat_request {
+  api_kind api = api_kind::chat;
   bool parsed = false;  // the body was a JSON object
   std::optional<std::string> model;
   bool stream = false;
@@ -55,6 +68,17 @@ struct chat_request {
 
 /// Parses `body` as `p` would. Never fails: problems end up in `invalid`.
 chat_request parse_chat_request(provider p, std::string_view body);
+
+/// Parses the body of a request to API `api` (`content_type` as sent: multipart for audio).
+/// Never fails: problems end up in `invalid`. Chat goes to `parse_chat_request`; the others to
+/// the parsers below, one file each (bench/mock/responses.cpp, openai_extra.cpp,
+/// anthropic_extra.cpp).
+chat_request parse_api_request(provider p, api_kind api, std::string_view content_type,
+                               std::string_view body);
+chat_request parse_responses_request(std::string_view body);
+chat_request parse_openai_extra_request(api_kind api, std::string_view content_type,
+                                        std::string_view body);
+chat_request parse_count_tokens_request(std::string_view body);
 
 // -- errors ------------------------------------------------------------------------------------
 
@@ -104,8 +128,21 @@ struct reply_context {
 /// The model id a reply carries: `mock-*` ids as sent, others as a dated snapshot.
 std::string resolved_model(std::string_view requested);
 
-/// The complete non-stream success body.
+/// The complete non-stream success body (the content type is JSON except where
+/// `reply_content_type` says otherwise).
 std::string reply_body(const reply_context& x);
+
+/// The content type of `reply_body` for `x`: `application/json` except for binary answers
+/// (audio speech).
+std::string reply_content_type(const reply_context& x);
+
+/// Per-API bodies and streams (one file each; see `parse_api_request`).
+std::string responses_reply_body(const reply_context& x);
+std::vector<struct sse_event> responses_reply_events(const reply_context& x);
+struct sse_event responses_inband_error_event(const reply_context& x);
+std::string openai_extra_reply_body(const reply_context& x);
+std::string openai_extra_content_type(const reply_context& x);
+std::string count_tokens_reply_body(const reply_context& x);
 
 /// Where an SSE event sits in the stream: faults are placed relative to these.
 enum class event_role : std::uint8_t {

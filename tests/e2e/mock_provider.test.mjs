@@ -502,7 +502,7 @@ test('unknown mock behaviour is a loud 400; unknown paths 404 JSON', async () =>
   const nf = await fetch(`${base}/nowhere`);
   assert.equal(nf.status, 404);
   assert.ok((await nf.json()).error);
-  const nf2 = await fetch(`${base}/openai/v1/embeddings`, { method: 'POST', headers: providers.openai.auth, body: '{}' });
+  const nf2 = await fetch(`${base}/openai/v1/assistants`, { method: 'POST', headers: providers.openai.auth, body: '{}' });
   assert.equal(nf2.status, 404);
   assert.ok((await nf2.json()).error.message);
 });
@@ -825,7 +825,7 @@ test('keep-alive with pipelined requests answers in order', async () => {
 test('bad input never crashes the mock', async () => {
   let r = await raw('GARBAGE \x00\x01\x02 / HTTP/9\r\n\r\n');
   assert.match(r.text, /^HTTP\/1\.1 400/);
-  r = await raw('POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\n\r\n');
+  r = await raw('POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 40000000\r\n\r\n');
   assert.match(r.text, /^HTTP\/1\.1 413/);
   const deep = '['.repeat(200000) + ']'.repeat(200000);
   let res = await chat('openai', deep);

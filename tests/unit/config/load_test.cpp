@@ -293,6 +293,14 @@ TEST(LoadStore, PostgresNeedsAUrlAndASharedMasterKey) {
   EXPECT_NE(load_error(R"({"store": {"kinds": "lmdb"}})").find("store"), std::string::npos);
 }
 
+TEST(LoadPassthrough, BodyLimitDefaultsToOpenAIsAudioLimit) {
+  EXPECT_EQ(load_ok("{}").limits_.max_passthrough_body_bytes, 25U * 1024 * 1024);
+  EXPECT_EQ(load_ok(R"({"limits": {"max_passthrough_body_bytes": 1000}})")
+                .limits_.max_passthrough_body_bytes,
+            1000U);
+  EXPECT_FALSE(load(R"({"limits": {"max_passthrough_body_bytes": 0}})", {}));
+}
+
 TEST(LoadHardening, LimitsRateLimitsAndTls) {
   const auto d = load_ok("{}");
   EXPECT_EQ(d.limits_.max_header_count, 100U);

@@ -70,5 +70,78 @@ TEST(Route, AnythingElseIsModelNotFoundNamingTheChoices) {
   }
 }
 
+// -- embeddings: one model, never a tier
+// -----------------------------------------------------------
+
+config embedding_sample() {
+  auto cfg = load(R"({
+    "providers": { "openai": {}, "together": {}, "anthropic": {} },
+    "tiers": { "ib/balanced": [ { "provider": "openai", "model": "gpt-x" } ] },
+    "embedding_models": {
+      "bge-large": [ { "provider": "together", "model": "BAAI/bge-large-en-v1.5" },
+                     { "provider": "openai", "model": "BAAI/bge-large-en-v1.5" } ]
+    }
+  })",
+                  {});
+  EXPECT_TRUE(cfg) << (cfg ? "" : cfg.error().message);
+  return cfg ? std::move(*cfg) : config{};
+}
+
+TEST(EmbeddingRoute, AConfiguredNameGivesEntriesOfTheSameModel) {
+  const auto cfg = embedding_sample();
+  auto r = resolve_embedding_route(cfg, "bge-large");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->tier, "bge-large");
+  ASSERT_EQ(r->plan.size(), 2u);
+  EXPECT_EQ(r->plan[0].provider, "together");
+  EXPECT_EQ(r->plan[1].provider, "openai");
+}
+
+TEST(EmbeddingRoute, ProviderSlashModelGoesToThatProviderAlone) {
+  const auto cfg = embedding_sample();
+  auto r = resolve_embedding_route(cfg, "openai/text-embedding-3-small");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->tier, "");
+  ASSERT_EQ(r->plan.size(), 1u);
+  EXPECT_EQ(r->plan[0].model, "text-embedding-3-small");
+}
+
+TEST(EmbeddingRoute, AChatTierIsRefusedWithTheReason) {
+  const auto cfg = embedding_sample();
+  auto r = resolve_embedding_route(cfg, "ib/balanced");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::invalid_request);
+  EXPECT_EQ(r.error().param, "model");
+  EXPECT_NE(r.error().message.find("not comparable"), std::string::npos) << r.error().message;
+}
+
+TEST(EmbeddingRoute, AnUnknownNameIsModelNotFound) {
+  const auto cfg = embedding_sample();
+  for (const char* name : {"text-embedding-9", "nobody/model", "openai/", ""}) {
+    auto r = resolve_embedding_route(cfg, name);
+    ASSERT_FALSE(r) << name;
+    EXPECT_EQ(r.error().code, errc::not_found) << name;
+    EXPECT_EQ(r.error().detail_code, "model_not_found") << name;
+  }
+}
+
+TEST(EmbeddingRoute, TheShippedDefaultNamesOpenAIsModels) {
+  auto cfg = load("{}", {});
+  ASSERT_TRUE(cfg);
+  auto r = resolve_embedding_route(*cfg, "text-embedding-3-small");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->plan.size(), 1u);
+  EXPECT_EQ(r->plan[0].provider, "openai");
+}
+
+TEST(EmbeddingRoute, EntriesMustNameKnownProviders) {
+  auto cfg = load(R"({"providers": {"openai": {}},
+                      "embedding_models": {"m": [{"provider": "nobody", "model": "x"}]}})",
+                  {});
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.error().message.find("embedding_models.m[0].provider"), std::string::npos)
+      << cfg.error().message;
+}
+
 }  // namespace
 }  // namespace ib::config
