@@ -24,32 +24,32 @@ namespace ib::http {
 
 std::string_view to_string(exchange_failure f) noexcept {
   switch (f) {
-  case exchange_failure::none:
-    return "none";
-  case exchange_failure::connect_error:
-    return "connect_error";
-  case exchange_failure::tls_error:
-    return "tls_error";
-  case exchange_failure::connect_timeout:
-    return "connect_timeout";
-  case exchange_failure::reset:
-    return "reset";
-  case exchange_failure::first_byte_timeout:
-    return "first_byte_timeout";
-  case exchange_failure::idle_timeout:
-    return "idle_timeout";
-  case exchange_failure::total_timeout:
-    return "total_timeout";
-  case exchange_failure::deadline:
-    return "deadline";
-  case exchange_failure::body_too_large:
-    return "body_too_large";
-  case exchange_failure::bad_response:
-    return "bad_response";
-  case exchange_failure::cancelled:
-    return "cancelled";
-  case exchange_failure::pool_closed:
-    return "pool_closed";
+    case exchange_failure::none:
+      return "none";
+    case exchange_failure::connect_error:
+      return "connect_error";
+    case exchange_failure::tls_error:
+      return "tls_error";
+    case exchange_failure::connect_timeout:
+      return "connect_timeout";
+    case exchange_failure::reset:
+      return "reset";
+    case exchange_failure::first_byte_timeout:
+      return "first_byte_timeout";
+    case exchange_failure::idle_timeout:
+      return "idle_timeout";
+    case exchange_failure::total_timeout:
+      return "total_timeout";
+    case exchange_failure::deadline:
+      return "deadline";
+    case exchange_failure::body_too_large:
+      return "body_too_large";
+    case exchange_failure::bad_response:
+      return "bad_response";
+    case exchange_failure::cancelled:
+      return "cancelled";
+    case exchange_failure::pool_closed:
+      return "pool_closed";
   }
   return "unknown";
 }
@@ -67,8 +67,7 @@ namespace {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
-/// The upstream's status line and header fields together may take this many
-/// bytes.
+/// The upstream's status line and header fields together may take this many bytes.
 constexpr std::uint32_t max_response_header_bytes = 64 * 1024;
 
 /// The response fields the client keeps, by index (`response_fields`).
@@ -79,8 +78,8 @@ enum : std::size_t {
   field_keep_alive,
 };
 
-/// The response fields the client keeps: what `response_head` reports, and
-/// `Keep-Alive` (a list: every line counts, see `parse_keep_alive`).
+/// The response fields the client keeps: what `response_head` reports, and `Keep-Alive` (a
+/// list: every line counts, see `parse_keep_alive`).
 std::span<const kept_field> response_fields() {
   static const std::array<kept_field, 4> fields{{
       {bhttp::field::content_type, "content-type", false},
@@ -95,25 +94,29 @@ std::span<const kept_field> response_fields() {
 struct connection {
   std::optional<tcp::socket> plain;
   std::optional<ssl::stream<tcp::socket>> tls;
+  /// Reserved at 4 KiB when the connection is made: Beast sizes a read by the free capacity
+  /// (at least 512 bytes), and a typical ~1 KB completion then arrives in one `recv` instead of
+  /// two (bench/README.md, "hot spots"). Not more: every open stream holds one connection.
   beast::flat_buffer buffer;
-  steady::time_point
-      reusable_until{}; ///< set when pooled: not reused at or after this
+  steady::time_point reusable_until{};  ///< set when pooled: not reused at or after this
+  steady::time_point pooled_at{};       ///< when it was last given back to the pool
 
-  tcp::socket &socket() { return tls ? tls->next_layer() : *plain; }
+  tcp::socket& socket() { return tls ? tls->next_layer() : *plain; }
 };
 
 bool is_blank(char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
-bool is_disconnect(const error_code &ec) {
-  return ec == net::error::eof || ec == net::error::connection_reset ||
-         ec == net::error::broken_pipe || ec == bhttp::error::end_of_stream ||
-         ec == ssl::error::stream_truncated ||
-         ec == net::error::connection_aborted;
+bool is_disconnect(const error_code& ec) {
+  return ec == net::error::eof || ec == net::error::connection_reset
+         || ec == net::error::broken_pipe || ec == bhttp::error::end_of_stream
+         || ec == ssl::error::stream_truncated || ec == net::error::connection_aborted;
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t';
+}
 
 std::string_view trim_spaces(std::string_view s) {
   while (!s.empty() && is_space(s.front())) {
@@ -125,10 +128,8 @@ std::string_view trim_spaces(std::string_view s) {
   return s;
 }
 
-/// The leading decimal digits of `v`, capped at `cap`; nothing when `v` starts
-/// with no digit.
-std::optional<std::uint64_t> leading_number(std::string_view v,
-                                            std::uint64_t cap) {
+/// The leading decimal digits of `v`, capped at `cap`; nothing when `v` starts with no digit.
+std::optional<std::uint64_t> leading_number(std::string_view v, std::uint64_t cap) {
   if (v.size() >= 2 && v.front() == '"') {
     v.remove_prefix(1);
   }
@@ -143,16 +144,16 @@ std::optional<std::uint64_t> leading_number(std::string_view v,
   return n;
 }
 
-template <class T> void keep_smallest(std::optional<T> &slot, T value) {
+template <class T>
+void keep_smallest(std::optional<T>& slot, T value) {
   if (!slot || value < *slot) {
     slot = value;
   }
 }
 
-/// Appends `name: value` CRLF, with any CR or LF in the value turned into a
-/// space (a value must never split a header line).
-void append_field(std::string &out, std::string_view name,
-                  std::string_view value) {
+/// Appends `name: value` CRLF, with any CR or LF in the value turned into a space (a value
+/// must never split a header line).
+void append_field(std::string& out, std::string_view name, std::string_view value) {
   out += name;
   out += ": ";
   for (char c : value) {
@@ -161,13 +162,10 @@ void append_field(std::string &out, std::string_view name,
   out += "\r\n";
 }
 
-/// The head of a request other than a POST with a whole body
-/// (`write_request_head` writes those): any method, and `content-length`,
-/// chunked framing or no body at all.
-std::string write_any_request_head(method m, std::string_view target,
-                                   std::string_view host,
-                                   const header_list &headers,
-                                   std::optional<std::uint64_t> length,
+/// The head of a request other than a POST with a whole body (`write_request_head` writes
+/// those): any method, and `content-length`, chunked framing or no body at all.
+std::string write_any_request_head(method m, std::string_view target, std::string_view host,
+                                   const header_list& headers, std::optional<std::uint64_t> length,
                                    bool chunked) {
   std::string out;
   out.reserve(256 + target.size());
@@ -182,26 +180,24 @@ std::string write_any_request_head(method m, std::string_view target,
   } else if (length) {
     append_field(out, "content-length", std::to_string(*length));
   }
-  for (const auto &[name, value] : headers) {
+  for (const auto& [name, value] : headers) {
     append_field(out, name, value);
   }
   out += "\r\n";
   return out;
 }
 
-} // namespace
+}  // namespace
 
-// -- keep-alive rules
-// -----------------------------------------------------------------------------
+// -- keep-alive rules -----------------------------------------------------------------------------
 
-void parse_keep_alive(std::string_view value, keep_alive_params &into) {
+void parse_keep_alive(std::string_view value, keep_alive_params& into) {
   constexpr std::uint64_t max_timeout_s = 24 * 3600;
   constexpr std::uint64_t max_requests = std::uint64_t{1} << 32;
   while (!value.empty()) {
     auto end = value.find_first_of(",;");
     auto param = value.substr(0, end);
-    value = end == std::string_view::npos ? std::string_view{}
-                                          : value.substr(end + 1);
+    value = end == std::string_view::npos ? std::string_view{} : value.substr(end + 1);
     auto eq = param.find('=');
     if (eq == std::string_view::npos) {
       continue;
@@ -210,8 +206,7 @@ void parse_keep_alive(std::string_view value, keep_alive_params &into) {
     auto text = trim_spaces(param.substr(eq + 1));
     if (beast::iequals(name, "timeout")) {
       if (auto n = leading_number(text, max_timeout_s)) {
-        keep_smallest(into.timeout,
-                      std::chrono::seconds{static_cast<std::int64_t>(*n)});
+        keep_smallest(into.timeout, std::chrono::seconds{static_cast<std::int64_t>(*n)});
       }
     } else if (beast::iequals(name, "max")) {
       if (auto n = leading_number(text, max_requests)) {
@@ -221,7 +216,7 @@ void parse_keep_alive(std::string_view value, keep_alive_params &into) {
   }
 }
 
-std::chrono::milliseconds idle_limit(const keep_alive_params &ka,
+std::chrono::milliseconds idle_limit(const keep_alive_params& ka,
                                      std::chrono::milliseconds max_idle) {
   using std::chrono::milliseconds;
   if (ka.max && *ka.max <= 1) {
@@ -230,21 +225,18 @@ std::chrono::milliseconds idle_limit(const keep_alive_params &ka,
   auto limit = max_idle;
   if (ka.timeout) {
     const milliseconds t = *ka.timeout;
-    // The upstream's idle clock starts when it has written the response, ours
-    // once we have read it: the margin covers that lag and timer slack on both
-    // sides.
-    const milliseconds margin =
-        t >= milliseconds{4'000} ? milliseconds{1'000} : t / 4;
+    // The upstream's idle clock starts when it has written the response, ours once we have read
+    // it: the margin covers that lag and timer slack on both sides.
+    const milliseconds margin = t >= milliseconds{4'000} ? milliseconds{1'000} : t / 4;
     limit = std::min(limit, t - margin);
   }
   return std::max(limit, milliseconds{0});
 }
 
-/// The TLS client context for `ca_file` (the system store, plus `ca_file` if
-/// given), built once per process: loading the CA store costs tens of
-/// milliseconds and megabytes, so every pool shares it (an SSL_CTX is safe to
-/// share between connections and threads).
-std::shared_ptr<ssl::context> client_tls_context(const std::string &ca_file) {
+/// The TLS client context for `ca_file` (the system store, plus `ca_file` if given), built once
+/// per process: loading the CA store costs tens of milliseconds and megabytes, so every pool
+/// shares it (an SSL_CTX is safe to share between connections and threads).
+std::shared_ptr<ssl::context> client_tls_context(const std::string& ca_file) {
   static std::mutex mutex;
   static std::map<std::string, std::weak_ptr<ssl::context>> contexts;
   std::lock_guard lock{mutex};
@@ -262,91 +254,92 @@ std::shared_ptr<ssl::context> client_tls_context(const std::string &ca_file) {
   return ctx;
 }
 
-// -- pool state
-// -----------------------------------------------------------------------------------
+// -- pool state -----------------------------------------------------------------------------------
 
 class exchange;
 
 struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
-  impl(net::io_context &io, client_options o) : io(io), opts(std::move(o)) {
+  impl(net::io_context& io, client_options o) : io(io), opts(std::move(o)) {
     if (opts.endpoint.tls) {
       tls = client_tls_context(opts.ca_file);
     }
     host_header = opts.endpoint.host;
-    bool default_port = (opts.endpoint.tls && opts.endpoint.port == 443) ||
-                        (!opts.endpoint.tls && opts.endpoint.port == 80);
+    bool default_port = (opts.endpoint.tls && opts.endpoint.port == 443)
+                        || (!opts.endpoint.tls && opts.endpoint.port == 80);
     if (host_header.find(':') != std::string::npos) {
-      host_header = "[" + host_header + "]"; // an IPv6 literal
+      host_header = "[" + host_header + "]";  // an IPv6 literal
     }
     if (!default_port) {
       host_header += ":" + std::to_string(opts.endpoint.port);
     }
   }
 
-  /// An idle connection that still looks open, or null. A connection the server
-  /// has closed (EOF, a TLS close_notify, or unexpected bytes waiting) or that
-  /// idled past its limit is dropped. A peek cannot see a close that is still
-  /// in flight: the exchange re-sends once on a fresh connection when a reused
-  /// one dies before any response byte (see `exchange::run`).
+  /// An idle connection that still looks open, or null. A connection the server has closed
+  /// (EOF, a TLS close_notify, or unexpected bytes waiting) or that idled past its limit is
+  /// dropped. A peek cannot see a close that is still in flight: the exchange re-sends once on
+  /// a fresh connection when a reused one dies before any response byte (see `exchange::run`).
   std::unique_ptr<connection> take_idle() {
     std::lock_guard lock{mutex};
     auto now = steady::now();
     while (!idle.empty()) {
       auto c = std::move(idle.back());
       idle.pop_back();
-      if (now < c->reusable_until && looks_open(*c)) {
+      if (now < c->reusable_until && looks_open(*c, now - c->pooled_at >= peek_after)) {
         return c;
       }
     }
     return nullptr;
   }
 
-  static bool looks_open(connection &c) {
+  /// A connection pooled less than this long ago is reused without the `recv` peek: a close
+  /// racing the reuse is covered by the re-send on a fresh connection anyway, and under load
+  /// (connections back in the pool within milliseconds) the peek was one syscall per request.
+  static constexpr std::chrono::milliseconds peek_after{1000};
+
+  /// False when `c` shows it was closed: TLS state always; the socket itself (a `recv` peek)
+  /// only when `peek`.
+  static bool looks_open(connection& c, bool peek) {
     if (c.tls) {
-      // Bytes the TLS layer has already taken off the socket (a close_notify
-      // read together with the end of the last response) are invisible to the
-      // peek below.
-      SSL *ssl = c.tls->native_handle();
-      if ((SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0 ||
-          SSL_has_pending(ssl) == 1 ||
-          BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0) {
+      // Bytes the TLS layer has already taken off the socket (a close_notify read together with
+      // the end of the last response) are invisible to the peek below.
+      SSL* ssl = c.tls->native_handle();
+      if ((SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0 || SSL_has_pending(ssl) == 1
+          || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0) {
         return false;
       }
     }
+    if (!peek) {
+      return true;
+    }
     char probe;
-    auto n =
-        ::recv(c.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    auto n = ::recv(c.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
-  /// Pools `c` for at most `limit` (from the response's `Keep-Alive` header);
-  /// closes it instead when `limit` is zero or the pool is full or shut down.
-  /// Also drops the oldest idle connections that are past their limit (the
-  /// upstream has closed them or is about to).
-  void give_back(std::unique_ptr<connection> c,
-                 std::chrono::milliseconds limit) {
+  /// Pools `c` for at most `limit` (from the response's `Keep-Alive` header); closes it instead
+  /// when `limit` is zero or the pool is full or shut down. Also drops the oldest idle
+  /// connections that are past their limit (the upstream has closed them or is about to).
+  void give_back(std::unique_ptr<connection> c, std::chrono::milliseconds limit) {
     auto now = steady::now();
     c->reusable_until = now + limit;
+    c->pooled_at = now;
     std::lock_guard lock{mutex};
     std::size_t expired = 0;
     while (expired < idle.size() && idle[expired]->reusable_until <= now) {
       ++expired;
     }
     if (expired > 0) {
-      idle.erase(idle.begin(),
-                 idle.begin() + static_cast<std::ptrdiff_t>(expired));
+      idle.erase(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(expired));
     }
-    if (closed || limit <= std::chrono::milliseconds{0} ||
-        idle.size() >= opts.pool_size) {
-      return; // closed by its destructor, outside nothing else references it
+    if (closed || limit <= std::chrono::milliseconds{0} || idle.size() >= opts.pool_size) {
+      return;  // closed by its destructor, outside nothing else references it
     }
     idle.push_back(std::move(c));
   }
 
-  net::io_context &io;
+  net::io_context& io;
   client_options opts;
-  std::shared_ptr<ssl::context>
-      tls; ///< shared by every pool with the same CA file
+  std::shared_ptr<ssl::context> tls;  ///< shared by every pool with the same CA file
   std::string host_header;
 
   mutable std::mutex mutex;
@@ -356,25 +349,24 @@ struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
   bool closed = false;
 };
 
-// -- one exchange
-// ---------------------------------------------------------------------------------
+// -- one exchange ---------------------------------------------------------------------------------
 
-class exchange : public exchange_control,
-                 public std::enable_shared_from_this<exchange> {
-public:
+class exchange : public exchange_control, public std::enable_shared_from_this<exchange> {
+ public:
   exchange(std::shared_ptr<upstream_pool::impl> pool, outgoing_request req,
            std::shared_ptr<exchange_handler> handler)
-      : pool_(std::move(pool)), strand_(net::make_strand(pool_->io)),
-        timer_(strand_), pause_timer_(strand_), req_(std::move(req)),
+      : pool_(std::move(pool)),
+        strand_(net::make_strand(pool_->io)),
+        timer_(strand_),
+        pause_timer_(strand_),
+        req_(std::move(req)),
         handler_(std::move(handler)) {}
 
   ~exchange() override {
     if (conn_) {
-      // The last reference may be dropped on an actor thread: sockets are only
-      // ever touched on the I/O threads (asio's reactor does not tolerate a
-      // close racing its event loop).
-      auto doomed =
-          std::make_shared<std::unique_ptr<connection>>(std::move(conn_));
+      // The last reference may be dropped on an actor thread: sockets are only ever touched on
+      // the I/O threads (asio's reactor does not tolerate a close racing its event loop).
+      auto doomed = std::make_shared<std::unique_ptr<connection>>(std::move(conn_));
       net::post(pool_->io, [doomed] { doomed->reset(); });
     }
     if (!completed_ && handler_) {
@@ -390,14 +382,13 @@ public:
     auto total = start_ + pool_->opts.total_timeout;
     deadline_is_request_ = req_.deadline <= total;
     total_deadline_ = std::min(total, req_.deadline);
-    net::co_spawn(strand_, run(),
-                  [self = shared_from_this()](std::exception_ptr e) {
-                    if (e) {
-                      self->abandon_connection();
-                      self->complete(exchange_failure::bad_response);
-                    }
-                    self->unregister();
-                  });
+    net::co_spawn(strand_, run(), [self = shared_from_this()](std::exception_ptr e) {
+      if (e) {
+        self->abandon_connection();
+        self->complete(exchange_failure::bad_response);
+      }
+      self->unregister();
+    });
   }
 
   void cancel() override { abort(exchange_failure::cancelled); }
@@ -421,11 +412,10 @@ public:
     });
   }
 
-private:
+ private:
   enum class stage : std::uint8_t { connecting, waiting, receiving };
 
-  // -- deadline watchdog
-  // --------------------------------------------------------------------------
+  // -- deadline watchdog --------------------------------------------------------------------------
   void arm(steady::time_point t) {
     deadline_ = std::min(t, total_deadline_);
     if (!watching_) {
@@ -464,15 +454,14 @@ private:
       return exchange_failure::total_timeout;
     }
     switch (stage_) {
-    case stage::connecting:
-      return exchange_failure::connect_timeout;
-    case stage::waiting:
-      return exchange_failure::first_byte_timeout;
-    case stage::receiving:
-      break;
+      case stage::connecting:
+        return exchange_failure::connect_timeout;
+      case stage::waiting:
+        return exchange_failure::first_byte_timeout;
+      case stage::receiving:
+        break;
     }
-    return payload_seen_ ? exchange_failure::idle_timeout
-                         : exchange_failure::first_byte_timeout;
+    return payload_seen_ ? exchange_failure::idle_timeout : exchange_failure::first_byte_timeout;
   }
 
   void close_socket() {
@@ -485,10 +474,8 @@ private:
     }
   }
 
-  /// The failure to report for an I/O error `ec`, taking timeouts and aborts
-  /// into account.
-  exchange_failure failure_for(const error_code &ec,
-                               exchange_failure io_default) const {
+  /// The failure to report for an I/O error `ec`, taking timeouts and aborts into account.
+  exchange_failure failure_for(const error_code& ec, exchange_failure io_default) const {
     if (forced_ != exchange_failure::none) {
       return forced_;
     }
@@ -499,8 +486,7 @@ private:
     return io_default;
   }
 
-  // -- the exchange
-  // -------------------------------------------------------------------------------
+  // -- the exchange -------------------------------------------------------------------------------
   net::awaitable<void> run() {
     if (forced_ != exchange_failure::none) {
       complete(forced_);
@@ -519,9 +505,8 @@ private:
           co_return;
         }
       }
-      // Only the first attempt, and only on a pooled connection: a fresh
-      // connection's failure is the provider's, and a request is never sent
-      // more than twice.
+      // Only the first attempt, and only on a pooled connection: a fresh connection's failure is
+      // the provider's, and a request is never sent more than twice.
       const bool may_retry = reused && attempt == 0;
       bool finished = false;
       if (conn_->tls) {
@@ -532,46 +517,40 @@ private:
       if (finished) {
         co_return;
       }
-      // A pooled connection the server had already closed: one retry on a fresh
-      // one.
+      // A pooled connection the server had already closed: one retry on a fresh one.
       abandon_connection();
     }
   }
 
-  /// Whether a failure on the connection may be retried on a fresh one: a
-  /// pooled connection, no byte of the response received, and no timeout or
-  /// cancellation behind the failure.
-  bool stale_connection(bool may_retry, const error_code &ec,
-                        bool got_bytes) const {
-    return may_retry && !got_bytes && is_disconnect(ec) &&
-           forced_ == exchange_failure::none &&
-           timed_out_ == exchange_failure::none;
+  /// Whether a failure on the connection may be retried on a fresh one: a pooled connection, no
+  /// byte of the response received, and no timeout or cancellation behind the failure.
+  bool stale_connection(bool may_retry, const error_code& ec, bool got_bytes) const {
+    return may_retry && !got_bytes && is_disconnect(ec) && forced_ == exchange_failure::none
+           && timed_out_ == exchange_failure::none;
   }
 
   net::awaitable<bool> connect() {
     stage_ = stage::connecting;
     arm(steady::now() + pool_->opts.connect_timeout);
-    const auto &ep = pool_->opts.endpoint;
+    const auto& ep = pool_->opts.endpoint;
     resolver_.emplace(strand_);
-    // GCC 12 miscompiles temporaries with destructors inside a co_await
-    // expression (double destruction): every co_await below takes only named
-    // arguments.
+    // GCC 12 miscompiles temporaries with destructors inside a co_await expression (double
+    // destruction): every co_await below takes only named arguments.
     const std::string port = std::to_string(ep.port);
-    auto [rec, results] =
-        co_await resolver_->async_resolve(ep.host, port, use_tuple);
+    auto [rec, results] = co_await resolver_->async_resolve(ep.host, port, use_tuple);
     resolver_.reset();
     if (rec || results.empty()) {
       complete(failure_for(rec, exchange_failure::connect_error));
       co_return false;
     }
     conn_ = std::make_unique<connection>();
+    conn_->buffer.reserve(4 * 1024);
     if (ep.tls) {
       conn_->tls.emplace(tcp::socket(strand_), *pool_->tls);
     } else {
       conn_->plain.emplace(strand_);
     }
-    auto [cec, endpoint] =
-        co_await net::async_connect(conn_->socket(), results, use_tuple);
+    auto [cec, endpoint] = co_await net::async_connect(conn_->socket(), results, use_tuple);
     (void)endpoint;
     if (cec) {
       abandon_connection();
@@ -581,15 +560,14 @@ private:
     error_code ignored;
     conn_->socket().set_option(tcp::no_delay(true), ignored);
     if (ep.tls) {
-      auto *native = conn_->tls->native_handle();
+      auto* native = conn_->tls->native_handle();
       if (!SSL_set_tlsext_host_name(native, ep.host.c_str())) {
         abandon_connection();
         complete(exchange_failure::tls_error);
         co_return false;
       }
       conn_->tls->set_verify_callback(ssl::host_name_verification(ep.host));
-      auto [hec] = co_await conn_->tls->async_handshake(
-          ssl::stream_base::client, use_tuple);
+      auto [hec] = co_await conn_->tls->async_handshake(ssl::stream_base::client, use_tuple);
       if (hec) {
         abandon_connection();
         complete(failure_for(hec, exchange_failure::tls_error));
@@ -599,11 +577,10 @@ private:
     co_return true;
   }
 
-  /// Runs the exchange on an open connection. Returns false when the caller
-  /// should retry on a fresh connection (a reused one turned out dead before
-  /// any response byte).
+  /// Runs the exchange on an open connection. Returns false when the caller should retry on a
+  /// fresh connection (a reused one turned out dead before any response byte).
   template <class Stream>
-  net::awaitable<bool> exchange_on(Stream &stream, bool may_retry) {
+  net::awaitable<bool> exchange_on(Stream& stream, bool may_retry) {
     stage_ = stage::waiting;
     sent_at_ = steady::now();
     arm(sent_at_ + pool_->opts.first_byte_timeout);
@@ -617,28 +594,23 @@ private:
     } else {
       std::string head;
       if (req_.method == method::post) {
-        head = write_request_head(req_.target, pool_->host_header, req_.headers,
-                                  req_.body.size());
+        head = write_request_head(req_.target, pool_->host_header, req_.headers, req_.body.size());
       } else {
         std::optional<std::uint64_t> length;
-        if (!req_.body.empty() || req_.method == method::put ||
-            req_.method == method::patch) {
+        if (!req_.body.empty() || req_.method == method::put || req_.method == method::patch) {
           length = req_.body.size();
         }
-        head =
-            write_any_request_head(req_.method, req_.target, pool_->host_header,
-                                   req_.headers, length, false);
+        head = write_any_request_head(req_.method, req_.target, pool_->host_header, req_.headers,
+                                      length, false);
       }
-      std::array<net::const_buffer, 2> bufs{net::buffer(head),
-                                            net::buffer(req_.body)};
+      std::array<net::const_buffer, 2> bufs{net::buffer(head), net::buffer(req_.body)};
       auto [wec, wn] = co_await net::async_write(stream, bufs, use_tuple);
       (void)wn;
       if (wec) {
-        // Nothing can have been answered yet, whatever the error: a write error
-        // on a pooled connection is always a stale connection, unless a timeout
-        // or cancel closed it.
-        if (may_retry && forced_ == exchange_failure::none &&
-            timed_out_ == exchange_failure::none) {
+        // Nothing can have been answered yet, whatever the error: a write error on a pooled
+        // connection is always a stale connection, unless a timeout or cancel closed it.
+        if (may_retry && forced_ == exchange_failure::none
+            && timed_out_ == exchange_failure::none) {
           co_return false;
         }
         abandon_connection();
@@ -650,23 +622,19 @@ private:
     response_parser parser{response_fields(), max_response_header_bytes,
                            pool_->opts.max_body_bytes};
     parser.sink(&result_.body, pool_->opts.max_body_bytes);
-    parser.skip(req_.method == method::head); // a HEAD response has no body
-    auto [hec, hn] = co_await bhttp::async_read_header(stream, conn_->buffer,
-                                                       parser, use_tuple);
+    parser.skip(req_.method == method::head);  // a HEAD response has no body
+    auto [hec, hn] = co_await bhttp::async_read_header(stream, conn_->buffer, parser, use_tuple);
     (void)hn;
     read_head(parser);
     if (hec) {
-      // EOF or a reset before a single response byte: the upstream closed the
-      // pooled connection (its keep-alive timeout) as the request went out, and
-      // never answered it.
-      if (stale_connection(may_retry, hec,
-                           parser.got_some() || conn_->buffer.size() != 0)) {
+      // EOF or a reset before a single response byte: the upstream closed the pooled connection
+      // (its keep-alive timeout) as the request went out, and never answered it.
+      if (stale_connection(may_retry, hec, parser.got_some() || conn_->buffer.size() != 0)) {
         co_return false;
       }
       abandon_connection();
-      complete(failure_for(hec, is_disconnect(hec)
-                                    ? exchange_failure::reset
-                                    : exchange_failure::bad_response));
+      complete(failure_for(
+          hec, is_disconnect(hec) ? exchange_failure::reset : exchange_failure::bad_response));
       co_return true;
     }
     stage_ = stage::receiving;
@@ -674,8 +642,7 @@ private:
     int status = result_.head.status;
     bool streaming = req_.stream && status >= 200 && status < 300;
     if (status >= 100 && status < 200) {
-      // Interim responses are not expected for our requests; treat as a broken
-      // upstream.
+      // Interim responses are not expected for our requests; treat as a broken upstream.
       abandon_connection();
       complete(exchange_failure::bad_response);
       co_return true;
@@ -683,18 +650,14 @@ private:
     std::string piece;
     if (streaming) {
       handler_->on_head(result_.head);
-      parser.sink(
-          &piece,
-          response_parser::unlimited); // our own timeouts bound a stream
+      parser.sink(&piece, response_parser::unlimited);  // our own timeouts bound a stream
     }
 
     bool stopped = false;
-    std::size_t scanned =
-        0; // non-stream: body bytes already checked for payload
+    std::size_t scanned = 0;  // non-stream: body bytes already checked for payload
     while (!parser.is_done()) {
       piece.clear();
-      auto [rec, rn] = co_await bhttp::async_read_some(stream, conn_->buffer,
-                                                       parser, use_tuple);
+      auto [rec, rn] = co_await bhttp::async_read_some(stream, conn_->buffer, parser, use_tuple);
       (void)rn;
       if (parser.too_large()) {
         abandon_connection();
@@ -713,16 +676,15 @@ private:
         }
         if (action.pause) {
           co_await wait_resume();
-          if (forced_ != exchange_failure::none ||
-              timed_out_ != exchange_failure::none) {
+          if (forced_ != exchange_failure::none || timed_out_ != exchange_failure::none) {
             abandon_connection();
             complete(failure_for({}, exchange_failure::cancelled));
             co_return true;
           }
         }
       } else if (!streaming && !payload_seen_) {
-        // The first non-blank byte is the first payload byte (DeepSeek sends
-        // blank lines while it holds a request).
+        // The first non-blank byte is the first payload byte (DeepSeek sends blank lines while
+        // it holds a request).
         for (; scanned < result_.body.size(); ++scanned) {
           if (!is_blank(result_.body[scanned])) {
             payload_seen_ = true;
@@ -733,15 +695,14 @@ private:
       }
       if (rec) {
         abandon_connection();
-        complete(failure_for(rec, is_disconnect(rec) ||
-                                          rec == bhttp::error::partial_message
+        complete(failure_for(rec, is_disconnect(rec) || rec == bhttp::error::partial_message
                                       ? exchange_failure::reset
                                       : exchange_failure::bad_response));
         co_return true;
       }
     }
-    if (stopped || !keep_alive || forced_ != exchange_failure::none ||
-        timed_out_ != exchange_failure::none || conn_->buffer.size() != 0) {
+    if (stopped || !keep_alive || forced_ != exchange_failure::none
+        || timed_out_ != exchange_failure::none || conn_->buffer.size() != 0) {
       abandon_connection();
     } else {
       keep_alive_params ka;
@@ -752,30 +713,27 @@ private:
     co_return true;
   }
 
-  /// Sends the head and the pulled body, piece by piece (chunked when no length
-  /// is known). Returns false when the exchange has ended (completed with its
-  /// failure).
+  /// Sends the head and the pulled body, piece by piece (chunked when no length is known).
+  /// Returns false when the exchange has ended (completed with its failure).
   template <class Stream>
-  net::awaitable<bool> send_pulled_body(Stream &stream) {
+  net::awaitable<bool> send_pulled_body(Stream& stream) {
     const bool chunked = !req_.body_length.has_value();
-    std::string out =
-        write_any_request_head(req_.method, req_.target, pool_->host_header,
-                               req_.headers, req_.body_length, chunked);
+    std::string out = write_any_request_head(req_.method, req_.target, pool_->host_header,
+                                             req_.headers, req_.body_length, chunked);
     std::uint64_t sent = 0;
     for (;;) {
       body_chunk piece = co_await pull_next();
-      if (forced_ != exchange_failure::none ||
-          timed_out_ != exchange_failure::none) {
+      if (forced_ != exchange_failure::none || timed_out_ != exchange_failure::none) {
         abandon_connection();
         complete(failure_for({}, exchange_failure::cancelled));
         co_return false;
       }
-      if (piece.failed ||
-          (!chunked &&
-           (sent + piece.bytes.size() > *req_.body_length ||
-            (piece.last && sent + piece.bytes.size() != *req_.body_length)))) {
-        // The source failed, or gave other than the declared length: never send
-        // a body the upstream would frame differently.
+      if (piece.failed
+          || (!chunked
+              && (sent + piece.bytes.size() > *req_.body_length
+                  || (piece.last && sent + piece.bytes.size() != *req_.body_length)))) {
+        // The source failed, or gave other than the declared length: never send a body the
+        // upstream would frame differently.
         abandon_connection();
         complete(exchange_failure::cancelled);
         co_return false;
@@ -791,8 +749,7 @@ private:
       }
       piece.bytes = {};
       if (!out.empty()) {
-        auto [wec, wn] =
-            co_await net::async_write(stream, net::buffer(out), use_tuple);
+        auto [wec, wn] = co_await net::async_write(stream, net::buffer(out), use_tuple);
         (void)wn;
         if (wec) {
           abandon_connection();
@@ -808,8 +765,7 @@ private:
     }
   }
 
-  /// The next piece of the pulled body; returns early (an empty piece) on a
-  /// cancel or timeout.
+  /// The next piece of the pulled body; returns early (an empty piece) on a cancel or timeout.
   net::awaitable<body_chunk> pull_next() {
     pulled_.reset();
     req_.pull_body([self = shared_from_this()](body_chunk c) {
@@ -818,8 +774,7 @@ private:
         self->pause_timer_.cancel();
       });
     });
-    while (!pulled_ && forced_ == exchange_failure::none &&
-           timed_out_ == exchange_failure::none) {
+    while (!pulled_ && forced_ == exchange_failure::none && timed_out_ == exchange_failure::none) {
       pause_timer_.expires_at(steady::time_point::max());
       co_await pause_timer_.async_wait(use_tuple);
     }
@@ -832,8 +787,8 @@ private:
     // While paused for a slow client, only the total deadline applies.
     auto saved = deadline_;
     deadline_ = total_deadline_;
-    while (!resume_requested_ && forced_ == exchange_failure::none &&
-           timed_out_ == exchange_failure::none) {
+    while (!resume_requested_ && forced_ == exchange_failure::none
+           && timed_out_ == exchange_failure::none) {
       pause_timer_.expires_at(steady::time_point::max());
       co_await pause_timer_.async_wait(use_tuple);
     }
@@ -845,10 +800,9 @@ private:
     }
   }
 
-  /// Copies what the gateway uses of the response head (as far as it was
-  /// parsed).
-  void read_head(response_parser &parser) {
-    auto &values = parser.values();
+  /// Copies what the gateway uses of the response head (as far as it was parsed).
+  void read_head(response_parser& parser) {
+    auto& values = parser.values();
     result_.head.status = parser.status();
     result_.head.content_type = std::move(values[field_content_type]);
     result_.head.retry_after = std::move(values[field_retry_after]);
@@ -888,8 +842,7 @@ private:
   std::shared_ptr<exchange_handler> handler_;
   std::unique_ptr<connection> conn_;
   exchange_result result_;
-  std::optional<body_chunk>
-      pulled_; ///< the pulled body's piece, once it arrived
+  std::optional<body_chunk> pulled_;  ///< the pulled body's piece, once it arrived
   std::uint64_t id_ = 0;
   steady::time_point start_{};
   steady::time_point sent_at_{};
@@ -907,19 +860,18 @@ private:
   friend class ib::http::upstream_pool;
 };
 
-// -- pool
-// -----------------------------------------------------------------------------------------
+// -- pool -----------------------------------------------------------------------------------------
 
-upstream_pool::upstream_pool(net::io_context &io, client_options opts)
+upstream_pool::upstream_pool(net::io_context& io, client_options opts)
     : impl_(std::make_shared<impl>(io, std::move(opts))) {}
 
-upstream_pool::~upstream_pool() { shutdown(); }
+upstream_pool::~upstream_pool() {
+  shutdown();
+}
 
-std::shared_ptr<exchange_control>
-upstream_pool::start(outgoing_request req,
-                     std::shared_ptr<exchange_handler> handler) {
-  auto ex =
-      std::make_shared<exchange>(impl_, std::move(req), std::move(handler));
+std::shared_ptr<exchange_control> upstream_pool::start(outgoing_request req,
+                                                       std::shared_ptr<exchange_handler> handler) {
+  auto ex = std::make_shared<exchange>(impl_, std::move(req), std::move(handler));
   std::uint64_t id = 0;
   bool closed = false;
   {
@@ -943,23 +895,21 @@ void upstream_pool::shutdown() {
   {
     std::lock_guard lock{impl_->mutex};
     impl_->closed = true;
-    for (auto &[id, weak] : impl_->in_flight) {
+    for (auto& [id, weak] : impl_->in_flight) {
       if (auto ex = weak.lock()) {
         live.push_back(std::move(ex));
       }
     }
     idle.swap(impl_->idle);
   }
-  for (auto &ex : live) {
+  for (auto& ex : live) {
     ex->abort(exchange_failure::pool_closed);
   }
-  // Sockets are only ever touched on the I/O threads: close the idle ones
-  // there.
+  // Sockets are only ever touched on the I/O threads: close the idle ones there.
   if (!idle.empty()) {
-    auto doomed = std::make_shared<std::vector<std::unique_ptr<connection>>>(
-        std::move(idle));
+    auto doomed = std::make_shared<std::vector<std::unique_ptr<connection>>>(std::move(idle));
     net::post(impl_->io, [doomed] { doomed->clear(); });
   }
 }
 
-} // namespace ib::http
+}  // namespace ib::http

@@ -5,14 +5,20 @@
 #   scripts/install-deps.sh --test   also the test dependencies (Python cryptography, Node.js,
 #                                    Prometheus: the `prometheus` server and `promtool`,
 #                                    PostgreSQL 15: `initdb`, `pg_ctl`, `postgres`, `psql`,
-#                                    clang 14 and its libFuzzer/sanitizer runtimes for fuzz/)
+#                                    clang 14 and its libFuzzer/sanitizer runtimes for fuzz/,
+#                                    and the load-testing tools of --bench, which the harness's
+#                                    smoke test runs)
+#   scripts/install-deps.sh --bench  the load-testing harness (bench/harness.sh): wrk, nginx-light,
+#                                    gnuplot-nox, linux-perf, strace, Node.js
 set -euo pipefail
 
 want_test=0
+want_bench=0
 for arg in "$@"; do
   case "$arg" in
-    --test) want_test=1 ;;
-    *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+    --test) want_test=1; want_bench=1 ;;
+    --bench) want_bench=1 ;;
+    *) echo "usage: $0 [--test] [--bench]" >&2; exit 2 ;;
   esac
 done
 
@@ -32,16 +38,26 @@ if [ "$want_test" = 1 ]; then
              postgresql-15 clang libclang-rt-14-dev)
 fi
 
+if [ "$want_bench" = 1 ]; then
+  # bench/harness.sh: wrk drives the non-streamed rows, nginx-light is the reference proxy hop
+  # (the harness starts its own on a loopback port; the package's service is kept off below),
+  # gnuplot-nox draws the PNGs, perf and strace profile the gateway (--profile).
+  packages+=(wrk nginx-light gnuplot-nox linux-perf strace)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
 done
-# Node.js and npm drive the end-to-end tests; a machine may already have them from elsewhere
-# (then Debian's packages would conflict), so only install them when the commands are absent.
-if [ "$want_test" = 1 ]; then
+# Node.js and npm drive the end-to-end tests (Node alone the harness); a machine may already have
+# them from elsewhere (then Debian's packages would conflict), so only install them when the
+# commands are absent.
+if [ "$want_test" = 1 ] || [ "$want_bench" = 1 ]; then
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
+fi
+if [ "$want_test" = 1 ]; then
   command -v npm >/dev/null 2>&1 || missing+=(npm)
 fi
 
@@ -71,6 +87,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
       $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
     elif [ -x /etc/init.d/prometheus ]; then
       $sudo /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    fi
+  fi
+  if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
+    # The harness runs nginx itself; the packaged site on :80 stays off.
+    if [ -d /run/systemd/system ]; then
+      $sudo systemctl disable --now nginx >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/nginx ]; then
+      $sudo /etc/init.d/nginx stop >/dev/null 2>&1 || true
     fi
   fi
   if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then

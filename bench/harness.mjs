@@ -1,0 +1,1030 @@
+// The load-testing harness of issue 17: one command that builds the Release binaries, starts
+// everything itself on loopback and measures, in one run and side by side,
+//   direct       load generator -> mock provider
+//   nginx        load generator -> nginx (1 worker, keep-alive upstream pool, no access log) -> mock
+//   inferbridge  load generator -> the gateway (tiers pointing at the mock) -> mock
+//   other        load generator -> any gateway URL given with --other-url (its headers and body)
+// Non-streamed rows are driven by wrk (-t1, bench/harness/post.lua); streamed rows and the open
+// streams by an in-process Node client that timestamps every chunk. Per row: RPS, latency
+// percentiles, latency added vs direct, CPU µs per request of the proxy process (utime + stime of
+// all threads from /proc/PID/stat), peak RSS (VmHWM, reset before each row), errors, upstream
+// connections accepted by the mock (pool reuse), the load generator's and the mock's CPU.
+// Writes results.md, results.json and PNG plots (gnuplot) under bench/results/<stamp>/.
+// See bench/README.md ("harness") for the options and how to read the figures.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { startProcess, stopProcess, waitUntil, freePort } from '../tests/e2e/lib/procs.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+
+// -- options ------------------------------------------------------------------------------------
+
+const USAGE = `usage: bench/harness.sh [--quick] [--duration S] [--warmup S] [--hold S] [--streams N]
+                        [--other-url URL [--other-header 'K: V']... [--other-body FILE]
+                         [--other-name NAME] [--other-pid PID]] [--mock-port PORT]
+                        [--out DIR] [--build-dir DIR] [--no-build] [--profile S]`;
+
+function parseOptions(argv) {
+  const o = {
+    quick: false, duration: undefined, warmup: undefined, hold: undefined, streams: undefined,
+    otherUrl: undefined, otherHeaders: [], otherBody: undefined, otherName: 'other',
+    otherPid: undefined, mockPort: 0, out: undefined, buildDir: path.join(root, 'build-bench'),
+    build: true, profile: 0,
+  };
+  const num = (v, name) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`${name}: expected a number, got '${v}'`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; ++i) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    switch (a) {
+      case '--quick': o.quick = true; break;
+      case '--duration': o.duration = Math.max(1, Math.round(num(val(), a))); break;
+      case '--warmup': o.warmup = Math.round(num(val(), a)); break;
+      case '--hold': o.hold = num(val(), a); break;
+      case '--streams': o.streams = Math.max(4, Math.round(num(val(), a))); break;
+      case '--other-url': o.otherUrl = val(); break;
+      case '--other-header': o.otherHeaders.push(val()); break;
+      case '--other-body': o.otherBody = val(); break;
+      case '--other-name': o.otherName = val(); break;
+      case '--other-pid': o.otherPid = Math.round(num(val(), a)); break;
+      case '--mock-port': o.mockPort = Math.round(num(val(), a)); break;
+      case '--out': o.out = path.resolve(val()); break;
+      case '--build-dir': o.buildDir = path.resolve(val()); break;
+      case '--no-build': o.build = false; break;
+      case '--profile': o.profile = Math.round(num(val(), a)); break;
+      case '-h': case '--help': console.log(USAGE); process.exit(0); break;
+      default: throw new Error(`unknown option '${a}'\n${USAGE}`);
+    }
+  }
+  return o;
+}
+
+/// What each mode runs. --quick: every scenario and every path, a second each, tiny load.
+function plan(o) {
+  const p = o.quick
+    ? { duration: 1, warmup: 0, fast: [1, 64], slow: [256], stream: [16], streamSecs: 1,
+        streams: 20, hold: 1, fallbackC: 1, translationC: 64 }
+    : { duration: 10, warmup: 2, fast: [1, 16, 64, 256], slow: [1, 16, 64, 256], stream: [16, 256],
+        streamSecs: 10, streams: 1000, hold: 30, fallbackC: 1, translationC: 64 };
+  if (o.duration !== undefined) { p.duration = o.duration; p.streamSecs = o.duration; }
+  if (o.warmup !== undefined) p.warmup = o.warmup;
+  if (o.hold !== undefined) p.hold = o.hold;
+  if (o.streams !== undefined) p.streams = o.streams;
+  return p;
+}
+
+// -- small helpers --------------------------------------------------------------------------------
+
+const log = (...a) => process.stderr.write(`[harness] ${a.join(' ')}\n`);
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim()) || 100;
+const pct = (sorted, p) => (sorted.length === 0 ? NaN
+  : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]);
+const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/// The path of a tool: on PATH, or in /usr/sbin (nginx, for users whose PATH lacks it); or null.
+function tool(cmd) {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
+  if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
+  for (const dir of ['/usr/sbin', '/sbin']) {
+    if (fs.existsSync(path.join(dir, cmd))) return path.join(dir, cmd);
+  }
+  return null;
+}
+const have = (cmd) => tool(cmd) !== null;
+
+/// utime + stime of every thread of `pid`, in µs (from /proc/PID/stat); NaN if it is gone.
+function cpuUs(pid) {
+  if (!pid) return NaN;
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) / CLK_TCK) * 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
+/// {rss, hwm} in KiB from /proc/PID/status.
+function memKb(pid) {
+  if (!pid) return { rss: NaN, hwm: NaN };
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const get = (k) => Number((s.match(new RegExp(`^${k}:\\s+(\\d+)`, 'm')) ?? [])[1] ?? NaN);
+    return { rss: get('VmRSS'), hwm: get('VmHWM') };
+  } catch {
+    return { rss: NaN, hwm: NaN };
+  }
+}
+
+/// Resets VmHWM to the current RSS (Linux: "5" into clear_refs), so a row's peak is its own.
+function resetPeak(pid) {
+  if (!pid) return;
+  try { fs.writeFileSync(`/proc/${pid}/clear_refs`, '5'); } catch { /* peak stays lifetime */ }
+}
+
+async function mockStats(mock) {
+  const r = await fetch(`${mock.url}/__mock/stats`);
+  return r.json();
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal})`);
+}
+
+// -- the processes ------------------------------------------------------------------------------
+
+function build(o) {
+  log(`building Release binaries in ${o.buildDir}`);
+  const out = { stdio: ['ignore', process.stderr, process.stderr], cwd: root };
+  run('cmake', ['-S', '.', '-B', o.buildDir, '-G', 'Ninja', '-DCMAKE_BUILD_TYPE=Release',
+    '-DIB_BUILD_TESTS=OFF'], out);
+  run('cmake', ['--build', o.buildDir, '-j2', '--target', 'inferbridge', 'mock_provider'], out);
+}
+
+const MOCK_KEY = 'sk-bench-0123456789abcdef';
+
+/// The gateway's configuration: every bench tier on the mock, pools as large as the load.
+function gatewayConfig() {
+  const provider = {
+    timeouts_ms: { connect: 3000, first_byte: 120000, total: 600000 },
+    pool_size: 1100,
+  };
+  return {
+    providers: { openai: { ...provider }, anthropic: { ...provider }, groq: { ...provider } },
+    tiers: {
+      'bench/fast': [{ provider: 'openai', model: 'mock-ok' }],
+      'bench/slow': [{ provider: 'openai', model: 'mock-ok+latency-50' }],
+      'bench/stream': [{ provider: 'openai', model: STREAM_MODEL }],
+      'bench/hold': [{ provider: 'openai', model: HOLD_MODEL }],
+      'bench/groq': [{ provider: 'groq', model: 'mock-ok' }],
+      'bench/fallback': [{ provider: 'openai', model: 'mock-status-503' },
+        { provider: 'groq', model: 'mock-ok' }],
+      'bench/anthropic': [{ provider: 'anthropic', model: 'mock-ok' }],
+    },
+    limits: { max_inflight_per_user: 8192, max_connections: 8192 },
+    // Every fallback request must pay the hop: the failing provider's breaker stays closed.
+    breaker: { consecutive_failures: 1000000, min_requests: 100000, window: 100000 },
+  };
+}
+
+/// 20 content chunks, 20 ms apart (`chunks-20` needs the mock's wire.cpp to honour it; the
+/// harness reports the reads it saw per stream). A mock that does not know the token at all gets
+/// FALLBACK_STREAM_MODEL (its default 3 content chunks), and the report says so.
+let STREAM_MODEL = 'mock-ok+chunks-20+chunk-delay-20';
+const FALLBACK_STREAM_MODEL = 'mock-ok+chunk-delay-20';
+/// A stream that sends its head and one content chunk, then stays open until the client leaves.
+const HOLD_MODEL = 'mock-ok+stall-mid-1';
+
+async function startNginx(work, mockPort) {
+  const dir = path.join(work, 'nginx');
+  fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+  const port = await freePort();
+  const conf = `worker_processes 1;
+daemon off;
+master_process on;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+worker_rlimit_nofile 16384;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/tmp;
+  proxy_temp_path ${dir}/tmp;
+  keepalive_requests 100000000;
+  keepalive_timeout 600s;
+  upstream mock {
+    server 127.0.0.1:${mockPort};
+    keepalive 1100;
+    keepalive_requests 100000000;
+    keepalive_timeout 600s;
+  }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 600s;
+    }
+  }
+}
+`;
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  const proc = spawn(tool('nginx'), ['-e', path.join(dir, 'error.log'), '-p', dir, '-c', path.join(dir, 'nginx.conf')],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr.on('data', (d) => { err += d; });
+  const ready = () => new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+  });
+  await waitUntil(async () => proc.exitCode === null && await ready(), { timeoutMs: 10000, what: 'nginx to listen' })
+    .catch((e) => { throw new Error(`${e.message}: ${err}`); });
+  // The worker is the master's only child.
+  const worker = await waitUntil(() => {
+    try {
+      const kids = fs.readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').trim();
+      return kids ? Number(kids.split(/\s+/)[0]) : 0;
+    } catch { return 0; }
+  }, { timeoutMs: 5000, what: 'the nginx worker' });
+  return { proc, port, url: `http://127.0.0.1:${port}`, pid: worker, masterPid: proc.pid };
+}
+
+async function stopNginx(n) {
+  if (!n || n.proc.exitCode !== null) return;
+  const done = new Promise((r) => n.proc.once('exit', r));
+  n.proc.kill('SIGQUIT');
+  const t = setTimeout(() => n.proc.kill('SIGKILL'), 10000);
+  await done;
+  clearTimeout(t);
+}
+
+async function api(url, method, pathname, { key, body } = {}) {
+  const headers = { 'content-type': 'application/json' };
+  if (key) headers.authorization = `Bearer ${key}`;
+  const r = await fetch(`${url}${pathname}`, { method, headers, body: body && JSON.stringify(body) });
+  const text = await r.text();
+  return { status: r.status, text, json: (() => { try { return JSON.parse(text); } catch { return undefined; } })() };
+}
+
+// -- request bodies -------------------------------------------------------------------------------
+
+/// A ~300 B chat request for `model`.
+function chatBody(model, stream = false, size = 300) {
+  const mk = (pad) => JSON.stringify({
+    model,
+    messages: [
+      { role: 'system', content: 'You are a concise assistant. Answer in one short paragraph.' },
+      { role: 'user', content: `Summarise why connection pooling matters for a reverse proxy.${pad}` },
+    ],
+    max_tokens: 128,
+    temperature: 0.2,
+    ...(stream ? { stream: true } : {}),
+  });
+  const missing = size - Buffer.byteLength(mk(''));
+  return mk(missing > 0 ? ' Please keep it brief.'.repeat(Math.ceil(missing / 22)).slice(0, missing) : '');
+}
+
+/// The other gateway's body for a scenario: its --other-body file (or ours) with `{model}`
+/// replaced by the mock model id the scenario uses, and `stream` set as the scenario needs.
+function otherBody(o, mockModel, stream) {
+  if (!o.otherBody) return chatBody(mockModel, stream);
+  const text = fs.readFileSync(o.otherBody, 'utf8').replaceAll('{model}', mockModel);
+  const j = JSON.parse(text);
+  if (stream) j.stream = true; else delete j.stream;
+  return JSON.stringify(j);
+}
+
+// -- load generators ------------------------------------------------------------------------------
+
+/// Runs wrk -t1 for `secs` with post.lua; resolves to its JSON summary plus its own CPU (µs).
+function wrk({ url, body, headers, c, secs, work }) {
+  const bodyFile = path.join(work, `body-${process.hrtime.bigint()}.json`);
+  fs.writeFileSync(bodyFile, body);
+  // The shell waits for wrk, so its cutime + cstime are then wrk's CPU.
+  const script = 'wrk "$@"; s=$?; echo "SHELL_STAT $(cat /proc/$$/stat)"; exit $s';
+  const args = ['-t1', `-c${c}`, `-d${secs}s`, '--timeout', '10s', '-s',
+    path.join(here, 'harness', 'post.lua'), url];
+  return new Promise((resolve, reject) => {
+    const p = spawn('sh', ['-c', script, 'sh', ...args], {
+      env: { ...process.env, BENCH_BODY: bodyFile, BENCH_HEADERS: headers.join('\n') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('exit', (code) => {
+      fs.rmSync(bodyFile, { force: true });
+      const j = out.match(/^BENCH_JSON (.*)$/m);
+      const st = out.match(/^SHELL_STAT (.*)$/m);
+      if (code !== 0 || !j) {
+        reject(new Error(`wrk failed (${code}): ${err}${out}`));
+        return;
+      }
+      const res = JSON.parse(j[1]);
+      if (st) {
+        const f = st[1].slice(st[1].lastIndexOf(')') + 2).split(' ');
+        res.cpu_us = ((Number(f[13]) + Number(f[14])) / CLK_TCK) * 1e6;
+      }
+      resolve(res);
+    });
+  });
+}
+
+/// An OpenAI stream chunk with text in it.
+const CONTENT = /"content":"[^"]/;
+
+/// `c` loops of sequential streamed requests for `secs`, on keep-alive connections. Every body
+/// chunk is timestamped: time to first byte (first body bytes), gaps between chunks, events seen.
+async function streamLoad({ url, body, headers, c, secs }) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: c });
+  const ttfb = [];
+  const ttft = [];
+  const gaps = [];
+  let events = 0;
+  let streams = 0;
+  let errors = 0;
+  const u = new URL(url);
+  const hdrs = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  for (const h of headers) {
+    const i = h.indexOf(':');
+    hdrs[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+  }
+  const one = () => new Promise((resolve) => {
+    const t0 = process.hrtime.bigint();
+    let last = 0n;
+    let first = 0n;
+    let firstContent = 0n;
+    let text = '';
+    let n = 0;
+    const localGaps = [];
+    const req = http.request(u, { method: 'POST', agent, headers: hdrs }, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        const t = process.hrtime.bigint();
+        if (first === 0n) first = t;
+        // Gaps between reads that carry content: what a reader of the tokens waits.
+        if (CONTENT.test(d)) {
+          if (firstContent === 0n) firstContent = t; else localGaps.push(Number(t - last) / 1e6);
+          last = t;
+        }
+        text += d;
+        if (text.length > 8192) text = text.slice(-64);
+        n += 1;
+      });
+      res.on('end', () => {
+        const ok = res.statusCode === 200 && text.includes('[DONE]') && firstContent !== 0n;
+        if (ok) {
+          streams += 1;
+          ttfb.push(Number(first - t0) / 1e6);
+          ttft.push(Number(firstContent - t0) / 1e6);
+          for (const g of localGaps) gaps.push(g);
+          events += n;
+        } else {
+          errors += 1;
+        }
+        resolve();
+      });
+      res.on('error', () => { errors += 1; resolve(); });
+    });
+    req.setTimeout(30000, () => req.destroy(new Error('timeout')));
+    req.on('error', () => { errors += 1; resolve(); });
+    req.end(body);
+  });
+  const cpu0 = process.cpuUsage();
+  const t0 = Date.now();
+  const end = t0 + secs * 1000;
+  await Promise.all(Array.from({ length: c }, async () => {
+    while (Date.now() < end) await one();
+  }));
+  const elapsed = (Date.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  agent.destroy();
+  ttfb.sort((a, b) => a - b);
+  ttft.sort((a, b) => a - b);
+  gaps.sort((a, b) => a - b);
+  return {
+    requests: streams, errors, elapsed, rps: streams / elapsed,
+    chunks_per_stream: streams ? events / streams : NaN,
+    ttfb_ms: { p50: pct(ttfb, 50), p90: pct(ttfb, 90), p99: pct(ttfb, 99), p999: pct(ttfb, 99.9) },
+    ttft_ms: { p50: pct(ttft, 50), p90: pct(ttft, 90), p99: pct(ttft, 99), p999: pct(ttft, 99.9) },
+    gap_ms: { p50: pct(gaps, 50), p90: pct(gaps, 90), p99: pct(gaps, 99), p999: pct(gaps, 99.9) },
+    cpu_us: cpu.user + cpu.system,
+  };
+}
+
+// -- one measured row -----------------------------------------------------------------------------
+
+/// Measures `load()` with the proxy's and the mock's CPU, the proxy's peak RSS and the
+/// connections the mock accepted around it.
+async function measured(sys, mock, load) {
+  resetPeak(sys.pid);
+  const s0 = await mockStats(mock);
+  const p0 = cpuUs(sys.pid);
+  const m0 = cpuUs(mock.proc.pid);
+  const r = await load();
+  const p1 = cpuUs(sys.pid);
+  const m1 = cpuUs(mock.proc.pid);
+  const s1 = await mockStats(mock);
+  const mem = memKb(sys.pid);
+  const n = r.requests || NaN;
+  const accepted = s1.connections.accepted - s0.connections.accepted;
+  return {
+    ...r,
+    proxy_cpu_us_per_req: sys.pid ? (p1 - p0) / n : null,
+    mock_cpu_us_per_req: (m1 - m0) / n,
+    loadgen_cpu_us_per_req: r.cpu_us / n,
+    rss_kb: sys.pid ? mem.rss : null,
+    peak_rss_kb: sys.pid ? mem.hwm : null,
+    upstream_conns: accepted,
+    pool_reuse_pct: 100 * (1 - accepted / n),
+  };
+}
+
+async function wrkRow(ctx, { scenario, sys, c, model, label }) {
+  const body = sys.body(model, false);
+  const args = { url: sys.url, body, headers: sys.headers, c, work: ctx.work };
+  if (ctx.p.warmup > 0) await wrk({ ...args, secs: ctx.p.warmup });
+  const r = await measured(sys, ctx.mock, async () => {
+    const w = await wrk({ ...args, secs: ctx.p.duration });
+    const errors = w.errors.connect + w.errors.read + w.errors.write + w.errors.status + w.errors.timeout;
+    const ms = (us) => us / 1000;
+    return {
+      requests: w.requests, errors, rps: w.requests / (w.duration_us / 1e6), cpu_us: w.cpu_us,
+      latency_ms: { p50: ms(w.latency_us.p50), p90: ms(w.latency_us.p90), p99: ms(w.latency_us.p99),
+        p999: ms(w.latency_us.p999) },
+      bytes_per_response: w.requests ? w.bytes / w.requests : NaN,
+    };
+  });
+  const row = { scenario, system: sys.name, label: label ?? sys.name, concurrency: c, ...r };
+  log(`${scenario} ${row.label} c=${c}: ${r.rps.toFixed(0)} rps, p50 ${r.latency_ms.p50.toFixed(3)} ms, `
+    + `proxy ${fmt(r.proxy_cpu_us_per_req, 1)} µs/req, errors ${r.errors}`);
+  ctx.rows.push(row);
+  return row;
+}
+
+async function streamRow(ctx, { scenario, sys, c }) {
+  const body = sys.body(STREAM_MODEL, true);
+  const args = { url: sys.url, body, headers: sys.headers, c };
+  if (ctx.p.warmup > 0) await streamLoad({ ...args, secs: Math.min(ctx.p.warmup, 1) });
+  const r = await measured(sys, ctx.mock, () => streamLoad({ ...args, secs: ctx.p.streamSecs }));
+  const row = { scenario, system: sys.name, label: sys.name, concurrency: c, ...r };
+  log(`${scenario} ${sys.name} c=${c}: ${r.rps.toFixed(0)} streams/s, ttfb p50 ${r.ttfb_ms.p50.toFixed(3)} ms, `
+    + `gap p99 ${r.gap_ms.p99.toFixed(3)} ms, ${r.chunks_per_stream.toFixed(1)} chunks, errors ${r.errors}`);
+  ctx.rows.push(row);
+}
+
+/// Opens `n` streams in four steps, holds them `hold` seconds, then closes them; the proxy's RSS
+/// (and the mock's) after each step and its peak while held.
+async function openStreams(ctx, sys) {
+  const { mock } = ctx;
+  const n = ctx.p.streams;
+  const body = sys.body(HOLD_MODEL, true);
+  const u = new URL(sys.url);
+  const hdrs = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  for (const h of sys.headers) {
+    const i = h.indexOf(':');
+    hdrs[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+  }
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+  const reqs = [];
+  let ended = 0;
+  let failed = 0;
+  let closing = false;
+  const base = (await mockStats(mock)).in_flight;
+  resetPeak(sys.pid);
+  const samples = [{ open: 0, rss_kb: memKb(sys.pid).rss, mock_rss_kb: memKb(mock.proc.pid).rss }];
+  const cpu0 = process.cpuUsage();
+  const p0 = cpuUs(sys.pid);
+  for (let step = 1; step <= 4; ++step) {
+    const target = Math.round((n * step) / 4);
+    while (reqs.length < target) {
+      const req = http.request(u, { method: 'POST', agent, headers: hdrs }, (res) => {
+        if (res.statusCode !== 200) failed += 1;
+        res.on('data', () => {});
+        res.on('end', () => { if (!closing) ended += 1; });
+        res.on('error', () => { if (!closing) ended += 1; });
+      });
+      req.on('error', () => { if (!closing) failed += 1; });
+      req.end(body);
+      reqs.push(req);
+    }
+    await waitUntil(async () => (await mockStats(mock)).in_flight - base >= target || failed + ended > 0,
+      { timeoutMs: 60000, intervalMs: 50, what: `${target} open streams through ${sys.name}` });
+    samples.push({ open: target, rss_kb: memKb(sys.pid).rss, mock_rss_kb: memKb(mock.proc.pid).rss });
+  }
+  // Held for the scenario's duration: a measurement window, not a synchronisation.
+  const heldFrom = Date.now();
+  while (Date.now() - heldFrom < ctx.p.hold * 1000) await wait(Math.min(1000, ctx.p.hold * 1000));
+  const open = (await mockStats(mock)).in_flight - base;
+  const mem = memKb(sys.pid);
+  const p1 = cpuUs(sys.pid);
+  const cpu = process.cpuUsage(cpu0);
+  closing = true;
+  for (const r of reqs) r.destroy();
+  agent.destroy();
+  await waitUntil(async () => (await mockStats(mock)).in_flight <= base,
+    { timeoutMs: 60000, intervalMs: 50, what: `streams through ${sys.name} to close` });
+  const row = {
+    scenario: 'open-streams', system: sys.name, label: sys.name, concurrency: n, requests: n,
+    errors: failed + ended + Math.max(0, n - open), held_s: ctx.p.hold, open_at_end: open,
+    rss_kb: sys.pid ? mem.rss : null, peak_rss_kb: sys.pid ? mem.hwm : null,
+    mock_rss_kb: memKb(mock.proc.pid).rss, samples,
+    // What each open stream adds (RSS at n streams minus RSS before the first; the process may
+    // already hold memory freed after the earlier scenarios, which it reuses first).
+    kib_per_stream: ((sys.pid ? samples.at(-1).rss_kb - samples[0].rss_kb
+      : samples.at(-1).mock_rss_kb - samples[0].mock_rss_kb) / n),
+    proxy_cpu_us_per_req: sys.pid ? (p1 - p0) / n : null,
+    loadgen_cpu_us_per_req: (cpu.user + cpu.system) / n,
+  };
+  log(`open-streams ${sys.name}: ${open} open, peak RSS ${fmt(mib(row.peak_rss_kb), 1)} MiB, errors ${row.errors}`);
+  ctx.rows.push(row);
+}
+
+async function idleRow(ctx, sys, secs) {
+  const c0 = cpuUs(sys.pid);
+  const t0 = Date.now();
+  await wait(secs * 1000);
+  const c1 = cpuUs(sys.pid);
+  const mem = memKb(sys.pid);
+  ctx.rows.push({
+    scenario: 'idle', system: sys.name, label: sys.name, concurrency: 0, requests: 0, errors: 0,
+    rss_kb: mem.rss, peak_rss_kb: mem.hwm, idle_cpu_ms_per_s: (c1 - c0) / 1000 / ((Date.now() - t0) / 1000),
+  });
+}
+
+// -- profile (optional) ---------------------------------------------------------------------------
+
+async function profile(ctx, gw, secs) {
+  const out = ctx.out;
+  const body = gw.body('bench/fast', false);
+  const args = { url: gw.url, body, headers: gw.headers, c: 64, work: ctx.work };
+  const res = {};
+  if (have('perf')) {
+    const data = path.join(ctx.work, 'perf.data');
+    const perf = spawn('perf', ['record', '-g', '-F', '999', '-p', String(gw.pid), '-o', data],
+      { stdio: ['ignore', 'ignore', 'pipe'] });
+    await waitUntil(() => fs.existsSync(data), { timeoutMs: 10000, what: 'perf to start' });
+    const w = await wrk({ ...args, secs });
+    const done = new Promise((r) => perf.once('exit', r));
+    perf.kill('SIGINT');
+    await done;
+    const rep = spawnSync('perf', ['report', '-i', data, '--no-children', '--sort', 'dso,sym', '--stdio',
+      '--percent-limit', '0.5', '-g', 'none'], { maxBuffer: 64 << 20 });
+    fs.writeFileSync(path.join(out, 'perf-report.txt'), rep.stdout);
+    const top = [];
+    for (const line of rep.stdout.toString().split('\n')) {
+      const m = line.match(/^\s+([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.*?)\s*$/);
+      if (m && top.length < 15) top.push({ self_pct: Number(m[1]), dso: m[2], kernel: m[3] === 'k', symbol: m[4] });
+    }
+    res.perf = { requests: w.requests, rps: w.requests / (w.duration_us / 1e6), top };
+  }
+  if (have('strace')) {
+    const file = path.join(ctx.work, 'strace.txt');
+    const st = spawn('strace', ['-c', '-f', '-o', file, '-p', String(gw.pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    st.stderr.on('data', (d) => { err += d; });
+    await waitUntil(() => /attached/.test(err) || st.exitCode !== null, { timeoutMs: 10000, what: 'strace to attach' });
+    const w = await wrk({ ...args, secs });
+    const done = new Promise((r) => st.once('exit', r));
+    st.kill('SIGINT');
+    await done;
+    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    fs.writeFileSync(path.join(out, 'strace-c.txt'), text);
+    const calls = [];
+    for (const line of text.split('\n')) {
+      const m = line.trim().split(/\s+/);
+      if (m.length >= 5 && /^\d/.test(m[0]) && /^[a-z_0-9]+$/.test(m[m.length - 1]) && m[m.length - 1] !== 'total') {
+        calls.push({ syscall: m[m.length - 1], calls: Number(m[3]), errors: m.length >= 6 ? Number(m[4]) : 0 });
+      }
+    }
+    const total = calls.reduce((a, b) => a + b.calls, 0);
+    res.strace = {
+      requests: w.requests,
+      syscalls_per_request: total / w.requests,
+      top: calls.sort((a, b) => b.calls - a.calls).slice(0, 15)
+        .map((x) => ({ ...x, per_request: x.calls / w.requests })),
+    };
+  }
+  return res;
+}
+
+// -- report ---------------------------------------------------------------------------------------
+
+/// KiB → MiB; null (no process) stays missing.
+const mib = (kb) => (kb === null || kb === undefined ? NaN : kb / 1024);
+
+function fmt(x, d = 2) {
+  return x === null || x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d);
+}
+
+function find(rows, scenario, system, c, label) {
+  return rows.find((r) => r.scenario === scenario && r.system === system
+    && (c === undefined || r.concurrency === c) && (label === undefined || r.label === label));
+}
+
+/// Added latency (vs the direct row of the same scenario and concurrency) and ratios.
+function derive(rows) {
+  for (const r of rows) {
+    if (r.scenario !== 'chat-fast' && r.scenario !== 'chat-50ms' && r.scenario !== 'stream') continue;
+    const d = find(rows, r.scenario, 'direct', r.concurrency);
+    if (!d || r.system === 'direct') continue;
+    if (r.latency_ms) {
+      r.added_ms = { p50: r.latency_ms.p50 - d.latency_ms.p50, p99: r.latency_ms.p99 - d.latency_ms.p99 };
+      r.rps_vs_direct = r.rps / d.rps;
+    }
+    if (r.ttfb_ms) {
+      r.added_ttfb_ms = { p50: r.ttfb_ms.p50 - d.ttfb_ms.p50, p99: r.ttfb_ms.p99 - d.ttfb_ms.p99 };
+      r.added_ttft_ms = { p50: r.ttft_ms.p50 - d.ttft_ms.p50, p99: r.ttft_ms.p99 - d.ttft_ms.p99 };
+      r.added_gap_ms = { p50: r.gap_ms.p50 - d.gap_ms.p50, p99: r.gap_ms.p99 - d.gap_ms.p99 };
+      r.rps_vs_direct = r.rps / d.rps;
+    }
+  }
+  const fb = find(rows, 'fallback', 'inferbridge', undefined, 'inferbridge 503→success');
+  const fbBase = find(rows, 'fallback', 'inferbridge', undefined, 'inferbridge success');
+  if (fb && fbBase) {
+    fb.added_ms = { p50: fb.latency_ms.p50 - fbBase.latency_ms.p50, p99: fb.latency_ms.p99 - fbBase.latency_ms.p99 };
+    fb.rps_vs_direct = fb.rps / fbBase.rps;
+  }
+  const ratio = (a, b) => (a && b ? a / b : NaN);
+  const ib64 = find(rows, 'chat-fast', 'inferbridge', 64);
+  const ng64 = find(rows, 'chat-fast', 'nginx', 64);
+  const tA = find(rows, 'translation', 'inferbridge', undefined, 'inferbridge anthropic');
+  const tO = find(rows, 'translation', 'inferbridge', undefined, 'inferbridge openai');
+  return {
+    cpu_ib_over_nginx_c64: ratio(ib64?.proxy_cpu_us_per_req, ng64?.proxy_cpu_us_per_req),
+    rps_ib_over_nginx_c64: ratio(ib64?.rps, ng64?.rps),
+    cpu_anthropic_over_openai: ratio(tA?.proxy_cpu_us_per_req, tO?.proxy_cpu_us_per_req),
+  };
+}
+
+function targets(rows, ratios) {
+  const t = [];
+  const add = (what, goal, value, unit, holds) => t.push({
+    what, goal, value: Number.isFinite(value) ? value : null, unit,
+    holds: Number.isFinite(value) ? holds(value) : null,
+    // A negative "added" figure means the reference row was the slower one: noise, not a gain.
+    ...(Number.isFinite(value) && value < 0 && /added/.test(what) ? { note: 'negative: the reference row was slower (noise)' } : {}),
+  });
+  add('fast mock, c=64: InferBridge CPU/request ÷ nginx', '≤ 1.3×', ratios.cpu_ib_over_nginx_c64, '×', (v) => v <= 1.3);
+  add('fast mock, c=64: InferBridge RPS ÷ nginx', '≥ 0.8×', ratios.rps_ib_over_nginx_c64, '×', (v) => v >= 0.8);
+  const c1 = find(rows, 'chat-fast', 'inferbridge', 1);
+  add('fast mock, c=1: added p50 vs direct', '≤ 60 µs', c1?.added_ms && c1.added_ms.p50 * 1000, 'µs', (v) => v <= 60);
+  add('fast mock, c=1: added p99 vs direct', '≤ 200 µs', c1?.added_ms && c1.added_ms.p99 * 1000, 'µs', (v) => v <= 200);
+  const s256 = find(rows, 'chat-50ms', 'inferbridge', 256);
+  add('50 ms mock, c=256: RPS ÷ direct', '≥ 0.98×', s256?.rps_vs_direct, '×', (v) => v >= 0.98);
+  add('50 ms mock, c=256: added p99 vs direct', '≤ 2 ms', s256?.added_ms?.p99, 'ms', (v) => v <= 2);
+  const st = find(rows, 'stream', 'inferbridge', 16);
+  add('streams, c=16: added time to first byte p50', '≤ 150 µs', st?.added_ttfb_ms && st.added_ttfb_ms.p50 * 1000, 'µs', (v) => v <= 150);
+  add('streams, c=16: added time to first content chunk p50', '≤ 150 µs', st?.added_ttft_ms && st.added_ttft_ms.p50 * 1000, 'µs', (v) => v <= 150);
+  add('streams, c=16: added inter-chunk delay p99', '≤ 100 µs', st?.added_gap_ms && st.added_gap_ms.p99 * 1000, 'µs', (v) => v <= 100);
+  const os_ = find(rows, 'open-streams', 'inferbridge');
+  add(`${os_?.concurrency ?? 1000} open streams: InferBridge peak RSS`, '≤ 48 MB', os_ && (os_.peak_rss_kb * 1024) / 1e6, 'MB', (v) => v <= 48);
+  const idle = find(rows, 'idle', 'inferbridge');
+  add('idle: InferBridge RSS', '≤ 16 MB', idle && (idle.rss_kb * 1024) / 1e6, 'MB', (v) => v <= 16);
+  const fb = find(rows, 'fallback', 'inferbridge', undefined, 'inferbridge 503→success');
+  add('fallback (503 at once, then success): added p50 vs a direct success', '≤ 200 µs', fb?.added_ms && fb.added_ms.p50 * 1000, 'µs', (v) => v <= 200);
+  add('Anthropic translation: CPU/request ÷ pass-through', '≤ 1.5×', ratios.cpu_anthropic_over_openai, '×', (v) => v <= 1.5);
+  return t;
+}
+
+function markdown(res) {
+  const { meta, rows, ratios } = res;
+  const L = [];
+  L.push(`# InferBridge load benchmark — ${meta.stamp}`);
+  L.push('');
+  L.push(`${meta.mode} run on ${meta.cores} cores (${meta.cpu}), load average ${meta.loadavg_before.map((x) => x.toFixed(2)).join(' ')} before, `
+    + `${meta.loadavg_after.map((x) => x.toFixed(2)).join(' ')} after. ${meta.duration_s} s per row (warm-up ${meta.warmup_s} s), `
+    + `wrk -t1 for non-streamed rows, the harness's Node client for streams. Request ${meta.request_bytes} B, `
+    + `direct response ${fmt(meta.response_bytes, 0)} B (headers included). Binaries: ${meta.build_dir}.`);
+  L.push('Latencies in ms; CPU in µs per request (or per stream) of the process named; RSS in MiB; '
+    + '"added" is the difference to the direct row of the same scenario and concurrency.');
+  L.push('');
+  L.push('## Targets of issue 17 (ratios within this run)');
+  L.push('');
+  L.push('| what | target | measured | holds? |');
+  L.push('|---|---|---|---|');
+  for (const t of res.targets) {
+    const v = t.value === null ? 'not measured' : `${fmt(t.value, t.unit === '×' ? 2 : (t.unit === 'ms' ? 3 : 1))} ${t.unit}`;
+    const verdict = t.holds === null ? '–' : (t.holds ? 'yes' : '**no**');
+    L.push(`| ${t.what} | ${t.goal} | ${v} | ${t.note ? `${verdict} (${t.note})` : verdict} |`);
+  }
+  L.push('');
+  L.push(`Ratios: InferBridge ÷ nginx CPU/request at c=64 ${fmt(ratios.cpu_ib_over_nginx_c64)}×, throughput `
+    + `${fmt(ratios.rps_ib_over_nginx_c64)}×; Anthropic-translated ÷ pass-through CPU/request ${fmt(ratios.cpu_anthropic_over_openai)}×.`);
+  L.push('');
+  L.push('## Non-streamed chat (wrk -t1)');
+  L.push('');
+  L.push('| scenario | path | c | RPS | vs direct | p50 | p90 | p99 | p99.9 | added p50 | added p99 | proxy CPU µs/req | peak RSS MiB | errors | upstream conns (reuse %) | wrk CPU µs/req | mock CPU µs/req |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows.filter((x) => x.latency_ms)) {
+    L.push(`| ${r.scenario} | ${r.label} | ${r.concurrency} | ${fmt(r.rps, 0)} | ${fmt(r.rps_vs_direct)} | ${fmt(r.latency_ms.p50, 3)} | `
+      + `${fmt(r.latency_ms.p90, 3)} | ${fmt(r.latency_ms.p99, 3)} | ${fmt(r.latency_ms.p999, 3)} | ${fmt(r.added_ms?.p50, 3)} | `
+      + `${fmt(r.added_ms?.p99, 3)} | ${fmt(r.proxy_cpu_us_per_req, 1)} | ${fmt(mib(r.peak_rss_kb), 1)} | ${r.errors} | `
+      + `${r.upstream_conns} (${fmt(r.pool_reuse_pct, 1)}) | ${fmt(r.loadgen_cpu_us_per_req, 1)} | ${fmt(r.mock_cpu_us_per_req, 1)} |`);
+  }
+  L.push('');
+  L.push('"fallback" rows: `inferbridge success` is a tier whose only provider answers at once; '
+    + '`inferbridge 503→success` a tier whose first provider answers 503 at once, then that same success; '
+    + 'their "added" is the difference between the two. "translation" rows: the same request on a tier '
+    + 'served by the OpenAI protocol (pass-through) and by the Anthropic protocol (translated both ways).');
+  L.push('');
+  L.push('## Streamed chat (20 chunks, 20 ms apart; Node client, keep-alive)');
+  L.push('');
+  L.push('| path | c | streams/s | TTFB p50 | TTFB p99 | added TTFB p50 | added TTFB p99 | first content p50 | added first content p50 | added first content p99 | gap p50 | gap p99 | added gap p99 | reads/stream | proxy CPU µs/stream | peak RSS MiB | errors | upstream conns (reuse %) | client CPU µs/stream | mock CPU µs/stream |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows.filter((x) => x.ttfb_ms)) {
+    L.push(`| ${r.label} | ${r.concurrency} | ${fmt(r.rps, 1)} | ${fmt(r.ttfb_ms.p50, 3)} | ${fmt(r.ttfb_ms.p99, 3)} | `
+      + `${fmt(r.added_ttfb_ms?.p50, 3)} | ${fmt(r.added_ttfb_ms?.p99, 3)} | ${fmt(r.ttft_ms.p50, 3)} | `
+      + `${fmt(r.added_ttft_ms?.p50, 3)} | ${fmt(r.added_ttft_ms?.p99, 3)} | ${fmt(r.gap_ms.p50, 3)} | ${fmt(r.gap_ms.p99, 3)} | `
+      + `${fmt(r.added_gap_ms?.p99, 3)} | ${fmt(r.chunks_per_stream, 1)} | ${fmt(r.proxy_cpu_us_per_req, 1)} | `
+      + `${fmt(mib(r.peak_rss_kb), 1)} | ${r.errors} | ${r.upstream_conns} (${fmt(r.pool_reuse_pct, 1)}) | `
+      + `${fmt(r.loadgen_cpu_us_per_req, 1)} | ${fmt(r.mock_cpu_us_per_req, 1)} |`);
+  }
+  L.push('');
+  L.push('TTFB: time to the first body bytes (the role chunk); first content: time to the first read carrying '
+    + 'text; a gap: the time between two reads carrying text in one stream; "reads/stream" counts the body '
+    + 'reads the client saw (role chunk, content chunks, finish, `[DONE]`, when they arrive apart).');
+  L.push('');
+  L.push('## Memory: open streams and idle');
+  L.push('');
+  L.push('| path | open streams | held s | open at end | RSS MiB by open streams (0 / ¼ / ½ / ¾ / all) | peak RSS MiB | KiB per stream | mock RSS MiB | errors | proxy CPU µs/stream |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows.filter((x) => x.scenario === 'open-streams')) {
+    const rss = r.samples.map((s) => fmt(mib(r.system === 'direct' ? s.mock_rss_kb : s.rss_kb), 1)).join(' / ');
+    L.push(`| ${r.label} | ${r.concurrency} | ${r.held_s} | ${r.open_at_end} | ${rss} | ${fmt(mib(r.peak_rss_kb), 1)} | `
+      + `${fmt(r.kib_per_stream, 1)} | ${fmt(mib(r.mock_rss_kb), 1)} | ${r.errors} | ${fmt(r.proxy_cpu_us_per_req, 1)} |`);
+  }
+  L.push('');
+  L.push('For "direct" the RSS by open streams is the mock\'s own. The scenario runs after the load scenarios: '
+    + 'a process starts it with the memory it kept from them (allocators keep freed memory), so "KiB per '
+    + 'stream" (RSS with all streams open minus RSS before the first, per stream) is the cost of a stream.');
+  L.push('');
+  L.push('| idle process | RSS MiB | peak RSS MiB | CPU ms/s |');
+  L.push('|---|---|---|---|');
+  for (const r of rows.filter((x) => x.scenario === 'idle')) {
+    L.push(`| ${r.label} | ${fmt(mib(r.rss_kb), 1)} | ${fmt(mib(r.peak_rss_kb), 1)} | ${fmt(r.idle_cpu_ms_per_s, 2)} |`);
+  }
+  if (res.profile && (res.profile.strace || res.profile.perf)) {
+    L.push('');
+    L.push('## Profile (InferBridge, fast mock, c=64)');
+    if (res.profile.strace) {
+      L.push('');
+      L.push(`strace -c -f: ${fmt(res.profile.strace.syscalls_per_request, 1)} syscalls per request.`);
+      L.push('');
+      L.push('| syscall | calls | failed (e.g. EAGAIN) | per request |');
+      L.push('|---|---|---|---|');
+      for (const s of res.profile.strace.top) L.push(`| ${s.syscall} | ${s.calls} | ${s.errors} | ${fmt(s.per_request, 2)} |`);
+    }
+    if (res.profile.perf) {
+      L.push('', `\`perf record -g\` (${fmt(res.profile.perf.rps, 0)} requests/s while sampled), top self costs; `
+        + 'the whole report is perf-report.txt beside this file.', '', '| self % | object | symbol |', '|---|---|---|');
+      for (const t of res.profile.perf.top) {
+        const sym = t.symbol.length > 110 ? `${t.symbol.slice(0, 107)}...` : t.symbol;
+        L.push(`| ${fmt(t.self_pct, 2)} | ${t.dso} | \`${sym.replaceAll('|', '\\|').replaceAll('`', "'")}\` |`);
+      }
+    }
+  }
+  L.push('');
+  L.push('Plots: latency.png (percentiles vs concurrency per path), cpu.png (proxy CPU µs per request), rss.png (RSS vs open streams).');
+  return `${L.join('\n')}\n`;
+}
+
+function plots(out, rows) {
+  const dat = (name, text) => { fs.writeFileSync(path.join(out, name), text); return name; };
+  const systems = [...new Set(rows.map((r) => r.system))];
+  const scripts = [];
+  // Latency percentiles vs concurrency, one panel per mock.
+  const lat = [];
+  for (const [i, sc] of ['chat-fast', 'chat-50ms'].entries()) {
+    const series = [];
+    for (const s of systems) {
+      const rs = rows.filter((r) => r.scenario === sc && r.system === s).sort((a, b) => a.concurrency - b.concurrency);
+      if (!rs.length) continue;
+      const f = dat(`latency-${sc}-${s}.dat`, `# c p50 p90 p99 p99.9 (ms)\n${rs.map((r) => `${r.concurrency} ${r.latency_ms.p50} ${r.latency_ms.p90} ${r.latency_ms.p99} ${r.latency_ms.p999}`).join('\n')}\n`);
+      series.push(`'${f}' using 1:2 with linespoints lw 2 dt 1 lc ${systems.indexOf(s) + 1} title '${s} p50'`,
+        `'${f}' using 1:4 with linespoints lw 2 dt 2 lc ${systems.indexOf(s) + 1} title '${s} p99'`,
+        `'${f}' using 1:5 with linespoints lw 1 dt 3 lc ${systems.indexOf(s) + 1} title '${s} p99.9'`);
+    }
+    lat.push(`set title '${sc === 'chat-fast' ? 'mock answers at once' : 'mock answers after 50 ms'}'`,
+      i === 0 ? 'set logscale y' : 'unset logscale y',
+      series.length ? `plot ${series.join(', ')}` : 'plot NaN notitle');
+  }
+  scripts.push(['latency.png', [
+    'set terminal pngcairo size 1400,600', "set output 'latency.png'", 'set multiplot layout 1,2',
+    'set logscale x 2', "set xlabel 'concurrency (connections)'", "set ylabel 'latency (ms)'",
+    'set key top left', 'set grid', ...lat, 'unset multiplot'].join('\n')]);
+  // CPU µs per request per path, per scenario.
+  const proxied = systems.filter((s) => s !== 'direct');
+  const cpuRows = [];
+  const seen = new Set();
+  for (const r of rows) {
+    if (r.proxy_cpu_us_per_req === null || r.proxy_cpu_us_per_req === undefined || r.scenario === 'idle') continue;
+    const key = r.scenario === 'fallback' || r.scenario === 'translation'
+      ? `${r.scenario}:${r.label.replace('inferbridge ', '')}` : `${r.scenario}:c${r.concurrency}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const vals = proxied.map((s) => {
+      const m = rows.find((x) => x.scenario === r.scenario && x.system === s && (
+        r.scenario === 'fallback' || r.scenario === 'translation' ? x.label === r.label : x.concurrency === r.concurrency));
+      return m && Number.isFinite(m.proxy_cpu_us_per_req) ? m.proxy_cpu_us_per_req.toFixed(2) : 'NaN';
+    });
+    cpuRows.push(`"${key}" ${vals.join(' ')}`);
+  }
+  const cpuDat = dat('cpu.dat', `# scenario ${proxied.join(' ')}\n${cpuRows.join('\n')}\n`);
+  scripts.push(['cpu.png', [
+    'set terminal pngcairo size 1400,600', "set output 'cpu.png'", "set datafile missing 'NaN'",
+    "set title 'proxy CPU per request (all threads, utime+stime)'", "set ylabel 'µs per request (per stream)'",
+    'set style data histograms', 'set style histogram clustered gap 1', 'set style fill solid 0.8 border -1',
+    'set xtics rotate by -35', 'set logscale y', 'set grid ytics', 'set key top left',
+    `plot ${proxied.map((s, i) => `'${cpuDat}' using ${i + 2}:xtic(1) title '${s}'`).join(', ') || 'NaN notitle'}`,
+  ].join('\n')]);
+  // RSS vs open streams.
+  const rssSeries = [];
+  for (const r of rows.filter((x) => x.scenario === 'open-streams' && (x.system === 'direct' || x.peak_rss_kb))) {
+    const f = dat(`rss-${r.system}.dat`, `# open rss_mib\n${r.samples.map((s) => `${s.open} ${((r.system === 'direct' ? s.mock_rss_kb : s.rss_kb) / 1024).toFixed(2)}`).join('\n')}\n`);
+    rssSeries.push(`'${f}' using 1:2 with linespoints lw 2 title '${r.system === 'direct' ? 'mock (direct)' : r.system}'`);
+  }
+  scripts.push(['rss.png', [
+    'set terminal pngcairo size 1000,600', "set output 'rss.png'", "set title 'RSS vs open streams'",
+    "set xlabel 'open streams'", "set ylabel 'RSS (MiB)'", 'set grid', 'set key top left', 'set yrange [0:*]',
+    `plot ${rssSeries.join(', ') || 'NaN notitle'}`].join('\n')]);
+  for (const [png, text] of scripts) {
+    const gp = `${png.replace('.png', '')}.gp`;
+    fs.writeFileSync(path.join(out, gp), `${text}\n`);
+    const r = spawnSync('gnuplot', [gp], { cwd: out, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`gnuplot ${gp} failed: ${r.stderr}`);
+  }
+}
+
+// -- main -----------------------------------------------------------------------------------------
+
+async function main() {
+  let o;
+  try {
+    o = parseOptions(process.argv.slice(2));
+  } catch (e) {
+    console.error(e.message);
+    process.exit(2);
+  }
+  const missing = ['wrk', 'nginx', 'gnuplot'].filter((c) => !have(c));
+  if (missing.length) {
+    console.error(`missing: ${missing.join(', ')} — install with scripts/install-deps.sh --bench `
+      + '(or scripts/install-deps.sh --test, which includes them)');
+    process.exit(3);
+  }
+  const p = plan(o);
+  if (o.build) build(o);
+  const bin = { gw: path.join(o.buildDir, 'inferbridge'), mock: path.join(o.buildDir, 'bench', 'mock_provider') };
+  for (const f of Object.values(bin)) {
+    if (!fs.existsSync(f)) {
+      console.error(`${f} is missing: build it (drop --no-build) or give --build-dir`);
+      process.exit(2);
+    }
+  }
+  const stamp = new Date().toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+  const out = o.out ?? path.join(here, 'results', stamp);
+  fs.mkdirSync(out, { recursive: true });
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ib-bench-'));
+  const ctx = { o, p, out, work, rows: [] };
+  const loadBefore = os.loadavg();
+  const started = Date.now();
+  let mock;
+  let gw;
+  let nginx;
+  try {
+    mock = await startProcess(bin.mock, ['--listen', `127.0.0.1:${o.mockPort}`, '--record-limit', '0']);
+    ctx.mock = mock;
+    const probe = await fetch(`${mock.url}/openai/v1/chat/completions`, { method: 'POST',
+      headers: { authorization: `Bearer ${MOCK_KEY}`, 'content-type': 'application/json' },
+      body: chatBody('mock-ok+chunks-20', false) });
+    await probe.text();
+    if (probe.status === 400) {
+      log(`this mock does not know chunks-<n>: streams use ${FALLBACK_STREAM_MODEL}`);
+      STREAM_MODEL = FALLBACK_STREAM_MODEL;
+      IB_TIER[STREAM_MODEL] = 'bench/stream';
+    }
+    gw = await (async () => {
+      const cfg = path.join(work, 'config.json');
+      fs.writeFileSync(cfg, JSON.stringify(gatewayConfig(), null, 2));
+      return startProcess(bin.gw, ['--config', cfg], {
+        env: {
+          IB_LISTEN: '127.0.0.1:0', IB_DATA_DIR: path.join(work, 'data'), IB_SIGNUPS_PER_HOUR: '0',
+          IB_LOG_LEVEL: 'warn',
+          IB_OPENAI_BASE_URL: `${mock.url}/openai/v1`,
+          IB_ANTHROPIC_BASE_URL: `${mock.url}/anthropic/v1`,
+          IB_GROQ_BASE_URL: `${mock.url}/groq/openai/v1`,
+        },
+      });
+    })();
+    nginx = await startNginx(work, mock.port);
+    const user = await api(gw.url, 'POST', '/v1/users', { body: { email: 'bench@example.com' } });
+    if (user.status !== 201) throw new Error(`sign-up failed: ${user.status} ${user.text}`);
+    const key = user.json.api_key;
+    for (const provider of ['openai', 'anthropic', 'groq']) {
+      const r = await api(gw.url, 'POST', '/v1/keys', { key, body: { provider, api_key: MOCK_KEY } });
+      if (r.status !== 201 && r.status !== 200) throw new Error(`adding the ${provider} key failed: ${r.status} ${r.text}`);
+    }
+    const mockHeaders = [`Authorization: Bearer ${MOCK_KEY}`];
+    const systems = [
+      { name: 'direct', url: `${mock.url}/openai/v1/chat/completions`, headers: mockHeaders, pid: null,
+        body: (m, s) => chatBody(m, s) },
+      { name: 'nginx', url: `${nginx.url}/openai/v1/chat/completions`, headers: mockHeaders, pid: nginx.pid,
+        body: (m, s) => chatBody(m, s) },
+      { name: 'inferbridge', url: `${gw.url}/v1/chat/completions`, headers: [`Authorization: Bearer ${key}`],
+        pid: gw.proc.pid, body: (m, s) => chatBody(IB_TIER[m] ?? m, s) },
+    ];
+    if (o.otherUrl) {
+      systems.push({ name: o.otherName, url: o.otherUrl, headers: o.otherHeaders, pid: o.otherPid ?? null,
+        body: (m, s) => otherBody(o, m, s) });
+    }
+    const bySys = Object.fromEntries(systems.map((s) => [s.name, s]));
+    // Sanity: one answer per path, and its size.
+    for (const s of systems) {
+      const r = await fetch(s.url, { method: 'POST', headers: Object.fromEntries(s.headers.map((h) => [h.slice(0, h.indexOf(':')).trim(), h.slice(h.indexOf(':') + 1).trim()])), body: s.body('mock-ok', false) });
+      const t = await r.text();
+      if (r.status !== 200) throw new Error(`${s.name}: first request answered ${r.status}: ${t.slice(0, 300)}`);
+    }
+    // The fallback tier must pay the hop: its first provider fails, the second answers.
+    const fb = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: chatBody('bench/fallback') });
+    const fbText = await fb.text();
+    const attempts = fb.headers.get('x-inferbridge-attempts');
+    if (fb.status !== 200 || attempts !== 'openai=503;groq=200') {
+      throw new Error(`fallback tier answered ${fb.status} (attempts ${attempts}): ${fbText.slice(0, 300)}`);
+    }
+
+    log(`mock ${mock.url}, nginx ${nginx.url} (worker ${nginx.pid}), inferbridge ${gw.url} (pid ${gw.proc.pid})`);
+    // Idle first, before any load.
+    await Promise.all(systems.filter((s) => s.pid).map((s) => idleRow(ctx, s, o.quick ? 0.5 : 3)));
+    ctx.rows.push({ scenario: 'idle', system: 'mock', label: 'mock', concurrency: 0, requests: 0, errors: 0,
+      rss_kb: memKb(mock.proc.pid).rss, peak_rss_kb: memKb(mock.proc.pid).hwm, idle_cpu_ms_per_s: NaN });
+
+    for (const [scenario, model, cs] of [['chat-fast', 'mock-ok', p.fast], ['chat-50ms', 'mock-ok+latency-50', p.slow]]) {
+      for (const c of cs) {
+        for (const s of systems) await wrkRow(ctx, { scenario, sys: s, c, model });
+      }
+    }
+    for (const c of p.stream) {
+      for (const s of systems) await streamRow(ctx, { scenario: 'stream', sys: s, c });
+    }
+    const ib = bySys.inferbridge;
+    // Fallback: the same success with and without a 503 first, alternated twice.
+    for (let i = 0; i < (o.quick ? 1 : 2); ++i) {
+      for (const [label, tier] of [['inferbridge success', 'bench/groq'], ['inferbridge 503→success', 'bench/fallback']]) {
+        const prev = find(ctx.rows, 'fallback', 'inferbridge', undefined, label);
+        const row = await wrkRow(ctx, { scenario: 'fallback', sys: { ...ib, body: (m, s) => chatBody(tier, s) },
+          c: p.fallbackC, model: tier, label });
+        if (prev) {
+          // Keep the better of the two runs of each path (less disturbed by the shared machine).
+          ctx.rows.splice(ctx.rows.indexOf(prev.latency_ms.p50 <= row.latency_ms.p50 ? row : prev), 1);
+        }
+      }
+    }
+    for (const [label, tier] of [['inferbridge openai', 'bench/fast'], ['inferbridge anthropic', 'bench/anthropic']]) {
+      await wrkRow(ctx, { scenario: 'translation', sys: { ...ib, body: (m, s) => chatBody(tier, s) },
+        c: p.translationC, model: tier, label });
+    }
+    for (const s of systems) await openStreams(ctx, s);
+    const ratios = derive(ctx.rows);
+    const res = {
+      meta: {
+        stamp, mode: o.quick ? 'quick' : 'full', cores: os.cpus().length, cpu: os.cpus()[0]?.model ?? '?',
+        loadavg_before: loadBefore, loadavg_after: os.loadavg(), duration_s: p.duration, warmup_s: p.warmup,
+        stream_duration_s: p.streamSecs, open_streams: p.streams, hold_s: p.hold,
+        request_bytes: Buffer.byteLength(chatBody('mock-ok')),
+        response_bytes: find(ctx.rows, 'chat-fast', 'direct')?.bytes_per_response ?? NaN,
+        build_dir: o.buildDir, stream_model: STREAM_MODEL, hold_model: HOLD_MODEL,
+        nginx: spawnSync(tool('nginx'), ['-v'], { encoding: 'utf8' }).stderr.trim(),
+        wrk: spawnSync('wrk', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0].trim(),
+        other: o.otherUrl ? { name: o.otherName, url: o.otherUrl, pid: o.otherPid ?? null } : null,
+      },
+      rows: ctx.rows,
+      ratios,
+    };
+    res.targets = targets(ctx.rows, ratios);
+    if (o.profile > 0) res.profile = await profile(ctx, ib, o.profile);
+    res.meta.total_s = (Date.now() - started) / 1000;
+    // JSON has no NaN: missing figures become null.
+    fs.writeFileSync(path.join(out, 'results.json'), `${JSON.stringify(res, (k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+    const md = markdown(res);
+    fs.writeFileSync(path.join(out, 'results.md'), md);
+    plots(out, ctx.rows);
+    process.stdout.write(md);
+    log(`results in ${out} (${res.meta.total_s.toFixed(0)} s)`);
+  } finally {
+    await stopNginx(nginx).catch(() => {});
+    if (gw) await stopProcess(gw).catch((e) => log(`gateway: ${e.message.split('\n')[0]}`));
+    if (mock) await stopProcess(mock).catch((e) => log(`mock: ${e.message.split('\n')[0]}`));
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/// The gateway's tier for each mock model the scenarios use.
+const IB_TIER = {
+  'mock-ok': 'bench/fast',
+  'mock-ok+latency-50': 'bench/slow',
+  [STREAM_MODEL]: 'bench/stream',
+  [HOLD_MODEL]: 'bench/hold',
+};
+
+main().catch((e) => {
+  console.error(e.stack ?? String(e));
+  process.exit(1);
+});
