@@ -188,6 +188,8 @@ class call_handler final : public http::exchange_handler {
   bool model_sent_ = false;
 };
 
+}  // namespace
+
 http::client_options client_options_for(const config::provider_config& cfg, std::size_t max_body,
                                         const std::string& ca_file) {
   http::client_options o;
@@ -202,8 +204,6 @@ http::client_options client_options_for(const config::provider_config& cfg, std:
   o.ca_file = ca_file;  // the system store is always used as well
   return o;
 }
-
-}  // namespace
 
 outcome outcome_of(http::exchange_failure f) noexcept {
   using http::exchange_failure;

@@ -51,6 +51,12 @@ provider_actor_handle::behavior_type provider_actor(provider_actor_handle::point
 /// `bad_response`, `pool_closed` a `provider_down`; the others keep their names.
 outcome outcome_of(http::exchange_failure f) noexcept;
 
+/// The upstream client's options for provider `cfg`: its endpoint (TLS or not), connect,
+/// first-byte and total timeouts (ms) and pool size; `max_body` bytes for a buffered answer;
+/// `ca_file` trusted besides the system store (empty: none).
+http::client_options client_options_for(const config::provider_config& cfg, std::size_t max_body,
+                                        const std::string& ca_file);
+
 /// What a refused call (the `caf::error` answering `call_atom`) means for the attempt:
 /// `unsupported` for the provider's `errc::invalid_request`, else `provider_down` (the actor was
 /// gone, or could not take the call).

@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "actors/log.hpp"
+#include "actors/provider_actor.hpp"
 #include "app/routes.hpp"
 #include "core/error.hpp"
 #include "http/client.hpp"
@@ -69,21 +70,6 @@ class pool_service final : public net::execution_context::service {
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<http::upstream_pool>> pools_;
 };
-
-http::client_options client_options_for(const config::config& cfg,
-                                        const config::provider_config& p) {
-  http::client_options o;
-  o.endpoint.tls = p.endpoint.tls;
-  o.endpoint.host = p.endpoint.host;
-  o.endpoint.port = p.endpoint.port;
-  o.connect_timeout = p.timeouts_ms.connect;
-  o.first_byte_timeout = p.timeouts_ms.first_byte;
-  o.total_timeout = p.timeouts_ms.total;
-  o.pool_size = static_cast<std::size_t>(p.pool_size);
-  o.max_body_bytes = cfg.limits_.max_upstream_body_bytes;  // a buffered (non-2xx) answer
-  o.ca_file = cfg.extra_ca_file;
-  return o;
-}
 
 // -- one forwarded request ------------------------------------------------------------------------
 
@@ -411,7 +397,9 @@ void openai_passthrough(const std::shared_ptr<const api_context>& api,
     out.body = std::move(req.body);
   }
 
-  auto pool = net::use_service<pool_service>(*io).pool_for(*io, client_options_for(cfg, *openai));
+  auto pool = net::use_service<pool_service>(*io).pool_for(
+      *io,
+      actors::client_options_for(*openai, cfg.limits_.max_upstream_body_bytes, cfg.extra_ca_file));
   st->inflight = api->deps->inflight;
   st->inflight->add();
   // A client that leaves ends the upstream exchange (its connection is closed, never pooled).

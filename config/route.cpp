@@ -1,19 +1,36 @@
 #include "config/route.hpp"
 
+#include <optional>
+#include <utility>
+
 #include "core/error.hpp"
 
 namespace ib::config {
+
+namespace {
+
+/// `provider/model` with a configured provider: that provider alone, the rest of the name as the
+/// upstream model (which may hold slashes itself).
+std::optional<route> direct_route(const config& cfg, std::string_view model) {
+  const auto slash = model.find('/');
+  if (slash == std::string_view::npos || slash + 1 >= model.size()
+      || cfg.find_provider(model.substr(0, slash)) == nullptr) {
+    return std::nullopt;
+  }
+  route r;
+  r.plan.push_back(
+      tier_entry{std::string(model.substr(0, slash)), std::string(model.substr(slash + 1))});
+  return r;
+}
+
+}  // namespace
 
 result<route> resolve_route(const config& cfg, std::string_view model) {
   if (const auto* t = cfg.find_tier(model)) {
     return route{t->name, t->entries};
   }
-  if (auto slash = model.find('/'); slash != std::string_view::npos && slash + 1 < model.size()
-                                    && cfg.find_provider(model.substr(0, slash)) != nullptr) {
-    route r;
-    r.plan.push_back(
-        tier_entry{std::string(model.substr(0, slash)), std::string(model.substr(slash + 1))});
-    return r;
+  if (auto r = direct_route(cfg, model)) {
+    return std::move(*r);
   }
   std::string tiers;
   for (const auto& t : cfg.tiers) {
@@ -44,12 +61,8 @@ result<route> resolve_embedding_route(const config& cfg, std::string_view model)
                        "embedding_models.",
                  "model", "model_not_found"};
   }
-  if (auto slash = model.find('/'); slash != std::string_view::npos && slash + 1 < model.size()
-                                    && cfg.find_provider(model.substr(0, slash)) != nullptr) {
-    route r;
-    r.plan.push_back(
-        tier_entry{std::string(model.substr(0, slash)), std::string(model.substr(slash + 1))});
-    return r;
+  if (auto r = direct_route(cfg, model)) {
+    return std::move(*r);
   }
   std::string names;
   for (const auto& m : cfg.embedding_models) {

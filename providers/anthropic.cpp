@@ -157,6 +157,20 @@ std::int64_t now_unix() noexcept {
   return static_cast<std::int64_t>(std::time(nullptr));
 }
 
+ib::error invalid(std::string param, std::string_view what) {
+  ib::error e{errc::invalid_request, param + ": " + std::string(what)};
+  e.param = std::move(param);
+  return e;
+}
+
+std::string index_path(std::string_view base, std::size_t i) {
+  std::string p(base);
+  p += '[';
+  p += std::to_string(i);
+  p += ']';
+  return p;
+}
+
 }  // namespace detail
 
 namespace {
@@ -179,19 +193,8 @@ const Value* present(const Value& obj, std::string_view key) noexcept {
   return v != nullptr && !v->IsNull() ? v : nullptr;
 }
 
-ib::error invalid(std::string param, std::string_view what) {
-  ib::error e{errc::invalid_request, param + ": " + std::string(what)};
-  e.param = std::move(param);
-  return e;
-}
-
-std::string index_path(std::string_view base, std::size_t i) {
-  std::string p(base);
-  p += '[';
-  p += std::to_string(i);
-  p += ']';
-  return p;
-}
+using detail::index_path;
+using detail::invalid;
 
 using detail::is_id_char;
 using detail::tool_id;

@@ -6,6 +6,7 @@
 
 #include <rapidjson/document.h>
 
+#include "core/error.hpp"
 #include "core/json.hpp"
 #include "core/request_record.hpp"
 
@@ -55,5 +56,11 @@ struct token_tally {
 
 /// The current Unix time in seconds.
 std::int64_t now_unix() noexcept;
+
+/// A 400 (errc::invalid_request) about field `param`: the message is `"<param>: <what>"`.
+ib::error invalid(std::string param, std::string_view what);
+
+/// `base[i]`, the path of an array element in an error's `param` (`messages[3]`).
+std::string index_path(std::string_view base, std::size_t i);
 
 }  // namespace ib::providers::anthropic::detail

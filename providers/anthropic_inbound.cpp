@@ -37,19 +37,8 @@ constexpr int max_json_depth = 256;
 /// bytes); a larger one is replaced by the envelope `map_error` wrote.
 constexpr std::size_t max_passthrough_error_bytes = 64 * 1024;
 
-ib::error invalid(std::string param, std::string_view what) {
-  ib::error e{errc::invalid_request, param + ": " + std::string(what)};
-  e.param = std::move(param);
-  return e;
-}
-
-std::string index_path(std::string_view base, std::size_t i) {
-  std::string p(base);
-  p += '[';
-  p += std::to_string(i);
-  p += ']';
-  return p;
-}
+using detail::index_path;
+using detail::invalid;
 
 /// The member `key` of `obj` unless it is absent or `null` (clients send `null` for "unset").
 const Value* present(const Value& obj, std::string_view key) noexcept {
@@ -856,25 +845,10 @@ void native_translator::on_event(const sse_event& ev, stream_output& out) {
 // -- translated streams ---------------------------------------------------------------------------
 
 /// Turns the chat chunks of the inner translator into Anthropic's events.
-class chat_wrapper final : public stream_translator {
+class chat_wrapper final : public chat_stream_wrapper {
  public:
-  explicit chat_wrapper(std::unique_ptr<stream_translator> inner) : inner_(std::move(inner)) {}
-
-  void feed(std::string_view bytes, stream_output& out) override {
-    inner_out_.client_bytes.clear();
-    inner_out_.payload = false;
-    inner_->feed(bytes, inner_out_);
-    translate(out);
-  }
-
-  void finish(stream_output& out) override {
-    inner_out_.client_bytes.clear();
-    inner_out_.payload = false;
-    if (!inner_out_.done && !inner_out_.failure) {
-      inner_->finish(inner_out_);
-    }
-    translate(out);
-  }
+  explicit chat_wrapper(std::unique_ptr<stream_translator> inner)
+      : chat_stream_wrapper(std::move(inner)) {}
 
  private:
   enum class block_kind : std::uint8_t { none, text, tool };
@@ -883,7 +857,7 @@ class chat_wrapper final : public stream_translator {
     int block = 0;           ///< the Anthropic content block index
   };
 
-  void translate(stream_output& out);
+  void translate(stream_output& out) override;
   void on_chunk(const sse_event& ev, std::string& out);
   void start_message(std::string& out);
   void open_block(std::string& out, block_kind kind, std::string_view id = {},
@@ -894,8 +868,6 @@ class chat_wrapper final : public stream_translator {
   template <class Write>
   static void event(std::string& out, std::string_view type, Write&& write);
 
-  std::unique_ptr<stream_translator> inner_;
-  stream_output inner_out_;
   sse_parser parser_;
   std::string id_;
   std::string model_;

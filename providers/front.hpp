@@ -1,7 +1,9 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/error.hpp"
@@ -37,5 +39,41 @@ std::string front_error_from_envelope(client_api api, std::string body, int stat
 /// truncation): `data: {"error":...}` for chat completions; Responses' `error` event; Anthropic's
 /// `event: error`. Each makes the official SDK raise.
 std::string front_stream_error_event(client_api api, const stream_failure& f);
+
+/// The base of a translator that re-emits what a chat-chunk translator of the same attempt
+/// produces in another API's events (providers/responses.cpp, anthropic_inbound.cpp): each
+/// `feed` and `finish` runs the inner translator into `inner_out_` (its `client_bytes` are
+/// `chat.completion.chunk` SSE), then calls `translate`, which writes the client's events to
+/// `out` and carries the inner commit flag, usage, model and failure over. Pure; one per attempt.
+class chat_stream_wrapper : public stream_translator {
+ public:
+  explicit chat_stream_wrapper(std::unique_ptr<stream_translator> inner)
+      : inner_(std::move(inner)) {}
+
+  void feed(std::string_view bytes, stream_output& out) final {
+    inner_out_.client_bytes.clear();
+    inner_out_.payload = false;
+    inner_->feed(bytes, inner_out_);
+    translate(out);
+  }
+
+  void finish(stream_output& out) final {
+    inner_out_.client_bytes.clear();
+    inner_out_.payload = false;
+    if (!inner_out_.done && !inner_out_.failure) {
+      inner_->finish(inner_out_);
+    }
+    translate(out);
+  }
+
+ protected:
+  /// Converts what the inner translator has just produced (`inner_out_`) into `out`.
+  virtual void translate(stream_output& out) = 0;
+
+  stream_output inner_out_;  ///< the inner translator's output (sticky flags kept across calls)
+
+ private:
+  std::unique_ptr<stream_translator> inner_;
+};
 
 }  // namespace ib::providers

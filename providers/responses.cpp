@@ -921,26 +921,10 @@ std::pair<std::string_view, std::string_view> status_for(std::string_view finish
 
 // -- streaming: chat chunks -> Responses events ---------------------------------------------------
 
-class chat_wrapper final : public stream_translator {
+class chat_wrapper final : public chat_stream_wrapper {
  public:
   chat_wrapper(const chat_request& req, std::unique_ptr<stream_translator> inner)
-      : facts_(req.responses_facts), inner_(std::move(inner)) {}
-
-  void feed(std::string_view bytes, stream_output& out) override {
-    io_.client_bytes.clear();
-    io_.payload = false;
-    inner_->feed(bytes, io_);
-    translate(out);
-  }
-
-  void finish(stream_output& out) override {
-    io_.client_bytes.clear();
-    io_.payload = false;
-    if (!io_.done && !io_.failure) {
-      inner_->finish(io_);
-    }
-    translate(out);
-  }
+      : chat_stream_wrapper(std::move(inner)), facts_(req.responses_facts) {}
 
  private:
   const request_facts& facts() const {
@@ -948,25 +932,25 @@ class chat_wrapper final : public stream_translator {
     return facts_ ? *facts_ : none;
   }
 
-  void translate(stream_output& out) {
-    out.payload = out.payload || io_.payload;
-    if (io_.tokens) {
-      out.tokens = io_.tokens;
-      state_.usage = from_usage(*io_.tokens);
+  void translate(stream_output& out) override {
+    out.payload = out.payload || inner_out_.payload;
+    if (inner_out_.tokens) {
+      out.tokens = inner_out_.tokens;
+      state_.usage = from_usage(*inner_out_.tokens);
     }
-    if (!io_.model.empty()) {
-      out.model = io_.model;
+    if (!inner_out_.model.empty()) {
+      out.model = inner_out_.model;
     }
     if (!ended_) {
-      parser_.feed(io_.client_bytes,
+      parser_.feed(inner_out_.client_bytes,
                    [&](const sse_event& ev) { on_chunk(ev.data, out.client_bytes); });
     }
-    out.content = out.content || io_.content;
-    if (io_.failure && !out.failure) {
+    out.content = out.content || inner_out_.content;
+    if (inner_out_.failure && !out.failure) {
       ended_ = true;
-      out.failure = io_.failure;
+      out.failure = inner_out_.failure;
     }
-    if (io_.done && ended_) {
+    if (inner_out_.done && ended_) {
       out.done = true;
     }
   }
@@ -1227,8 +1211,6 @@ class chat_wrapper final : public stream_translator {
   }
 
   std::shared_ptr<const request_facts> facts_;
-  std::unique_ptr<stream_translator> inner_;
-  stream_output io_;
   sse_parser parser_;
   response_state state_;
   std::string message_id_;
