@@ -43,10 +43,17 @@ http::response json_response(int status, std::string body) {
   return r;
 }
 
-void send_error(http::responder& res, const error& err, http::header_list extra = {}) {
-  auto r = json_response(http_status(err.code), to_envelope(err));
+/// `err` in the error shape of `which` (OpenAI's envelope, or Anthropic's for its API).
+void send_api_error(http::responder& res, providers::client_api which, const error& err,
+                    http::header_list extra = {}) {
+  auto r = json_response(http_status(err.code), providers::front_error_body(which, err));
   r.headers = std::move(extra);
   res.send(std::move(r));
+}
+
+/// `err` in the OpenAI envelope (every endpoint but the Anthropic API's).
+void send_error(http::responder& res, const error& err, http::header_list extra = {}) {
+  send_api_error(res, providers::client_api::chat_completions, err, std::move(extra));
 }
 
 /// A unique request id: `req_` + 16 hex of per-process randomness + 8 hex of a counter.
@@ -93,14 +100,6 @@ http::header_list own_answer_headers(steady::time_point start) {
       overhead_ms_text(
           std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - start).count()));
   return h;
-}
-
-/// `err` in the error shape of `which` (OpenAI's envelope, or Anthropic's for its API).
-void send_api_error(http::responder& res, providers::client_api which, const error& err,
-                    http::header_list extra = {}) {
-  auto r = json_response(http_status(err.code), providers::front_error_body(which, err));
-  r.headers = std::move(extra);
-  res.send(std::move(r));
 }
 
 /// The user of the request's gateway key, or a 401 sent and null returned. `chat_start`: the
@@ -430,6 +429,31 @@ void send_refusal(http::responder& res, const admission& a, const user_limits& l
   send_chat_error(res, err, start, rate_headers, which);
 }
 
+/// A request the user's limits admitted (core/rate_limit.hpp): its in-flight slot (empty when
+/// no limit is on) and the `x-ratelimit-*` headers to send with every answer.
+struct admitted {
+  limit_ticket ticket;
+  http::header_list rate_headers;
+};
+
+/// Admits a request of `user_id` under the configured limits at `start`, or sends the 429 in
+/// `which`'s error shape and returns nothing.
+std::optional<admitted> admit(const api_context& api, const std::string& user_id,
+                              http::responder& res, steady::time_point start,
+                              providers::client_api which) {
+  admitted out;
+  if (const auto lim = limits_of(*api.cfg); lim.any()) {
+    auto a = api.deps->limiter->admit(user_id, lim, start);
+    out.rate_headers = rate_limit_headers(a);
+    if (a.refused != refusal::none) {
+      send_refusal(res, a, lim, std::move(out.rate_headers), start, which);
+      return std::nullopt;
+    }
+    out.ticket = std::move(a.ticket);
+  }
+  return out;
+}
+
 /// Parses the body of a routed request of API `which` (chat completions, or translated into it).
 result<providers::chat_request> parse_routed(providers::client_api which, http::request& req,
                                              const config::config& cfg) {
@@ -468,16 +492,12 @@ void routed_request(const std::shared_ptr<const api_context>& api, http::request
   const auto& cfg = *api->cfg;
   // Admitted before the body is parsed: a request refused later (bad body, unknown model) still
   // counted against the rate, and its slot is freed when `ticket` goes out of scope.
-  limit_ticket ticket;
-  http::header_list rate_headers;
-  if (const auto lim = limits_of(cfg); lim.any()) {
-    auto a = api->deps->limiter->admit(user->id, lim, start);
-    rate_headers = rate_limit_headers(a);
-    if (a.refused != refusal::none) {
-      return send_refusal(res, a, lim, std::move(rate_headers), start, which);
-    }
-    ticket = std::move(a.ticket);
+  auto ok = admit(*api, user->id, res, start, which);
+  if (!ok) {
+    return;
   }
+  limit_ticket ticket = std::move(ok->ticket);
+  http::header_list rate_headers = std::move(ok->rate_headers);
   auto parsed = parse_routed(which, req, cfg);
   if (!parsed) {
     return send_chat_error(res, parsed.error(), start, rate_headers, which);
@@ -670,16 +690,11 @@ void handle(const std::shared_ptr<const api_context>& api, http::request&& req,
         return;
       }
       // The same per-user limits as routed requests: in flight, and requests per minute.
-      limit_ticket ticket;
-      if (const auto lim = limits_of(*api->cfg); lim.any()) {
-        auto a = api->deps->limiter->admit(user->id, lim, start);
-        if (a.refused != refusal::none) {
-          return send_refusal(res, a, lim, rate_limit_headers(a), start,
-                              providers::client_api::chat_completions);
-        }
-        ticket = std::move(a.ticket);
+      auto ok = admit(*api, user->id, res, start, providers::client_api::chat_completions);
+      if (!ok) {
+        return;
       }
-      return openai_passthrough(api, std::move(user), req, res, std::move(ticket));
+      return openai_passthrough(api, std::move(user), req, res, std::move(ok->ticket));
     }
     case endpoint::list_models: {
       if (!authenticate(*api, req, res)) {

@@ -92,7 +92,9 @@ const log = (...a) => process.stderr.write(`[harness] ${a.join(' ')}\n`);
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim()) || 100;
 const pct = (sorted, p) => (sorted.length === 0 ? NaN
   : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]);
-const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+// A measurement window (streams held open, an idle process watched): the harness measures what
+// happens during a fixed time. Never used to wait for something to happen: that is `waitUntil`.
+const measureFor = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /// The path of a tool: on PATH, or in /usr/sbin (nginx, for users whose PATH lacks it); or null.
 function tool(cmd) {
@@ -509,9 +511,7 @@ async function openStreams(ctx, sys) {
       { timeoutMs: 60000, intervalMs: 50, what: `${target} open streams through ${sys.name}` });
     samples.push({ open: target, rss_kb: memKb(sys.pid).rss, mock_rss_kb: memKb(mock.proc.pid).rss });
   }
-  // Held for the scenario's duration: a measurement window, not a synchronisation.
-  const heldFrom = Date.now();
-  while (Date.now() - heldFrom < ctx.p.hold * 1000) await wait(Math.min(1000, ctx.p.hold * 1000));
+  await measureFor(ctx.p.hold * 1000);
   const open = (await mockStats(mock)).in_flight - base;
   const mem = memKb(sys.pid);
   const p1 = cpuUs(sys.pid);
@@ -540,7 +540,7 @@ async function openStreams(ctx, sys) {
 async function idleRow(ctx, sys, secs) {
   const c0 = cpuUs(sys.pid);
   const t0 = Date.now();
-  await wait(secs * 1000);
+  await measureFor(secs * 1000);
   const c1 = cpuUs(sys.pid);
   const mem = memKb(sys.pid);
   ctx.rows.push({

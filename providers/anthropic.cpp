@@ -157,6 +157,16 @@ std::int64_t now_unix() noexcept {
   return static_cast<std::int64_t>(std::time(nullptr));
 }
 
+stream_error_class classify_stream_error(std::string_view type) noexcept {
+  if (type == "overloaded_error") {
+    return {outcome::server_error, 529};
+  }
+  if (type == "api_error") {
+    return {outcome::server_error, 500};
+  }
+  return {outcome::bad_response, 502};
+}
+
 ib::error invalid(std::string param, std::string_view what) {
   ib::error e{errc::invalid_request, param + ": " + std::string(what)};
   e.param = std::move(param);

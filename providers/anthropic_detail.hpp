@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "core/outcome.hpp"
 #include "core/request_record.hpp"
 
 /// Helpers shared by the Anthropic request, response and stream translations. Private to
@@ -56,6 +57,17 @@ struct token_tally {
 
 /// The current Unix time in seconds.
 std::int64_t now_unix() noexcept;
+
+/// What an in-band stream `error` event of Anthropic error type `type` means for the attempt.
+struct stream_error_class {
+  outcome result;  ///< the failure class
+  int status;      ///< the status it stands for
+};
+
+/// Overload and internal errors are the provider's trouble (fall back, count against the
+/// breaker, as their HTTP statuses 529 and 500 would): `overloaded_error` → server_error 529,
+/// `api_error` → server_error 500; any other type is a bad response, 502.
+stream_error_class classify_stream_error(std::string_view type) noexcept;
 
 /// A 400 (errc::invalid_request) about field `param`: the message is `"<param>: <what>"`.
 ib::error invalid(std::string param, std::string_view what);

@@ -767,7 +767,8 @@ void native_translator::on_event(const sse_event& ev, stream_output& out) {
   }
   out.payload = true;
   if (ev.event == "error" || type == "error") {
-    // Classified as providers/anthropic_stream.cpp does; Anthropic's own body is kept.
+    // Classified as the chat translation does (detail::classify_stream_error); Anthropic's own
+    // body is kept.
     auto fields = read_error_fields(doc);
     std::string etype = fields ? fields->type : std::string();
     std::string body = is_anthropic_error(doc)
@@ -775,13 +776,8 @@ void native_translator::on_event(const sse_event& ev, stream_output& out) {
                            : envelope(fields && !fields->message.empty() ? fields->message
                                                                          : "anthropic stream error",
                                       etype.empty() ? "upstream_error" : etype);
-    if (etype == "overloaded_error") {
-      fail(out, outcome::server_error, 529, std::move(body));
-    } else if (etype == "api_error") {
-      fail(out, outcome::server_error, 500, std::move(body));
-    } else {
-      fail(out, outcome::bad_response, 502, std::move(body));
-    }
+    const auto c = detail::classify_stream_error(etype);
+    fail(out, c.result, c.status, std::move(body));
     return;
   }
   if (type == "message_start") {

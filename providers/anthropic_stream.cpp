@@ -400,15 +400,8 @@ void translator::on_error(const Value& data, stream_output& out) {
   std::string message =
       fields && !fields->message.empty() ? std::move(fields->message) : "anthropic stream error";
   std::string type = fields && !fields->type.empty() ? std::move(fields->type) : "upstream_error";
-  // Overload and internal errors are the provider's trouble (fall back, count against the
-  // breaker, as their HTTP statuses 529 and 500 would); anything else is a bad response.
-  if (type == "overloaded_error") {
-    fail(out, outcome::server_error, 529, envelope(message, type));
-  } else if (type == "api_error") {
-    fail(out, outcome::server_error, 500, envelope(message, type));
-  } else {
-    fail(out, outcome::bad_response, 502, envelope(message, type));
-  }
+  const auto c = detail::classify_stream_error(type);
+  fail(out, c.result, c.status, envelope(message, type));
 }
 
 }  // namespace
