@@ -5,15 +5,15 @@
 //   inferbridge  load generator -> the gateway (tiers pointing at the mock) -> mock
 //   other        load generator -> any gateway URL given with --other-url (its headers and body)
 // Non-streamed rows are driven by wrk (-t1, bench/harness/post.lua); streamed rows and the open
-// streams by an in-process Node client that timestamps every chunk. Per row: RPS, latency
-// percentiles, latency added vs direct, CPU µs per request of the proxy process (utime + stime of
-// all threads from /proc/PID/stat), peak RSS (VmHWM, reset before each row), errors, upstream
-// connections accepted by the mock (pool reuse), the load generator's and the mock's CPU.
+// streams by bench/stream_client (C++, one thread, epoll), which timestamps every read. Per row:
+// RPS, latency percentiles, latency added vs direct, CPU µs per request of the proxy process
+// (utime + stime of all threads from /proc/PID/stat), peak RSS (VmHWM, reset before each row),
+// errors, upstream connections accepted by the mock (pool reuse), the load generator's and the
+// mock's CPU.
 // Writes results.md, results.json and PNG plots (gnuplot) under bench/results/<stamp>/.
 // See bench/README.md ("harness") for the options and how to read the figures.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,17 +26,23 @@ const root = path.resolve(here, '..');
 
 // -- options ------------------------------------------------------------------------------------
 
+/// Every scenario, in the order a run measures them; --only picks some (the targets of the others
+/// then read "not measured").
+const SCENARIOS = ['idle', 'chat-fast', 'chat-50ms', 'stream', 'fallback', 'translation', 'open-streams'];
+
 const USAGE = `usage: bench/harness.sh [--quick] [--duration S] [--warmup S] [--hold S] [--streams N]
                         [--other-url URL [--other-header 'K: V']... [--other-body FILE]
                          [--other-name NAME] [--other-pid PID]] [--mock-port PORT]
-                        [--out DIR] [--build-dir DIR] [--no-build] [--profile S]`;
+                        [--out DIR] [--build-dir DIR] [--no-build] [--profile S]
+                        [--only SCENARIO[,SCENARIO]...]
+scenarios: ${SCENARIOS.join(', ')}`;
 
 function parseOptions(argv) {
   const o = {
     quick: false, duration: undefined, warmup: undefined, hold: undefined, streams: undefined,
     otherUrl: undefined, otherHeaders: [], otherBody: undefined, otherName: 'other',
     otherPid: undefined, mockPort: 0, out: undefined, buildDir: path.join(root, 'build-bench'),
-    build: true, profile: 0,
+    build: true, profile: 0, only: null,
   };
   const num = (v, name) => {
     const n = Number(v);
@@ -65,6 +71,12 @@ function parseOptions(argv) {
       case '--build-dir': o.buildDir = path.resolve(val()); break;
       case '--no-build': o.build = false; break;
       case '--profile': o.profile = Math.round(num(val(), a)); break;
+      case '--only': {
+        o.only = new Set(val().split(',').map((x) => x.trim()).filter(Boolean));
+        const bad = [...o.only].filter((x) => !SCENARIOS.includes(x));
+        if (bad.length) throw new Error(`--only: unknown scenario ${bad.join(', ')}\n${USAGE}`);
+        break;
+      }
       case '-h': case '--help': console.log(USAGE); process.exit(0); break;
       default: throw new Error(`unknown option '${a}'\n${USAGE}`);
     }
@@ -154,7 +166,7 @@ function build(o) {
   const out = { stdio: ['ignore', process.stderr, process.stderr], cwd: root };
   run('cmake', ['-S', '.', '-B', o.buildDir, '-G', 'Ninja', '-DCMAKE_BUILD_TYPE=Release',
     '-DIB_BUILD_TESTS=OFF'], out);
-  run('cmake', ['--build', o.buildDir, '-j2', '--target', 'inferbridge', 'mock_provider'], out);
+  run('cmake', ['--build', o.buildDir, '-j2', '--target', 'inferbridge', 'mock_provider', 'stream_client'], out);
 }
 
 const MOCK_KEY = 'sk-bench-0123456789abcdef';
@@ -329,86 +341,32 @@ function wrk({ url, body, headers, c, secs, work }) {
   });
 }
 
-/// An OpenAI stream chunk with text in it.
-const CONTENT = /"content":"[^"]/;
-
-/// `c` loops of sequential streamed requests for `secs`, on keep-alive connections. Every body
-/// chunk is timestamped: time to first byte (first body bytes), gaps between chunks, events seen.
-async function streamLoad({ url, body, headers, c, secs }) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: c });
-  const ttfb = [];
-  const ttft = [];
-  const gaps = [];
-  let events = 0;
-  let streams = 0;
-  let errors = 0;
-  const u = new URL(url);
-  const hdrs = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
-  for (const h of headers) {
-    const i = h.indexOf(':');
-    hdrs[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
-  }
-  const one = () => new Promise((resolve) => {
-    const t0 = process.hrtime.bigint();
-    let last = 0n;
-    let first = 0n;
-    let firstContent = 0n;
-    let text = '';
-    let n = 0;
-    const localGaps = [];
-    const req = http.request(u, { method: 'POST', agent, headers: hdrs }, (res) => {
-      res.setEncoding('utf8');
-      res.on('data', (d) => {
-        const t = process.hrtime.bigint();
-        if (first === 0n) first = t;
-        // Gaps between reads that carry content: what a reader of the tokens waits.
-        if (CONTENT.test(d)) {
-          if (firstContent === 0n) firstContent = t; else localGaps.push(Number(t - last) / 1e6);
-          last = t;
-        }
-        text += d;
-        if (text.length > 8192) text = text.slice(-64);
-        n += 1;
-      });
-      res.on('end', () => {
-        const ok = res.statusCode === 200 && text.includes('[DONE]') && firstContent !== 0n;
-        if (ok) {
-          streams += 1;
-          ttfb.push(Number(first - t0) / 1e6);
-          ttft.push(Number(firstContent - t0) / 1e6);
-          for (const g of localGaps) gaps.push(g);
-          events += n;
-        } else {
-          errors += 1;
-        }
-        resolve();
-      });
-      res.on('error', () => { errors += 1; resolve(); });
+/// Runs bench/stream_client: `c` keep-alive connections looping sequential streamed requests for
+/// `secs`. It timestamps every read (CLOCK_MONOTONIC): time to first byte (first body bytes), to
+/// the first content event, the gaps between content events; resolves to its JSON (percentiles in
+/// ms, its own CPU in µs from getrusage).
+function streamLoad({ client, url, body, headers, c, secs, work }) {
+  const bodyFile = path.join(work, `stream-body-${process.hrtime.bigint()}.json`);
+  fs.writeFileSync(bodyFile, body);
+  const args = ['--url', url, '--body-file', bodyFile, '--connections', String(c), '--duration', String(secs),
+    ...headers.flatMap((h) => ['--header', h])];
+  return new Promise((resolve, reject) => {
+    const p = spawn(client, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('error', (e) => { fs.rmSync(bodyFile, { force: true }); reject(e); });
+    p.on('exit', (code, signal) => {
+      fs.rmSync(bodyFile, { force: true });
+      if (code !== 0) {
+        reject(new Error(`stream_client failed (${code ?? signal}): ${err}${out}`));
+        return;
+      }
+      // Its JSON says null where a figure has no samples; the report's arithmetic wants NaN.
+      resolve(JSON.parse(out, (k, v) => (v === null ? NaN : v)));
     });
-    req.setTimeout(30000, () => req.destroy(new Error('timeout')));
-    req.on('error', () => { errors += 1; resolve(); });
-    req.end(body);
   });
-  const cpu0 = process.cpuUsage();
-  const t0 = Date.now();
-  const end = t0 + secs * 1000;
-  await Promise.all(Array.from({ length: c }, async () => {
-    while (Date.now() < end) await one();
-  }));
-  const elapsed = (Date.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  agent.destroy();
-  ttfb.sort((a, b) => a - b);
-  ttft.sort((a, b) => a - b);
-  gaps.sort((a, b) => a - b);
-  return {
-    requests: streams, errors, elapsed, rps: streams / elapsed,
-    chunks_per_stream: streams ? events / streams : NaN,
-    ttfb_ms: { p50: pct(ttfb, 50), p90: pct(ttfb, 90), p99: pct(ttfb, 99), p999: pct(ttfb, 99.9) },
-    ttft_ms: { p50: pct(ttft, 50), p90: pct(ttft, 90), p99: pct(ttft, 99), p999: pct(ttft, 99.9) },
-    gap_ms: { p50: pct(gaps, 50), p90: pct(gaps, 90), p99: pct(gaps, 99), p999: pct(gaps, 99.9) },
-    cpu_us: cpu.user + cpu.system,
-  };
 }
 
 // -- one measured row -----------------------------------------------------------------------------
@@ -463,7 +421,7 @@ async function wrkRow(ctx, { scenario, sys, c, model, label }) {
 
 async function streamRow(ctx, { scenario, sys, c }) {
   const body = sys.body(STREAM_MODEL, true);
-  const args = { url: sys.url, body, headers: sys.headers, c };
+  const args = { client: ctx.bin.streamClient, url: sys.url, body, headers: sys.headers, c, work: ctx.work };
   if (ctx.p.warmup > 0) await streamLoad({ ...args, secs: Math.min(ctx.p.warmup, 1) });
   const r = await measured(sys, ctx.mock, () => streamLoad({ ...args, secs: ctx.p.streamSecs }));
   const row = { scenario, system: sys.name, label: sys.name, concurrency: c, ...r };
@@ -472,58 +430,69 @@ async function streamRow(ctx, { scenario, sys, c }) {
   ctx.rows.push(row);
 }
 
-/// Opens `n` streams in four steps, holds them `hold` seconds, then closes them; the proxy's RSS
-/// (and the mock's) after each step and its peak while held.
+/// Opens `n` streams in four steps (bench/stream_client --hold, one connection each), holds them
+/// `hold` seconds, then closes them; the proxy's RSS (and the mock's) after each step and its peak
+/// while held.
 async function openStreams(ctx, sys) {
   const { mock } = ctx;
   const n = ctx.p.streams;
-  const body = sys.body(HOLD_MODEL, true);
-  const u = new URL(sys.url);
-  const hdrs = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
-  for (const h of sys.headers) {
-    const i = h.indexOf(':');
-    hdrs[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
-  }
-  const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
-  const reqs = [];
-  let ended = 0;
-  let failed = 0;
-  let closing = false;
+  const bodyFile = path.join(ctx.work, `hold-body-${process.hrtime.bigint()}.json`);
+  fs.writeFileSync(bodyFile, sys.body(HOLD_MODEL, true));
   const base = (await mockStats(mock)).in_flight;
   resetPeak(sys.pid);
   const samples = [{ open: 0, rss_kb: memKb(sys.pid).rss, mock_rss_kb: memKb(mock.proc.pid).rss }];
-  const cpu0 = process.cpuUsage();
   const p0 = cpuUs(sys.pid);
-  for (let step = 1; step <= 4; ++step) {
-    const target = Math.round((n * step) / 4);
-    while (reqs.length < target) {
-      const req = http.request(u, { method: 'POST', agent, headers: hdrs }, (res) => {
-        if (res.statusCode !== 200) failed += 1;
-        res.on('data', () => {});
-        res.on('end', () => { if (!closing) ended += 1; });
-        res.on('error', () => { if (!closing) ended += 1; });
-      });
-      req.on('error', () => { if (!closing) failed += 1; });
-      req.end(body);
-      reqs.push(req);
+  // It answers each "open N" with one line once the new streams have their first body bytes (or
+  // failed), and "close" (or the end of its stdin) with its JSON summary.
+  const client = spawn(ctx.bin.streamClient, ['--hold', '--url', sys.url, '--body-file', bodyFile,
+    '--timeout', '60', ...sys.headers.flatMap((h) => ['--header', h])], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const lines = [];
+  let partial = '';
+  let err = '';
+  client.stdout.on('data', (d) => {
+    partial += d;
+    for (let i = partial.indexOf('\n'); i >= 0; i = partial.indexOf('\n')) {
+      lines.push(partial.slice(0, i));
+      partial = partial.slice(i + 1);
     }
-    await waitUntil(async () => (await mockStats(mock)).in_flight - base >= target || failed + ended > 0,
-      { timeoutMs: 60000, intervalMs: 50, what: `${target} open streams through ${sys.name}` });
-    samples.push({ open: target, rss_kb: memKb(sys.pid).rss, mock_rss_kb: memKb(mock.proc.pid).rss });
+  });
+  client.stderr.on('data', (d) => { err += d; });
+  const exited = new Promise((resolve) => client.once('exit', resolve));
+  const line = (test, what) => waitUntil(() => {
+    const l = lines.find(test);
+    if (l === undefined && client.exitCode !== null) throw new Error(`stream_client exited (${client.exitCode}): ${err}`);
+    return l;
+  }, { timeoutMs: 90000, intervalMs: 10, what });
+  let failed = 0;
+  let ended = 0;
+  try {
+    for (let step = 1; step <= 4; ++step) {
+      const target = Math.round((n * step) / 4);
+      client.stdin.write(`open ${target}\n`);
+      const l = await line((x) => x.startsWith(`open ${target} `), `${target} open streams through ${sys.name}`);
+      failed = Number(l.match(/failed=(\d+)/)[1]);
+      ended = Number(l.match(/ended=(\d+)/)[1]);
+      await waitUntil(async () => (await mockStats(mock)).in_flight - base >= target || failed + ended > 0,
+        { timeoutMs: 60000, intervalMs: 50, what: `${target} open streams through ${sys.name} at the mock` });
+      samples.push({ open: target, rss_kb: memKb(sys.pid).rss, mock_rss_kb: memKb(mock.proc.pid).rss });
+    }
+    await measureFor(ctx.p.hold * 1000);
+  } catch (e) {
+    client.kill('SIGKILL');
+    throw e;
   }
-  await measureFor(ctx.p.hold * 1000);
   const open = (await mockStats(mock)).in_flight - base;
   const mem = memKb(sys.pid);
   const p1 = cpuUs(sys.pid);
-  const cpu = process.cpuUsage(cpu0);
-  closing = true;
-  for (const r of reqs) r.destroy();
-  agent.destroy();
+  client.stdin.end('close\n');
+  const sum = JSON.parse(await line((x) => x.startsWith('{'), `stream_client to close its ${n} streams`));
+  await exited;
+  fs.rmSync(bodyFile, { force: true });
   await waitUntil(async () => (await mockStats(mock)).in_flight <= base,
     { timeoutMs: 60000, intervalMs: 50, what: `streams through ${sys.name} to close` });
   const row = {
     scenario: 'open-streams', system: sys.name, label: sys.name, concurrency: n, requests: n,
-    errors: failed + ended + Math.max(0, n - open), held_s: ctx.p.hold, open_at_end: open,
+    errors: sum.failed + sum.ended + Math.max(0, n - open), held_s: ctx.p.hold, open_at_end: open,
     rss_kb: sys.pid ? mem.rss : null, peak_rss_kb: sys.pid ? mem.hwm : null,
     mock_rss_kb: memKb(mock.proc.pid).rss, samples,
     // What each open stream adds (RSS at n streams minus RSS before the first; the process may
@@ -531,7 +500,7 @@ async function openStreams(ctx, sys) {
     kib_per_stream: ((sys.pid ? samples.at(-1).rss_kb - samples[0].rss_kb
       : samples.at(-1).mock_rss_kb - samples[0].mock_rss_kb) / n),
     proxy_cpu_us_per_req: sys.pid ? (p1 - p0) / n : null,
-    loadgen_cpu_us_per_req: (cpu.user + cpu.system) / n,
+    loadgen_cpu_us_per_req: sum.cpu_us / n,
   };
   log(`open-streams ${sys.name}: ${open} open, peak RSS ${fmt(mib(row.peak_rss_kb), 1)} MiB, errors ${row.errors}`);
   ctx.rows.push(row);
@@ -689,9 +658,9 @@ function markdown(res) {
   const L = [];
   L.push(`# InferBridge load benchmark — ${meta.stamp}`);
   L.push('');
-  L.push(`${meta.mode} run on ${meta.cores} cores (${meta.cpu}), load average ${meta.loadavg_before.map((x) => x.toFixed(2)).join(' ')} before, `
+  L.push(`${meta.mode} run${meta.only ? ` (only ${meta.only.join(', ')})` : ''} on ${meta.cores} cores (${meta.cpu}), load average ${meta.loadavg_before.map((x) => x.toFixed(2)).join(' ')} before, `
     + `${meta.loadavg_after.map((x) => x.toFixed(2)).join(' ')} after. ${meta.duration_s} s per row (warm-up ${meta.warmup_s} s), `
-    + `wrk -t1 for non-streamed rows, the harness's Node client for streams. Request ${meta.request_bytes} B, `
+    + `wrk -t1 for non-streamed rows, bench/stream_client (C++, epoll) for streams. Request ${meta.request_bytes} B, `
     + `direct response ${fmt(meta.response_bytes, 0)} B (headers included). Binaries: ${meta.build_dir}.`);
   L.push('Latencies in ms; CPU in µs per request (or per stream) of the process named; RSS in MiB; '
     + '"added" is the difference to the direct row of the same scenario and concurrency.');
@@ -725,7 +694,7 @@ function markdown(res) {
     + 'their "added" is the difference between the two. "translation" rows: the same request on a tier '
     + 'served by the OpenAI protocol (pass-through) and by the Anthropic protocol (translated both ways).');
   L.push('');
-  L.push('## Streamed chat (20 chunks, 20 ms apart; Node client, keep-alive)');
+  L.push('## Streamed chat (20 chunks, 20 ms apart; bench/stream_client, keep-alive)');
   L.push('');
   L.push('| path | c | streams/s | TTFB p50 | TTFB p99 | added TTFB p50 | added TTFB p99 | first content p50 | added first content p50 | added first content p99 | gap p50 | gap p99 | added gap p99 | reads/stream | proxy CPU µs/stream | peak RSS MiB | errors | upstream conns (reuse %) | client CPU µs/stream | mock CPU µs/stream |');
   L.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
@@ -738,9 +707,10 @@ function markdown(res) {
       + `${fmt(r.loadgen_cpu_us_per_req, 1)} | ${fmt(r.mock_cpu_us_per_req, 1)} |`);
   }
   L.push('');
-  L.push('TTFB: time to the first body bytes (the role chunk); first content: time to the first read carrying '
-    + 'text; a gap: the time between two reads carrying text in one stream; "reads/stream" counts the body '
-    + 'reads the client saw (role chunk, content chunks, finish, `[DONE]`, when they arrive apart).');
+  L.push('Times from the write of the request. TTFB: to the first body bytes (the role chunk); first content: to '
+    + 'the first event with text; a gap: the time between two events with text in one stream (events that '
+    + 'arrive in one read have a gap of 0); "reads/stream" counts the reads that carried body bytes (23 when role '
+    + 'chunk, content chunks, finish and `[DONE]` all arrive apart). "client CPU" is the stream client\'s own.');
   L.push('');
   L.push('## Memory: open streams and idle');
   L.push('');
@@ -787,6 +757,8 @@ function markdown(res) {
 }
 
 function plots(out, rows) {
+  // A plot with nothing to show (a scenario left out with --only) says so instead of failing.
+  const empty = "set label 1 'not measured in this run' at graph 0.5,0.5 center\nplot [1:2] [1:2] 1/0 notitle\nunset label 1";
   const dat = (name, text) => { fs.writeFileSync(path.join(out, name), text); return name; };
   const systems = [...new Set(rows.map((r) => r.system))];
   const scripts = [];
@@ -804,7 +776,7 @@ function plots(out, rows) {
     }
     lat.push(`set title '${sc === 'chat-fast' ? 'mock answers at once' : 'mock answers after 50 ms'}'`,
       i === 0 ? 'set logscale y' : 'unset logscale y',
-      series.length ? `plot ${series.join(', ')}` : 'plot NaN notitle');
+      series.length ? `plot ${series.join(', ')}` : empty);
   }
   scripts.push(['latency.png', [
     'set terminal pngcairo size 1400,600', "set output 'latency.png'", 'set multiplot layout 1,2',
@@ -833,7 +805,8 @@ function plots(out, rows) {
     "set title 'proxy CPU per request (all threads, utime+stime)'", "set ylabel 'µs per request (per stream)'",
     'set style data histograms', 'set style histogram clustered gap 1', 'set style fill solid 0.8 border -1',
     'set xtics rotate by -35', 'set logscale y', 'set grid ytics', 'set key top left',
-    `plot ${proxied.map((s, i) => `'${cpuDat}' using ${i + 2}:xtic(1) title '${s}'`).join(', ') || 'NaN notitle'}`,
+    proxied.length && cpuRows.length
+      ? `plot ${proxied.map((s, i) => `'${cpuDat}' using ${i + 2}:xtic(1) title '${s}'`).join(', ')}` : empty,
   ].join('\n')]);
   // RSS vs open streams.
   const rssSeries = [];
@@ -844,7 +817,7 @@ function plots(out, rows) {
   scripts.push(['rss.png', [
     'set terminal pngcairo size 1000,600', "set output 'rss.png'", "set title 'RSS vs open streams'",
     "set xlabel 'open streams'", "set ylabel 'RSS (MiB)'", 'set grid', 'set key top left', 'set yrange [0:*]',
-    `plot ${rssSeries.join(', ') || 'NaN notitle'}`].join('\n')]);
+    rssSeries.length ? `plot ${rssSeries.join(', ')}` : empty].join('\n')]);
   for (const [png, text] of scripts) {
     const gp = `${png.replace('.png', '')}.gp`;
     fs.writeFileSync(path.join(out, gp), `${text}\n`);
@@ -871,7 +844,8 @@ async function main() {
   }
   const p = plan(o);
   if (o.build) build(o);
-  const bin = { gw: path.join(o.buildDir, 'inferbridge'), mock: path.join(o.buildDir, 'bench', 'mock_provider') };
+  const bin = { gw: path.join(o.buildDir, 'inferbridge'), mock: path.join(o.buildDir, 'bench', 'mock_provider'),
+    streamClient: path.join(o.buildDir, 'bench', 'stream_client') };
   for (const f of Object.values(bin)) {
     if (!fs.existsSync(f)) {
       console.error(`${f} is missing: build it (drop --no-build) or give --build-dir`);
@@ -882,7 +856,8 @@ async function main() {
   const out = o.out ?? path.join(here, 'results', stamp);
   fs.mkdirSync(out, { recursive: true });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ib-bench-'));
-  const ctx = { o, p, out, work, rows: [] };
+  const ctx = { o, p, out, work, bin, rows: [] };
+  const runs = (scenario) => !o.only || o.only.has(scenario);
   const loadBefore = os.loadavg();
   const started = Date.now();
   let mock;
@@ -952,21 +927,24 @@ async function main() {
 
     log(`mock ${mock.url}, nginx ${nginx.url} (worker ${nginx.pid}), inferbridge ${gw.url} (pid ${gw.proc.pid})`);
     // Idle first, before any load.
-    await Promise.all(systems.filter((s) => s.pid).map((s) => idleRow(ctx, s, o.quick ? 0.5 : 3)));
-    ctx.rows.push({ scenario: 'idle', system: 'mock', label: 'mock', concurrency: 0, requests: 0, errors: 0,
-      rss_kb: memKb(mock.proc.pid).rss, peak_rss_kb: memKb(mock.proc.pid).hwm, idle_cpu_ms_per_s: NaN });
+    if (runs('idle')) {
+      await Promise.all(systems.filter((s) => s.pid).map((s) => idleRow(ctx, s, o.quick ? 0.5 : 3)));
+      ctx.rows.push({ scenario: 'idle', system: 'mock', label: 'mock', concurrency: 0, requests: 0, errors: 0,
+        rss_kb: memKb(mock.proc.pid).rss, peak_rss_kb: memKb(mock.proc.pid).hwm, idle_cpu_ms_per_s: NaN });
+    }
 
     for (const [scenario, model, cs] of [['chat-fast', 'mock-ok', p.fast], ['chat-50ms', 'mock-ok+latency-50', p.slow]]) {
+      if (!runs(scenario)) continue;
       for (const c of cs) {
         for (const s of systems) await wrkRow(ctx, { scenario, sys: s, c, model });
       }
     }
-    for (const c of p.stream) {
+    for (const c of runs('stream') ? p.stream : []) {
       for (const s of systems) await streamRow(ctx, { scenario: 'stream', sys: s, c });
     }
     const ib = bySys.inferbridge;
     // Fallback: the same success with and without a 503 first, alternated twice.
-    for (let i = 0; i < (o.quick ? 1 : 2); ++i) {
+    for (let i = 0; i < (runs('fallback') ? (o.quick ? 1 : 2) : 0); ++i) {
       for (const [label, tier] of [['inferbridge success', 'bench/groq'], ['inferbridge 503→success', 'bench/fallback']]) {
         const prev = find(ctx.rows, 'fallback', 'inferbridge', undefined, label);
         const row = await wrkRow(ctx, { scenario: 'fallback', sys: { ...ib, body: (m, s) => chatBody(tier, s) },
@@ -977,11 +955,12 @@ async function main() {
         }
       }
     }
-    for (const [label, tier] of [['inferbridge openai', 'bench/fast'], ['inferbridge anthropic', 'bench/anthropic']]) {
+    for (const [label, tier] of runs('translation')
+      ? [['inferbridge openai', 'bench/fast'], ['inferbridge anthropic', 'bench/anthropic']] : []) {
       await wrkRow(ctx, { scenario: 'translation', sys: { ...ib, body: (m, s) => chatBody(tier, s) },
         c: p.translationC, model: tier, label });
     }
-    for (const s of systems) await openStreams(ctx, s);
+    for (const s of runs('open-streams') ? systems : []) await openStreams(ctx, s);
     const ratios = derive(ctx.rows);
     const res = {
       meta: {
@@ -994,6 +973,7 @@ async function main() {
         nginx: spawnSync(tool('nginx'), ['-v'], { encoding: 'utf8' }).stderr.trim(),
         wrk: spawnSync('wrk', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0].trim(),
         other: o.otherUrl ? { name: o.otherName, url: o.otherUrl, pid: o.otherPid ?? null } : null,
+        only: o.only ? [...o.only] : null, stream_client: bin.streamClient,
       },
       rows: ctx.rows,
       ratios,

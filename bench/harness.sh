@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The load-testing harness (issue 17) in one command: builds the Release binaries into
-# build-bench/, starts the mock provider, nginx and the gateway on loopback, measures every
-# scenario side by side and writes bench/results/<stamp>/{results.md,results.json,*.png}.
+# The load-testing harness (issue 17) in one command: builds the Release binaries (the gateway,
+# the mock provider and the streams' client bench/stream_client) into build-bench/, starts the
+# mock provider, nginx and the gateway on loopback, measures every scenario side by side and
+# writes bench/results/<stamp>/{results.md,results.json,*.png}.
 #   bench/harness.sh [--quick] [--duration S] [--other-url URL --other-header 'K: V'
 #                    --other-body FILE] [--out DIR] [--build-dir DIR] [--no-build] ...
 # Options: bench/README.md ("harness") or bench/harness.sh --help.

@@ -3,15 +3,17 @@
 // given on the command line (the mock itself, through --other-url/--other-header/--other-body and
 // a fixed --mock-port). Checks that it writes its Markdown, its JSON (every row present, every
 // figure finite) and its plots. No timing assertion: the figures of a shared CI machine mean
-// nothing; only that the harness measures what it says.
+// nothing; only that the harness measures what it says. Then the harness's stream client
+// (bench/stream_client) on its own, against a server that writes its answers a byte per write.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
 
-import { buildDir, freePort, repoRoot } from './lib/procs.mjs';
+import { buildDir, freePort, repoRoot, waitUntil } from './lib/procs.mjs';
 
 const TOOLS = ['wrk', 'nginx', 'gnuplot'];
 
@@ -82,6 +84,8 @@ test('bench/harness.sh --quick measures every scenario and path and writes md, j
           loadRows.push(x);
         }
         const st = row('stream', s, 16);
+        assert.ok(st.events_per_stream >= 5, `stream ${s}: ${st.events_per_stream} events per stream`);
+        assert.equal(typeof st.errors_by_kind, 'object', `stream ${s}: errors by kind`);
         for (const k of ['ttfb_ms', 'ttft_ms', 'gap_ms']) {
           for (const p of ['p50', 'p99']) assert.ok(finite(st[k][p]), `stream ${s} ${k}.${p}`);
         }
@@ -135,5 +139,150 @@ test('bench/harness.sh --quick measures every scenario and path and writes md, j
       }
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+// -- bench/stream_client on its own ----------------------------------------------------------------
+
+const streamClient = path.join(buildDir, 'bench', 'stream_client');
+
+const sse = (delta, finish = null) => `data: ${JSON.stringify({ object: 'chat.completion.chunk',
+  choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+/// A role event, three with text, the finish and [DONE]: 6 events, 3 with content.
+const EVENTS = [sse({ role: 'assistant', content: '' }), sse({ content: 'Hel' }), sse({ content: 'lo ' }),
+  sse({ content: '"you"' }), sse({}, 'stop'), 'data: [DONE]\n\n'];
+
+/// The raw response for `kind` (the request path).
+function answer(kind) {
+  const head = (h) => `HTTP/1.1 ${h}\r\n\r\n`;
+  const body = EVENTS.join('');
+  switch (kind) {
+    case '/chunked':  // one chunk per event, an extension, a trailer
+      return head('200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked')
+        + EVENTS.map((e, i) => `${Buffer.byteLength(e).toString(16)}${i === 1 ? ';x=1' : ''}\r\n${e}\r\n`).join('')
+        + '0\r\nx-trailer: 1\r\n\r\n';
+    case '/length':
+      return head(`200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: ${Buffer.byteLength(body)}`) + body;
+    case '/close':  // delimited by the end of the connection
+      return head('200 OK\r\nContent-Type: text/event-stream\r\nConnection: close') + body;
+    case '/no-content':
+      return head('200 OK\r\nTransfer-Encoding: chunked') + [EVENTS[0], EVENTS[5]]
+        .map((e) => `${Buffer.byteLength(e).toString(16)}\r\n${e}\r\n`).join('') + '0\r\n\r\n';
+    case '/status':
+      return head('503 Service Unavailable\r\nContent-Length: 2') + '{}';
+    case '/hold':  // the head and one event, then nothing until the client leaves
+      return head('200 OK\r\nTransfer-Encoding: chunked') + `${Buffer.byteLength(EVENTS[1]).toString(16)}\r\n${EVENTS[1]}\r\n`;
+    default:
+      return head('404 Not Found\r\nContent-Length: 0');
+  }
+}
+
+/// A server that reads each request (head and Content-Length body) and writes its answer a byte
+/// per event-loop turn, so that the client's reads split it everywhere.
+async function dribbleServer() {
+  const sockets = new Set();
+  const srv = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.setNoDelay(true);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => {});
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const headText = buf.subarray(0, end).toString();
+        const len = Number((headText.match(/content-length:\s*(\d+)/i) ?? [0, 0])[1]);
+        if (buf.length < end + 4 + len) return;
+        buf = buf.subarray(end + 4 + len);
+        const kind = headText.split(' ')[1];
+        const bytes = Buffer.from(answer(kind));
+        const keep = kind !== '/close' && kind !== '/hold';
+        let i = 0;
+        const next = () => {
+          if (sock.destroyed) return;
+          if (i < bytes.length) {
+            sock.write(bytes.subarray(i, i + 1));
+            i += 1;
+            setImmediate(next);
+          } else if (kind === '/close') {
+            sock.end();
+          }
+        };
+        next();
+        if (!keep) return;
+      }
+    });
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${srv.address().port}`,
+    sockets,
+    close: () => new Promise((r) => { for (const s of sockets) s.destroy(); srv.close(r); }),
+  };
+}
+
+/// Runs stream_client (asynchronously: the server lives in this process); resolves to its JSON.
+async function runClient(args) {
+  const p = spawn(streamClient, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  p.stdout.on('data', (d) => { out += d; });
+  p.stderr.on('data', (d) => { err += d; });
+  const timer = setTimeout(() => p.kill('SIGKILL'), 60000);
+  const code = await new Promise((r) => p.once('exit', (c, sig) => r(c ?? sig)));
+  clearTimeout(timer);
+  assert.equal(code, 0, `stream_client ${args.join(' ')}: ${code}\n${err}`);
+  return JSON.parse(out);
+}
+
+test('bench/stream_client decodes chunked, Content-Length and close-delimited streams split across many reads',
+  { timeout: 120000 }, async () => {
+    assert.ok(fs.existsSync(streamClient), `${streamClient} is missing: build the stream_client target`);
+    const srv = await dribbleServer();
+    try {
+      const base = ['--body', '{"stream":true}', '--header', 'Authorization: Bearer sk-x', '--duration', '0.3',
+        '--connections', '2'];
+      for (const kind of ['/chunked', '/length', '/close']) {
+        const r = await runClient(['--url', `${srv.url}${kind}`, ...base]);
+        assert.ok(r.requests >= 2, `${kind}: ${r.requests} streams`);
+        assert.equal(r.errors, 0, `${kind}: errors ${JSON.stringify(r.errors_by_kind)}`);
+        assert.equal(r.events_per_stream, 6, `${kind}: events per stream`);
+        assert.ok(r.reads_per_stream >= 6, `${kind}: ${r.reads_per_stream} reads per stream`);
+        for (const k of ['ttfb_ms', 'ttft_ms', 'gap_ms']) assert.ok(finite(r[k].p50) && r[k].p50 >= 0, `${kind}: ${k}`);
+        assert.ok(r.ttft_ms.p50 >= r.ttfb_ms.p50, `${kind}: first content before first byte`);
+        assert.ok(finite(r.cpu_us_per_stream), `${kind}: client CPU`);
+        // Keep-alive reuses the connections; a close-delimited body needs one per stream.
+        assert.equal(r.connects, kind === '/close' ? r.requests : 2, `${kind}: connects`);
+      }
+      const nc = await runClient(['--url', `${srv.url}/no-content`, ...base]);
+      assert.ok(nc.requests === 0 && nc.errors_by_kind.no_content > 0 && nc.errors === nc.errors_by_kind.no_content,
+        `no content: ${JSON.stringify(nc)}`);
+      const st = await runClient(['--url', `${srv.url}/status`, ...base]);
+      assert.ok(st.requests === 0 && st.errors_by_kind.status > 0 && st.errors === st.errors_by_kind.status,
+        `503: ${JSON.stringify(st)}`);
+
+      // Hold mode: two steps, then close on the end of stdin.
+      const hold = spawn(streamClient, ['--hold', '--url', `${srv.url}/hold`, '--body', '{}'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      hold.stdout.on('data', (d) => { out += d; });
+      hold.stderr.on('data', (d) => { err += d; });
+      const exited = new Promise((r) => hold.once('exit', r));
+      hold.stdin.write('open 3\n');
+      await waitUntil(() => /^open 3 /m.test(out), { timeoutMs: 20000, what: `open 3: ${out}${err}` });
+      assert.match(out, /^open 3 ok=3 failed=0 ended=0 pending=0$/m);
+      hold.stdin.write('open 5\n');
+      await waitUntil(() => /^open 5 /m.test(out), { timeoutMs: 20000, what: `open 5: ${out}${err}` });
+      assert.match(out, /^open 5 ok=5 failed=0 ended=0 pending=0$/m);
+      assert.equal(srv.sockets.size, 5, 'one connection per held stream');
+      hold.stdin.end();
+      assert.equal(await exited, 0, err);
+      const sum = JSON.parse(out.trim().split('\n').at(-1));
+      assert.deepEqual([sum.streams, sum.open, sum.failed, sum.ended], [5, 5, 0, 0]);
+      await waitUntil(() => srv.sockets.size === 0, { timeoutMs: 10000, what: 'the held connections to close' });
+    } finally {
+      await srv.close();
     }
   });
