@@ -613,7 +613,7 @@ class client {
     return true;
   }
 
-  /// Decodes one read of `n` bytes at `t`: timestamps, events; false on a malformed response.
+  /// Decodes one read `in`, made at `t`: timestamps, events; false on a malformed response.
   bool on_bytes(connection& k, std::string_view in, nanos t) {
     body_.clear();
     if (!k.reader.feed(in, body_)) {
@@ -631,7 +631,7 @@ class client {
     k.sse.feed(body_, c);
     k.events += c.events;
     for (int j = 0; j < c.content; ++j) {
-      // Events that arrive in one read arrive together: their gap is 0 (as the Node client had it).
+      // Events that arrive in one read arrive together: their gap is 0.
       if (k.first_content == 0) {
         k.first_content = t;
       } else {
