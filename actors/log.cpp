@@ -361,8 +361,10 @@ void logger::push(std::string line) {
       return;
     }
     queue_ += line;
-    // Woken once when the queue reaches the mark, not per line (see `flush_interval`).
-    wake = ++queued_lines_ == opts_.wake_at_lines;
+    // Woken by a batch's first line (an idle writer sleeps without a deadline) and when the
+    // queue reaches the mark, not per line (see `flush_interval`).
+    ++queued_lines_;
+    wake = queued_lines_ == 1 || queued_lines_ == opts_.wake_at_lines;
   }
   if (wake) {
     wake_.notify_one();
@@ -376,6 +378,12 @@ void logger::run() {
   std::string batch;
   std::unique_lock lock{mutex_};
   for (;;) {
+    // Idle (nothing queued, no drop to report): sleep until a line, a flush or the stop, so that
+    // an idle gateway's writer does not wake every `flush_interval`.
+    if (dropped_ == reported) {
+      wake_.wait(lock, [this] { return queued_lines_ > 0 || flush_requested_ || stop_; });
+      next_report = std::max(next_report, clock::now() + opts_.drop_report_interval);
+    }
     const auto due = std::min(next_report, clock::now() + opts_.flush_interval);
     wake_.wait_until(lock, due, [this] {
       return queued_lines_ >= opts_.wake_at_lines || flush_requested_ || stop_;

@@ -16,7 +16,14 @@ namespace ib::actors {
 
 namespace {
 
-constexpr std::size_t max_batch = 256;
+/// Records per request-log transaction at most. Each transaction is a durable LMDB commit (an
+/// fdatasync); at 30,000 requests/s a bound of 256 meant ~117 commits/s, 5 % of the gateway's CPU
+/// per request, and 1,024 cuts that to ~30/s. Below ~10,000 requests/s the 100 ms flush ends a
+/// batch first. A crash loses at most one unflushed batch (metadata only) either way.
+constexpr std::size_t max_batch = 1024;
+/// What a new batch reserves: enough for 100 ms at ~2,500 requests/s without holding a
+/// full-size batch's memory at idle.
+constexpr std::size_t batch_reserve = 256;
 constexpr auto flush_interval = std::chrono::milliseconds(100);
 
 // -- the request log writer: the one place that commits records (detached: it fsyncs) ------------
@@ -202,7 +209,7 @@ void flush(metrics_actor_t self) {
   st.queued->fetch_add(n, std::memory_order_relaxed);
   self->send(st.writer, append_atom::value, std::move(st.batch));
   st.batch = std::make_shared<record_batch>();
-  st.batch->reserve(max_batch);
+  st.batch->reserve(batch_reserve);
 }
 
 metrics_actor_handle::behavior_type metrics_actor(metrics_actor_t self,
@@ -215,7 +222,7 @@ metrics_actor_handle::behavior_type metrics_actor(metrics_actor_t self,
   st.writer = std::move(writer);
   st.queued = std::move(queued);
   st.max_queued = max_queued;
-  st.batch->reserve(max_batch);
+  st.batch->reserve(batch_reserve);
   // On shutdown: hand the last batch to the writer, then stop it (in that order: both are
   // ordinary messages from this actor).
   self->set_exit_handler([self](const caf::exit_msg& em) {

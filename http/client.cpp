@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "http/head_parser.hpp"
+#include "http/serial_executor.hpp"
 #include "http/wire.hpp"
 
 namespace ib::http {
@@ -61,7 +62,6 @@ namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
 using steady = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
-using strand_t = net::strand<net::io_context::executor_type>;
 
 namespace {
 
@@ -356,7 +356,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
   exchange(std::shared_ptr<upstream_pool::impl> pool, outgoing_request req,
            std::shared_ptr<exchange_handler> handler)
       : pool_(std::move(pool)),
-        strand_(net::make_strand(pool_->io)),
+        strand_(serial_executor(pool_->io)),
         timer_(strand_),
         pause_timer_(strand_),
         req_(std::move(req)),
@@ -834,7 +834,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
   }
 
   std::shared_ptr<upstream_pool::impl> pool_;
-  strand_t strand_;
+  net::any_io_executor strand_;  ///< serial_executor: a strand, or the io_context's own
   net::steady_timer timer_;
   net::steady_timer pause_timer_;
   std::optional<tcp::resolver> resolver_;

@@ -15,6 +15,7 @@
 
 #include "core/error.hpp"
 #include "http/head_parser.hpp"
+#include "http/serial_executor.hpp"
 #include "http/tls_context.hpp"
 #include "http/wire.hpp"
 
@@ -94,7 +95,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         opts(std::move(o)),
         kept(resolve_kept(opts.kept_headers)),
         on_request(std::move(h)),
-        acceptor(net::make_strand(io)) {}
+        acceptor(serial_executor(io)) {}
 
   void accept();
   /// Counts `sock` against the connection limit and starts its session.
@@ -1011,7 +1012,7 @@ void responder::when_drained(std::size_t low_water, std::function<void()> fn) {
 // -- server ---------------------------------------------------------------------------------------
 
 void server::impl::accept() {
-  acceptor.async_accept(net::make_strand(io),
+  acceptor.async_accept(serial_executor(io),
                         [self = shared_from_this()](error_code ec, tcp::socket sock) {
                           if (ec == net::error::operation_aborted || !self->acceptor.is_open()) {
                             return;

@@ -300,6 +300,22 @@ TEST(Logger, FlushForIsBoundedWhenTheSinkIsStuck) {
   EXPECT_EQ(sink.lines().size(), 1u);
 }
 
+/// An idle writer sleeps without a deadline; the first line of a batch must still wake it, with
+/// no flush, no stop and far fewer lines than the mark.
+TEST(Logger, ALineAfterIdleIsWrittenWithoutAFlush) {
+  collecting_sink sink;
+  logger_options o;
+  o.sink = sink.fn();
+  o.flush_interval = 1ms;
+  logger lg{std::move(o)};
+  lg.log(log_level::info, "first");
+  ASSERT_TRUE(sink.wait_for_text("first")) << sink.get();
+  // Idle again (the queue was drained), then one more line.
+  lg.log(log_level::info, "second");
+  ASSERT_TRUE(sink.wait_for_text("second")) << sink.get();
+  EXPECT_EQ(sink.lines().size(), 2u);
+}
+
 TEST(Logger, DestructionWritesWhatIsQueued) {
   collecting_sink sink;
   {

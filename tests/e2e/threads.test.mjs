@@ -1,0 +1,75 @@
+// The thread plans a deployment can choose (docs/life-of-a-request.md, "Scheduled actors run on
+// the I/O threads"): one I/O thread running the actors too (the default on two cores: sessions
+// and exchanges on the io_context's own executor, no strands), several I/O threads (a strand per
+// session and exchange), and CAF's own worker threads beside one I/O thread. Each must answer
+// concurrent plain and streamed requests, each answer intact, through the real binary.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { sdk, startStack, userWithKeys, userMessage } from './lib/stack.mjs';
+import { waitUntil } from './lib/procs.mjs';
+
+const stacks = [];
+after(async () => {
+  for (const s of stacks) await s.stop();
+});
+
+const plans = [
+  { name: 'one I/O thread running the actors', server: { io_threads: 1 }, io: 1, onIo: true },
+  { name: 'two I/O threads running the actors', server: { io_threads: 2 }, io: 2, onIo: true },
+  { name: "CAF's worker threads beside one I/O thread", server: { io_threads: 1, scheduler: 'caf', actor_threads: 2 },
+    io: 1, onIo: false },
+];
+
+/// Runs `n` tasks, `c` at a time.
+async function pool(n, c, task) {
+  let next = 0;
+  const results = [];
+  await Promise.all(Array.from({ length: c }, async () => {
+    while (next < n) {
+      const i = next++;
+      results[i] = await task(i);
+    }
+  }));
+  return results;
+}
+
+for (const plan of plans) {
+  test(`${plan.name}: concurrent requests and streams are each answered whole`, async () => {
+    const stack = await startStack({ env: { IB_LOG_LEVEL: 'info' }, config: { server: plan.server } });
+    stacks.push(stack);
+    // The log is written by its own thread: wait for the start line (JSON, on stdout).
+    const started = await waitUntil(
+      () => stack.gw.stdout().split('\n').find((l) => l.includes('"inferbridge started"')),
+      { what: 'the start log line' },
+    );
+    const fields = JSON.parse(started);
+    assert.equal(fields.io_threads, plan.io);
+    assert.equal(fields.actors_on_io, plan.onIo);
+
+    const user = await userWithKeys(stack.gw, ['openai']);
+    const client = sdk(stack.gw, user.api_key);
+    const plain = await pool(200, 16, async (i) => {
+      const r = await client.chat.completions.create({ model: 'openai/gpt-4.1-mini', messages: userMessage(`plain ${i}`) });
+      return r.choices[0].message.content;
+    });
+    plain.forEach((text, i) => assert.equal(text, `Hello from mock openai! You said: plain ${i}`));
+
+    const streamed = await pool(48, 8, async (i) => {
+      const s = await client.chat.completions.create({
+        model: 'openai/gpt-4.1-mini', messages: userMessage(`stream ${i}`), stream: true,
+      });
+      let text = '';
+      let finish = null;
+      for await (const chunk of s) {
+        text += chunk.choices[0]?.delta?.content ?? '';
+        finish = chunk.choices[0]?.finish_reason ?? finish;
+      }
+      return { text, finish };
+    });
+    streamed.forEach((r, i) => {
+      assert.equal(r.text, `Hello from mock openai! You said: stream ${i}`);
+      assert.equal(r.finish, 'stop');
+    });
+  });
+}
