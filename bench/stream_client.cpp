@@ -12,8 +12,10 @@
 //   "close", end of stdin, SIGINT or SIGTERM: closes every stream, prints a JSON summary, exits.
 // Definitions follow bench/README.md: TTFB = first body bytes; first content = the first SSE
 // event whose data has a non-empty "content" (`"content":"` followed by a character other than
-// `"`); a gap = the time between two such events of one stream; success = status 200, a content
-// event, `data: [DONE]` and the end of the body. Exit status 0, or 2 on bad arguments.
+// `"`); a gap = the time between two such events of one stream; a chunk's latency = the read's
+// time minus the send time the mock wrote into the event (`"x_mock_sent_ns":N`, its `stamp`
+// token; both CLOCK_MONOTONIC, so client and mock must share the machine); success = status 200,
+// a content event, `data: [DONE]` and the end of the body. Exit status 0, or 2 on bad arguments.
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -28,6 +30,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include <fcntl.h>
@@ -281,6 +284,13 @@ struct event_counts {
   int events = 0;   // events with data
   int content = 0;  // of which carried text
   bool done = false;
+  std::vector<nanos> sent;  // the send times (ns) of the content events that carried one
+
+  void clear() {
+    events = content = 0;
+    done = false;
+    sent.clear();
+  }
 };
 
 /// Whether an event's data is a chunk with text: `"content":"` then anything but `"`.
@@ -292,6 +302,19 @@ bool has_content(std::string_view data) {
     }
   }
   return false;
+}
+
+/// The mock's send time in an event's data (`"x_mock_sent_ns":<CLOCK_MONOTONIC ns>`), or 0.
+nanos sent_time(std::string_view data) {
+  constexpr std::string_view key = "\"x_mock_sent_ns\":";
+  const auto at = data.find(key);
+  if (at == std::string_view::npos) {
+    return 0;
+  }
+  const char* first = data.data() + at + key.size();
+  nanos v = 0;
+  const auto [end, ec] = std::from_chars(first, data.data() + data.size(), v);
+  return ec == std::errc{} && end != first ? v : 0;
 }
 
 /// Splits an SSE body into events (a blank line ends one) and classifies each.
@@ -328,8 +351,12 @@ class sse_scanner {
         ++out.events;
         out.content += content_ ? 1 : 0;
         out.done = out.done || done_;
+        if (content_ && sent_ != 0) {
+          out.sent.push_back(sent_);
+        }
       }
       has_data_ = content_ = done_ = false;
+      sent_ = 0;
     } else if (line.starts_with("data:")) {
       auto v = line.substr(5);
       if (!v.empty() && v.front() == ' ') {
@@ -338,6 +365,9 @@ class sse_scanner {
       has_data_ = true;
       done_ = done_ || v == "[DONE]";
       content_ = content_ || has_content(v);
+      if (sent_ == 0) {
+        sent_ = sent_time(v);
+      }
     }
   }
 
@@ -345,6 +375,7 @@ class sse_scanner {
   bool has_data_ = false;
   bool content_ = false;
   bool done_ = false;
+  nanos sent_ = 0;  // the event's send time, when its data carried one
 };
 
 // -- options and the request ---------------------------------------------------------------------
@@ -507,6 +538,7 @@ struct connection {
   int events = 0;
   bool saw_done = false;
   std::vector<nanos> gaps;
+  std::vector<nanos> latencies;  // per stamped content event: arrival minus send time
   // Hold mode.
   enum class hold_state { opening, open, failed, ended } held = hold_state::opening;
 };
@@ -586,6 +618,7 @@ class client {
     k.reads = k.events = 0;
     k.saw_done = false;
     k.gaps.clear();
+    k.latencies.clear();
     k.written = 0;
     k.in_stream = true;
     k.start = k.last_io = now_ns();
@@ -627,7 +660,8 @@ class client {
       k.first_body = t;
     }
     ++k.reads;
-    event_counts c;
+    auto& c = counts_;
+    c.clear();
     k.sse.feed(body_, c);
     k.events += c.events;
     for (int j = 0; j < c.content; ++j) {
@@ -638,6 +672,9 @@ class client {
         k.gaps.push_back(t - k.last_content);
       }
       k.last_content = t;
+    }
+    for (const auto sent : c.sent) {
+      k.latencies.push_back(t - sent);  // t: the read that delivered the event
     }
     k.saw_done = k.saw_done || c.done;
     return true;
@@ -680,6 +717,7 @@ class client {
   std::vector<connection> conns_;
   std::vector<char> buf_ = std::vector<char>(64 * 1024);
   std::string body_;
+  event_counts counts_;
   long connects_ = 0;
 };
 
@@ -702,11 +740,12 @@ std::string json_number(double x, int digits = 6) {
   return s;
 }
 
-std::string json_percentiles(std::vector<double>& xs) {
+std::string json_percentiles(std::vector<double>& xs, int digits = 6) {
   std::sort(xs.begin(), xs.end());
-  return "{\"p50\":" + json_number(percentile(xs, 50)) + ",\"p90\":"
-         + json_number(percentile(xs, 90)) + ",\"p99\":" + json_number(percentile(xs, 99))
-         + ",\"p999\":" + json_number(percentile(xs, 99.9)) + "}";
+  return "{\"p50\":" + json_number(percentile(xs, 50), digits)
+         + ",\"p90\":" + json_number(percentile(xs, 90), digits)
+         + ",\"p99\":" + json_number(percentile(xs, 99), digits)
+         + ",\"p999\":" + json_number(percentile(xs, 99.9), digits) + "}";
 }
 
 /// `c` connections looping sequential streams until the deadline; the figures in JSON.
@@ -854,6 +893,9 @@ class load_run : public client {
       for (const auto g : k.gaps) {
         gaps_.push_back(static_cast<double>(g) / 1e6);
       }
+      for (const auto l : k.latencies) {
+        chunk_latency_.push_back(static_cast<double>(l) / 1e6);
+      }
       reads_ += k.reads;
       events_ += k.events;
     }
@@ -887,7 +929,8 @@ class load_run : public client {
         "\"no_done\":%ld,\"connect\":%ld,\"closed\":%ld,\"io\":%ld,\"malformed\":%ld,"
         "\"timeout\":%ld},\"elapsed\":%s,\"rps\":%s,\"connections\":%d,\"connects\":%ld,"
         "\"chunks_per_stream\":%s,\"reads_per_stream\":%s,\"events_per_stream\":%s,"
-        "\"ttfb_ms\":%s,\"ttft_ms\":%s,\"gap_ms\":%s,\"cpu_us\":%s,\"cpu_us_per_stream\":%s}\n",
+        "\"ttfb_ms\":%s,\"ttft_ms\":%s,\"gap_ms\":%s,\"chunk_latency_ms\":%s,"
+        "\"chunk_latency_count\":%zu,\"cpu_us\":%s,\"cpu_us_per_stream\":%s}\n",
         streams_, errors, errors_.status, errors_.no_content, errors_.no_done, errors_.connect,
         errors_.closed, errors_.io, errors_.malformed, errors_.timeout,
         json_number(elapsed).c_str(), json_number(n / elapsed).c_str(), connections_, connects_,
@@ -895,6 +938,7 @@ class load_run : public client {
         json_number(static_cast<double>(reads_) * per).c_str(),
         json_number(static_cast<double>(events_) * per).c_str(), json_percentiles(ttfb_).c_str(),
         json_percentiles(ttft_).c_str(), json_percentiles(gaps_).c_str(),
+        json_percentiles(chunk_latency_, 3).c_str(), chunk_latency_.size(),
         json_number(cpu, 1).c_str(), json_number(cpu * per, 2).c_str());
     std::fflush(stdout);
   }
@@ -922,6 +966,7 @@ class load_run : public client {
   std::vector<double> ttfb_;
   std::vector<double> ttft_;
   std::vector<double> gaps_;
+  std::vector<double> chunk_latency_;  // ms, per stamped content event of the successful streams
 };
 
 // -- hold mode -----------------------------------------------------------------------------------

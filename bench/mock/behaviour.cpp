@@ -150,6 +150,7 @@ bool apply_flag(std::string_view tok, behaviour& b) {
       {"trickle", &behaviour::trickle},
       {"big", &behaviour::big},
       {"burst", &behaviour::burst},
+      {"stamp", &behaviour::stamp},
       {"reasoner", &behaviour::reasoner},
   };
   for (const auto& f : flags) {

@@ -62,6 +62,7 @@ struct behaviour {
   bool trickle = false;
   bool big = false;
   bool burst = false;  // write a whole stream at once (load benchmarks)
+  bool stamp = false;  // each stream event's JSON carries its send time (`x_mock_sent_ns`)
   bool reasoner = false;
   int content_chunks = 0;  // `chunks-<n>`: the reply's text in n content chunks (0: the default 3)
   std::string body;        // reply_kind::raw

@@ -4,10 +4,12 @@
 #include <cctype>
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <ctime>
 #include <iostream>
 #include <memory>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -441,6 +443,30 @@ net::awaitable<next> send_keepalive(conn& c, const reply_context& x, bool keep) 
   co_return next::close;
 }
 
+/// CLOCK_MONOTONIC now, in ns (the clock bench/stream_client timestamps its reads with).
+std::int64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+/// `e` with `"x_mock_sent_ns":<monotonic_ns()>` as the first member of its data when that is a
+/// JSON object (the `stamp` token); other data (`[DONE]`) stays as it is.
+sse_event stamped(const sse_event& e) {
+  if (e.data.size() < 2 || e.data.front() != '{') {
+    return e;
+  }
+  sse_event out{e.name, {}, e.role};
+  out.data.reserve(e.data.size() + 40);
+  out.data += R"({"x_mock_sent_ns":)";
+  out.data += std::to_string(monotonic_ns());
+  if (e.data[1] != '}') {
+    out.data += ',';
+  }
+  out.data.append(e.data, 1);
+  return out;
+}
+
 /// The success stream, with any mid-stream fault of `x.how` applied.
 net::awaitable<next> send_stream(conn& c, const reply_context& x, bool keep) {
   const auto& b = *x.how;
@@ -507,7 +533,9 @@ net::awaitable<next> send_stream(conn& c, const reply_context& x, bool keep) {
       }
     }
     first = false;
-    const auto framed = frame_event(e, b.crlf, b.multiline_data);
+    // Stamped as late as possible: after the pause, just before this event's write.
+    const auto framed = b.stamp ? frame_event(stamped(e), b.crlf, b.multiline_data)
+                                : frame_event(e, b.crlf, b.multiline_data);
     if (!co_await w.piece(framed)) {
       co_return next::close;
     }

@@ -64,6 +64,7 @@ test('bench/harness.sh --quick measures every scenario and path and writes md, j
       assert.match(md, /\| what \| target \| measured \| holds\? \|/);
       assert.match(md, /## Non-streamed chat/);
       assert.match(md, /## Streamed chat/);
+      assert.match(md, /\| chunk latency p50 \| chunk latency p99 \| added chunk latency p50 \| added chunk latency p99 \|/);
       assert.match(md, /## Memory: open streams and idle/);
       assert.equal(r.out, md, 'the Markdown is also printed on stdout');
 
@@ -90,6 +91,16 @@ test('bench/harness.sh --quick measures every scenario and path and writes md, j
           for (const p of ['p50', 'p99']) assert.ok(finite(st[k][p]), `stream ${s} ${k}.${p}`);
         }
         assert.ok(st.chunks_per_stream >= 3, `stream ${s}: ${st.chunks_per_stream} reads per stream`);
+        // Each content chunk's latency from the mock's send time (the stream model's `stamp`).
+        assert.ok(st.chunk_latency_count >= st.requests, `stream ${s}: ${st.chunk_latency_count} stamped chunks`);
+        for (const p of ['p50', 'p90', 'p99', 'p999']) {
+          assert.ok(finite(st.chunk_latency_ms[p]) && st.chunk_latency_ms[p] >= 0, `stream ${s} chunk_latency_ms.${p}`);
+        }
+        if (s !== 'direct') {
+          for (const p of ['p50', 'p99']) {
+            assert.ok(finite(st.added_chunk_latency_ms?.[p]), `stream ${s} added_chunk_latency_ms.${p}`);
+          }
+        }
         loadRows.push(st);
         const os_ = row('open-streams', s);
         assert.equal(os_.open_at_end, os_.concurrency, `open-streams ${s}: all streams held`);
@@ -152,11 +163,18 @@ const sse = (delta, finish = null) => `data: ${JSON.stringify({ object: 'chat.co
 const EVENTS = [sse({ role: 'assistant', content: '' }), sse({ content: 'Hel' }), sse({ content: 'lo ' }),
   sse({ content: '"you"' }), sse({}, 'stop'), 'data: [DONE]\n\n'];
 
+/// EVENTS with the mock's `stamp` field: a send time (CLOCK_MONOTONIC ns, as Node's hrtime on
+/// Linux) taken when the answer is made, so that every latency is positive.
+const stampedEvents = () => EVENTS.map((e) => e.replace('data: {', `data: {"x_mock_sent_ns":${process.hrtime.bigint()},`));
+
 /// The raw response for `kind` (the request path).
 function answer(kind) {
   const head = (h) => `HTTP/1.1 ${h}\r\n\r\n`;
   const body = EVENTS.join('');
   switch (kind) {
+    case '/stamped':  // as /chunked, each JSON event carrying its send time
+      return head('200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked')
+        + stampedEvents().map((e) => `${Buffer.byteLength(e).toString(16)}\r\n${e}\r\n`).join('') + '0\r\n\r\n';
     case '/chunked':  // one chunk per event, an extension, a trailer
       return head('200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked')
         + EVENTS.map((e, i) => `${Buffer.byteLength(e).toString(16)}${i === 1 ? ';x=1' : ''}\r\n${e}\r\n`).join('')
@@ -253,8 +271,17 @@ test('bench/stream_client decodes chunked, Content-Length and close-delimited st
         for (const k of ['ttfb_ms', 'ttft_ms', 'gap_ms']) assert.ok(finite(r[k].p50) && r[k].p50 >= 0, `${kind}: ${k}`);
         assert.ok(r.ttft_ms.p50 >= r.ttfb_ms.p50, `${kind}: first content before first byte`);
         assert.ok(finite(r.cpu_us_per_stream), `${kind}: client CPU`);
+        assert.equal(r.chunk_latency_count, 0, `${kind}: no send times, no chunk latency`);
+        assert.equal(r.chunk_latency_ms.p50, null, `${kind}: chunk latency without samples`);
         // Keep-alive reuses the connections; a close-delimited body needs one per stream.
         assert.equal(r.connects, kind === '/close' ? r.requests : 2, `${kind}: connects`);
+      }
+      // Send times in the events (split across reads like the rest): one latency per content event.
+      const sd = await runClient(['--url', `${srv.url}/stamped`, ...base]);
+      assert.ok(sd.requests >= 2 && sd.errors === 0, `stamped: ${JSON.stringify(sd)}`);
+      assert.equal(sd.chunk_latency_count, 3 * sd.requests, 'stamped: one latency per content event');
+      for (const p of ['p50', 'p99']) {
+        assert.ok(finite(sd.chunk_latency_ms[p]) && sd.chunk_latency_ms[p] > 0, `stamped: chunk_latency_ms.${p}`);
       }
       const nc = await runClient(['--url', `${srv.url}/no-content`, ...base]);
       assert.ok(nc.requests === 0 && nc.errors_by_kind.no_content > 0 && nc.errors === nc.errors_by_kind.no_content,

@@ -699,6 +699,33 @@ test('burst writes a whole stream at once without changing it', async () => {
   assert.equal(jsonEvents(text).filter((c) => c.json.choices[0]?.delta?.content).length, 1);
 });
 
+test('stamp: each stream event carries its send time (CLOCK_MONOTONIC ns), increasing', async () => {
+  // Node's hrtime is CLOCK_MONOTONIC on Linux: the mock's stamps fall between these two.
+  const t0 = process.hrtime.bigint();
+  const text = await readAll(await chat('openai', { model: 'mock-ok+chunks-5+chunk-delay-5+stamp', stream: true }));
+  const t1 = process.hrtime.bigint();
+  const events = parseSse(text).filter((e) => e.data !== '');
+  assert.equal(events.at(-1).data, '[DONE]', 'the terminal event stays as it is');
+  const json = events.slice(0, -1);
+  assert.equal(json.length, 7, 'role, 5 content chunks, finish');
+  // Read as BigInt from the text: ns since boot may pass 2^53.
+  const sent = json.map((e) => {
+    const m = /^\{"x_mock_sent_ns":(\d+),"id":/.exec(e.data);
+    assert.ok(m, `no send time first in ${e.data}`);
+    return BigInt(m[1]);
+  });
+  assert.ok(sent[0] >= t0 && sent.at(-1) <= t1, `send times ${sent[0]}..${sent.at(-1)} outside ${t0}..${t1}`);
+  for (let i = 1; i < sent.length; ++i) {
+    assert.ok(sent[i] - sent[i - 1] >= 4_000_000n, `event ${i}: ${sent[i] - sent[i - 1]} ns after the one before`);
+  }
+  const chunks = json.map((e) => JSON.parse(e.data));
+  assert.ok(chunks.every((c) => c.object === 'chat.completion.chunk' && c.x_mock_sent_ns > 0), 'still valid chunks');
+  assert.match(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''), /^Hello from mock openai!/);
+
+  const plain = await readAll(await chat('openai', { model: 'mock-ok', stream: true }));
+  assert.ok(!plain.includes('x_mock_sent_ns'), 'no send time without the token');
+});
+
 // -- scripts ----------------------------------------------------------------------------------
 
 test('scripts are consumed FIFO per provider and override the model', async () => {
