@@ -206,13 +206,22 @@ class call_control {
   bool cancelled_ = false;
 };
 
-/// Back-pressure towards a slow client: the exchange pauses while the client's unwritten bytes
-/// exceed the high-water mark and resumes once they drain.
+/// One streamed attempt's way to the client. Back-pressure towards a slow client: the exchange
+/// pauses while the client's unwritten bytes exceed the high-water mark and resumes once they
+/// drain. After the commit point the exchange's handler writes pieces to the client itself
+/// (`write`), skipping the request actor's hop: the request actor sets `committed` once it has
+/// begun the response, and counts in `forwarded` every piece of the attempt it has handled, so
+/// the handler writes directly only when none of its pieces is still in the actor's mailbox (the
+/// client then gets the pieces in order).
 struct stream_flow {
   std::function<std::size_t()> pending;  ///< bytes queued towards the client
   /// Calls the argument once the queue has drained (any thread).
   std::function<void(std::function<void()>)> when_drained;
+  /// Sends bytes to the client as the stream's next chunk (any thread; empty: no direct writes).
+  std::function<void(std::string)> write;
   std::size_t high_water = 256 * 1024;
+  std::atomic<bool> committed{false};       ///< the response has begun (request actor)
+  std::atomic<std::uint64_t> forwarded{0};  ///< pieces the request actor has handled
 };
 
 /// One upstream attempt, asked of a provider actor by a request actor with

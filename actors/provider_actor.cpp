@@ -91,15 +91,21 @@ class call_handler final : public http::exchange_handler {
     translator_->feed(bytes, out_);
     action.payload = out_.payload;
     if (!out_.client_bytes.empty()) {
-      stream_piece piece;
-      piece.attempt = call_.attempt;
-      piece.bytes = std::move(out_.client_bytes);
-      piece.content = out_.content;
-      if (!model_sent_ && !out_.model.empty()) {
-        piece.model = out_.model;
-        model_sent_ = true;
+      const bool model_now = !model_sent_ && !out_.model.empty();
+      if (!model_now && writes_directly()) {
+        call_.flow->write(std::move(out_.client_bytes));
+      } else {
+        stream_piece piece;
+        piece.attempt = call_.attempt;
+        piece.bytes = std::move(out_.client_bytes);
+        piece.content = out_.content;
+        if (model_now) {
+          piece.model = out_.model;
+          model_sent_ = true;
+        }
+        reply_.piece(std::move(piece));
+        ++pieces_sent_;
       }
-      reply_.piece(std::move(piece));
       out_.client_bytes = std::string{};
     }
     if (out_.failure) {
@@ -145,6 +151,14 @@ class call_handler final : public http::exchange_handler {
   }
 
  private:
+  /// After the commit point, once the request actor has handled every piece sent to it: the
+  /// handler may write to the client itself, in order (see `stream_flow`).
+  bool writes_directly() const {
+    const auto* flow = call_.flow.get();
+    return flow != nullptr && flow->write && flow->committed.load(std::memory_order_acquire)
+           && flow->forwarded.load(std::memory_order_acquire) == pieces_sent_;
+  }
+
   std::chrono::microseconds elapsed() const {
     return std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - start_);
   }
@@ -159,6 +173,7 @@ class call_handler final : public http::exchange_handler {
         piece.bytes = std::move(out_.client_bytes);
         piece.content = out_.content;
         reply_.piece(std::move(piece));
+        ++pieces_sent_;
       }
     }
     if (out_.failure) {
@@ -186,6 +201,7 @@ class call_handler final : public http::exchange_handler {
   std::unique_ptr<providers::stream_translator> translator_;
   providers::stream_output out_;
   bool model_sent_ = false;
+  std::uint64_t pieces_sent_ = 0;  ///< pieces sent to the request actor (not written directly)
 };
 
 }  // namespace

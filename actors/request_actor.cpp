@@ -39,6 +39,7 @@ struct request_state {
   bool probe = false;
   steady::time_point attempt_start{};
   std::shared_ptr<call_control> control;
+  std::shared_ptr<stream_flow> flow;  ///< the streamed attempt's, if any
 
   // Streams.
   std::string pending;       ///< held until the commit point
@@ -185,6 +186,7 @@ void start_call(request_actor_t self, const config::tier_entry& e, const health_
   st.attempt_start = steady::now();
   const auto attempt = st.walk->start(e.provider);
   st.control = std::make_shared<call_control>();
+  st.flow = nullptr;
   upstream_call call;
   call.attempt = attempt;
   call.request = st.ctx->request;  // shared, not copied
@@ -201,6 +203,8 @@ void start_call(request_actor_t self, const config::tier_entry& e, const health_
     flow->when_drained = [ctx, responder, low = flow->high_water / 4](std::function<void()> fn) {
       responder->when_drained(low, std::move(fn));
     };
+    flow->write = responder->stream_writer();
+    st.flow = flow;
     call.flow = std::move(flow);
   }
   if (!provider) {
@@ -428,9 +432,17 @@ void on_piece(request_actor_t self, stream_piece& p) {
       // The attempt serving the stream shows as 200 in the headers sent now.
       commit_stream(self, st.walk->attempts_header_serving(),
                     duration_cast<microseconds>(arrived - st.attempt_start).count());
+      if (st.flow) {
+        st.flow->committed.store(true, std::memory_order_release);
+      }
       break;
     case request_walk::piece_action::ignore:
       break;
+  }
+  // Written or held, in order: the exchange's handler may now write its next pieces itself if
+  // this was the last one it sent here (see `stream_flow`).
+  if (st.flow && p.attempt == st.walk->attempt()) {
+    st.flow->forwarded.fetch_add(1, std::memory_order_release);
   }
 }
 

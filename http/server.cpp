@@ -911,15 +911,35 @@ void responder::stream_begin(response head) {
           });
 }
 
+namespace {
+
+void write_chunk(const std::shared_ptr<exchange_link>& link, std::string bytes) {
+  link->pending.fetch_add(bytes.size(), std::memory_order_relaxed);
+  post_to(link,
+          [bytes = std::move(bytes)](session& s, const std::shared_ptr<exchange_link>& l) mutable {
+            s.on_stream_write(l, std::move(bytes));
+          });
+}
+
+}  // namespace
+
 void responder::stream_write(std::string bytes) {
   if (!link_ || done_ || bytes.empty()) {
     return;
   }
-  link_->pending.fetch_add(bytes.size(), std::memory_order_relaxed);
-  post_to(link_,
-          [bytes = std::move(bytes)](session& s, const std::shared_ptr<exchange_link>& l) mutable {
-            s.on_stream_write(l, std::move(bytes));
-          });
+  write_chunk(link_, std::move(bytes));
+}
+
+std::function<void(std::string)> responder::stream_writer() const {
+  if (!link_) {
+    return {};
+  }
+  // The session ignores a chunk once the exchange is no longer its current streaming one.
+  return [link = link_](std::string bytes) {
+    if (!bytes.empty()) {
+      write_chunk(link, std::move(bytes));
+    }
+  };
 }
 
 void responder::stream_end(std::string last) {

@@ -99,6 +99,12 @@ class responder {
   /// Gives up without answering: the client is gone, so nothing is sent.
   void drop() noexcept { done_ = true; }
 
+  /// A handle that writes chunks of this begun stream from any thread, as `stream_write` does,
+  /// without touching the responder (which stays its owner's alone). Calls ordered by
+  /// happens-before (with each other and with the responder's) are written in that order;
+  /// chunks that arrive after the response ended are dropped. Empty for an empty responder.
+  std::function<void(std::string)> stream_writer() const;
+
   /// `fn` runs (on the session's I/O thread) if the client goes away before the response is
   /// complete; at once, on the calling thread, if it already has. At most one callback (a later
   /// one replaces it); it must not block.

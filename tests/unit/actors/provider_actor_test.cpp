@@ -153,6 +153,8 @@ class canned_upstream {
         });
   }
 
+ public:
+  /// Whether `req` holds a whole request: its head and its Content-Length body.
   static bool complete(const std::string& req) {
     auto end = req.find("\r\n\r\n");
     if (end == std::string::npos) {
@@ -169,8 +171,58 @@ class canned_upstream {
     return req.size() >= end + 4 + length;
   }
 
+ private:
   net::ip::tcp::acceptor acceptor_;
   std::string response_;
+};
+
+/// A loopback upstream for one exchange that writes `first` once the request is in, and `rest`
+/// (then closes) only when the test calls `send_rest`: two separate reads for the gateway.
+class split_upstream {
+ public:
+  split_upstream(net::io_context& io, std::string first, std::string rest)
+      : acceptor_(io, {net::ip::make_address("127.0.0.1"), 0}),
+        first_(std::move(first)),
+        rest_(std::move(rest)) {
+    acceptor_.async_accept([this](boost::system::error_code ec, net::ip::tcp::socket s) {
+      if (ec) {
+        return;
+      }
+      sock_ = std::make_shared<net::ip::tcp::socket>(std::move(s));
+      read();
+    });
+  }
+
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+  void send_rest() {
+    net::async_write(*sock_, net::buffer(rest_),
+                     [s = sock_](boost::system::error_code, std::size_t) {
+                       boost::system::error_code ignored;
+                       s->shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+                     });
+  }
+
+ private:
+  void read() {
+    sock_->async_read_some(net::buffer(buf_), [this](boost::system::error_code ec, std::size_t n) {
+      if (ec) {
+        return;
+      }
+      got_.append(buf_.data(), n);
+      if (!canned_upstream::complete(got_)) {
+        return read();
+      }
+      net::async_write(*sock_, net::buffer(first_), [](boost::system::error_code, std::size_t) {});
+    });
+  }
+
+  net::ip::tcp::acceptor acceptor_;
+  std::string first_;
+  std::string rest_;
+  std::shared_ptr<net::ip::tcp::socket> sock_;
+  std::array<char, 4096> buf_{};
+  std::string got_;
 };
 
 /// An HTTP/1.1 response with `content_type` and `body`, closing the connection.
@@ -227,16 +279,20 @@ class ProviderActorTest : public testing::Test {
 
   /// Spawns an actor that asks `provider` to make `req` and records what it sees in `out`.
   void call(const provider_actor_handle& provider,
-            std::shared_ptr<const providers::chat_request> req, seen& out) {
+            std::shared_ptr<const providers::chat_request> req, seen& out,
+            std::shared_ptr<stream_flow> flow = nullptr) {
     // Arguments, not captures: 0.17's init_fun_factory dereferences a null tuple for a spawned
     // function without arguments (UBSan reports it).
-    actors_.push_back(sys_.spawn(caller, provider, std::move(req), &out));
+    actors_.push_back(sys_.spawn(caller, provider, std::move(req), &out, std::move(flow)));
   }
 
-  /// `out` is a raw pointer because the test outlives every actor.
+  /// `out` is a raw pointer because the test outlives every actor. With a `flow`, the caller
+  /// counts the pieces it handles in `flow->forwarded`, as the request actor does.
   static caf::behavior caller(caf::event_based_actor* self, provider_actor_handle provider,
-                              std::shared_ptr<const providers::chat_request> req, seen* out) {
+                              std::shared_ptr<const providers::chat_request> req, seen* out,
+                              std::shared_ptr<stream_flow> flow) {
     upstream_call c;
+    c.flow = flow;
     c.attempt = 7;
     c.request = std::move(req);
     c.upstream_model = "m";
@@ -256,9 +312,12 @@ class ProviderActorTest : public testing::Test {
               out->order.emplace_back("response");
             });
     return {
-        [out](chunk_atom, stream_piece& p) {
+        [out, flow](chunk_atom, stream_piece& p) {
           out->pieces.push_back(std::move(p));
           out->order.emplace_back("piece");
+          if (flow) {
+            flow->forwarded.fetch_add(1);
+          }
         },
     };
   }
@@ -379,6 +438,78 @@ TEST_F(ProviderActorTest, TheResponseOfAStreamFollowsAllItsPieces) {
   // Every piece came before the response, which came once, last.
   ASSERT_EQ(out.order.size(), out.pieces.size() + 1);
   EXPECT_EQ(out.order.back(), "response");
+}
+
+/// A flow after the commit point, whose direct writes land in `written`, in order.
+std::shared_ptr<stream_flow> committed_flow(std::shared_ptr<std::vector<std::string>> written) {
+  auto flow = std::make_shared<stream_flow>();
+  flow->pending = [] { return std::size_t{0}; };
+  flow->when_drained = [](std::function<void()> fn) { fn(); };
+  flow->write = [written](std::string bytes) { written->push_back(std::move(bytes)); };
+  flow->committed = true;
+  return flow;
+}
+
+TEST_F(ProviderActorTest, AfterTheCommitPointTheHandlerWritesPiecesItselfInsteadOfMessaging) {
+  // Read in two parts: the first (with the model) goes to the caller, who counts it; the rest
+  // is then written directly, the caller never sees it.
+  const std::string first =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+      "Connection: close\r\n\r\n"
+      + sse_event(R"({"role":"assistant","content":"Hel"})", "null");
+  const std::string rest = sse_event(R"({"content":"lo"})", "null")
+                           + sse_event(R"({"content":" there"})", R"("stop")") + "data: [DONE]\n\n";
+  split_upstream upstream{io_, first, rest};
+  auto provider = spawn_provider("openai", upstream.port());
+  auto written = std::make_shared<std::vector<std::string>>();
+  seen out;
+  call(provider,
+       request(R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]})"), out,
+       committed_flow(written));
+  ASSERT_TRUE(run_until([&] { return !out.pieces.empty(); }));
+  EXPECT_NE(out.pieces.front().bytes.find("Hel"), std::string::npos);
+  upstream.send_rest();
+  ASSERT_TRUE(run_until([&] { return out.answered; }));
+  ASSERT_TRUE(out.result);
+  EXPECT_EQ(out.result->result, outcome::success);
+  std::string direct;
+  for (const auto& w : *written) {
+    direct += w;
+  }
+  EXPECT_NE(direct.find("\"lo\""), std::string::npos) << direct;
+  EXPECT_LT(direct.find("\"lo\""), direct.find("\" there\"")) << direct;
+  for (const auto& p : out.pieces) {
+    EXPECT_EQ(p.bytes.find("\"lo\""), std::string::npos) << p.bytes;
+  }
+  EXPECT_EQ(out.order.back(), "response");
+}
+
+/// Without the commit (or with a piece still in the request actor's mailbox) nothing is
+/// written directly.
+TEST_F(ProviderActorTest, BeforeTheCommitPointEveryPieceGoesToTheRequestActor) {
+  const std::string first =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+      "Connection: close\r\n\r\n"
+      + sse_event(R"({"role":"assistant","content":"Hel"})", "null");
+  const std::string rest = sse_event(R"({"content":"lo"})", R"("stop")") + "data: [DONE]\n\n";
+  split_upstream upstream{io_, first, rest};
+  auto provider = spawn_provider("openai", upstream.port());
+  auto written = std::make_shared<std::vector<std::string>>();
+  auto flow = committed_flow(written);
+  flow->committed = false;
+  seen out;
+  call(provider,
+       request(R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]})"), out,
+       flow);
+  ASSERT_TRUE(run_until([&] { return !out.pieces.empty(); }));
+  upstream.send_rest();
+  ASSERT_TRUE(run_until([&] { return out.answered; }));
+  EXPECT_TRUE(written->empty());
+  std::string streamed;
+  for (const auto& p : out.pieces) {
+    streamed += p.bytes;
+  }
+  EXPECT_NE(streamed.find("\"lo\""), std::string::npos) << streamed;
 }
 
 TEST_F(ProviderActorTest, ACallAfterShutdownIsAnsweredWithAnErrorMeaningProviderDown) {
