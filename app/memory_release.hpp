@@ -17,8 +17,9 @@ namespace ib::app {
 struct memory_release_policy {
   std::chrono::milliseconds period{5'000};
   std::size_t threshold_bytes = 4u << 20;
-  /// Returned per step (the allocator's lock is held during a step; a step of 2 MiB took
-  /// ~0.25 ms on the reference machine); steps are posted one by one, so I/O runs between them.
+  /// Returned per step (the allocator's page-heap lock is held during a step; a step of 2 MiB
+  /// took 0.25-0.65 ms on the bench machine); steps are posted one by one, so I/O runs between
+  /// them.
   std::size_t step_bytes = 2u << 20;
 };
 
