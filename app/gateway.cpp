@@ -25,6 +25,7 @@
 #include "actors/metrics_actor.hpp"
 #include "actors/request_actor.hpp"
 #include "app/api.hpp"
+#include "app/memory_release.hpp"
 #include "app/passthrough.hpp"
 #include "app/routes.hpp"
 #include "app/store_open.hpp"
@@ -233,6 +234,8 @@ class gateway {
     deps_ = make_deps(cfg_, services_, fleet_);
     api_ = make_api(*system_, cfg_, services_, deps_);
     int code = 0;
+    releaser_.emplace(io_);
+    releaser_->start();
     if (auto rc = start_listener(); !rc) {
       std::fprintf(stderr, "inferbridge: %s\n", rc.error().message.c_str());
       code = 2;
@@ -345,6 +348,9 @@ class gateway {
 
   /// Stops everything that `run` started, in reverse order; safe to call twice.
   void shutdown() {
+    if (releaser_) {
+      releaser_->stop();
+    }
     if (hangups_) {
       boost::system::error_code ec;
       hangups_->cancel(ec);
@@ -432,6 +438,7 @@ class gateway {
   std::optional<net::signal_set> signals_;
   std::optional<net::signal_set> hangups_;  ///< SIGHUP, with TLS only: reload the certificate
   bool listening_ = false;
+  std::optional<memory_releaser> releaser_;  ///< gives memory back after a burst
 };
 
 }  // namespace

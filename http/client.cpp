@@ -19,6 +19,7 @@
 
 #include "http/head_parser.hpp"
 #include "http/serial_executor.hpp"
+#include "http/tls_context.hpp"
 #include "http/wire.hpp"
 
 namespace ib::http {
@@ -244,7 +245,7 @@ std::shared_ptr<ssl::context> client_tls_context(const std::string& ca_file) {
     return existing;
   }
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-  ctx->set_default_verify_paths();
+  use_system_trust_store(*ctx);
   if (!ca_file.empty()) {
     error_code ec;
     ctx->load_verify_file(ca_file, ec);
@@ -651,6 +652,8 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     if (streaming) {
       handler_->on_head(result_.head);
       parser.sink(&piece, response_parser::unlimited);  // our own timeouts bound a stream
+      // Answered, so never sent again: an open stream does not keep the request body.
+      std::string{}.swap(req_.body);
     }
 
     bool stopped = false;

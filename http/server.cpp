@@ -520,7 +520,11 @@ class stream_session final : public session {
       return;  // pipelined bytes are waiting: nothing to learn from the socket now
     }
     monitor_pending_ = true;
-    stream_.async_read_some(buf_.prepare(4096), [self = self_ptr()](error_code ec, std::size_t n) {
+    // Into the room the buffer already has (at least 512 bytes, Beast's smallest read): the read
+    // only waits for a close or the next request's first bytes, and it stays pending for as long
+    // as a stream is open, so it does not grow the buffer (4 KiB per open stream before).
+    const std::size_t room = std::max<std::size_t>(buf_.capacity() - buf_.size(), 512);
+    stream_.async_read_some(buf_.prepare(room), [self = self_ptr()](error_code ec, std::size_t n) {
       self->monitor_pending_ = false;
       if (self->phase_ == phase::closed) {
         return;
@@ -587,6 +591,7 @@ class stream_session final : public session {
     set_deadline(steady::now() + srv_->opts.write_timeout);
     net::async_write(stream_, buffers_, [self = self_ptr(), total](error_code ec, std::size_t) {
       self->writing_ = false;
+      self->in_write_.clear();  // written: an open stream keeps no copy of its last chunk
       if (self->phase_ == phase::closed) {
         return;
       }

@@ -1,10 +1,14 @@
 #include "http/tls_context.hpp"
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <string_view>
 
 #include <boost/asio/ssl/context.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "core/error.hpp"
 
@@ -41,7 +45,52 @@ bool readable(const std::string& file) {
   return in.good();
 }
 
+/// True for OpenSSL's hashed certificate names: eight hex digits, a dot, a decimal number
+/// (`5ad8a5d6.0`; CRLs are `.r0`).
+bool is_hashed_name(std::string_view name) {
+  if (name.size() < 10 || name[8] != '.') {
+    return false;
+  }
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+  for (std::size_t i = 0; i < 8; ++i) {
+    if (!hex(name[i])) {
+      return false;
+    }
+  }
+  for (std::size_t i = 9; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') {
+      return false;
+    }
+  }
+  return true;
+}
+
+/// Whether `dir` holds at least one certificate under its hashed name.
+bool has_hashed_certificates(const char* dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::directory_iterator it{dir, ec};
+  for (; !ec && it != fs::directory_iterator{}; it.increment(ec)) {
+    if (is_hashed_name(it->path().filename().native())) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
+
+void use_system_trust_store(ssl::context& ctx) {
+  const char* dir = X509_get_default_cert_dir();
+  const bool overridden = std::getenv(X509_get_default_cert_file_env()) != nullptr
+                          || std::getenv(X509_get_default_cert_dir_env()) != nullptr;
+  if (!overridden && dir != nullptr && has_hashed_certificates(dir)
+      && SSL_CTX_load_verify_locations(ctx.native_handle(), nullptr, dir) == 1) {
+    return;
+  }
+  ERR_clear_error();
+  ctx.set_default_verify_paths();
+}
 
 result<std::shared_ptr<ssl::context>> make_server_tls_context(const std::string& cert_file,
                                                               const std::string& key_file) {
