@@ -5,6 +5,7 @@
 // concurrent plain and streamed requests, each answer intact, through the real binary.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 
 import { sdk, startStack, userWithKeys, userMessage } from './lib/stack.mjs';
 import { waitUntil } from './lib/procs.mjs';
@@ -73,3 +74,24 @@ for (const plan of plans) {
     });
   });
 }
+
+/// The nice value of each of `pid`'s threads (field 19 of /proc/PID/task/TID/stat, counted after
+/// the parenthesised command name, which may hold spaces).
+function threadNices(pid) {
+  return fs.readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
+
+test('the request-log writer runs at nice 5, every other thread at 0', async () => {
+  const stack = await startStack();
+  stacks.push(stack);
+  // The writer lowers its priority when it starts, on its own thread.
+  const nices = await waitUntil(() => {
+    const n = threadNices(stack.gw.proc.pid);
+    return n.includes(5) && n;
+  }, { what: 'a thread at nice 5' });
+  assert.equal(nices.filter((n) => n === 5).length, 1, JSON.stringify(nices));
+  assert.ok(nices.every((n) => n === 0 || n === 5), JSON.stringify(nices));
+});
