@@ -441,7 +441,7 @@ void on_piece(request_actor_t self, stream_piece& p) {
   }
   // Written or held, in order: the exchange's handler may now write its next pieces itself if
   // this was the last one it sent here (see `stream_flow`).
-  if (st.flow && p.attempt == st.walk->attempt()) {
+  if (st.flow) {
     st.flow->forwarded.fetch_add(1, std::memory_order_release);
   }
 }

@@ -7,10 +7,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <dlfcn.h>
 
 #include "actors/log.hpp"
+#include "http/serial_executor.hpp"
 
 namespace ib::app {
 
@@ -56,7 +56,7 @@ struct tcmalloc_api {
 
 struct memory_releaser::state : std::enable_shared_from_this<memory_releaser::state> {
   state(net::io_context& io, memory_release_policy p)
-      : timer(net::make_strand(io)), policy(p), api(tcmalloc_api::find()) {}
+      : timer(http::serial_executor(io)), policy(p), api(tcmalloc_api::find()) {}
 
   void schedule() {
     timer.expires_after(policy.period);
@@ -107,7 +107,7 @@ struct memory_releaser::state : std::enable_shared_from_this<memory_releaser::st
     }
   }
 
-  net::steady_timer timer;  ///< on its own strand: every step below runs there, one at a time
+  net::steady_timer timer;  ///< on a serial executor: every step below runs there, one at a time
   memory_release_policy policy;
   tcmalloc_api api;
   std::size_t free_before = 0;  ///< free bytes at the previous check (only the timer's chain)

@@ -357,9 +357,9 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
   exchange(std::shared_ptr<upstream_pool::impl> pool, outgoing_request req,
            std::shared_ptr<exchange_handler> handler)
       : pool_(std::move(pool)),
-        strand_(serial_executor(pool_->io)),
-        timer_(strand_),
-        pause_timer_(strand_),
+        executor_(serial_executor(pool_->io)),
+        timer_(executor_),
+        pause_timer_(executor_),
         req_(std::move(req)),
         handler_(std::move(handler)) {}
 
@@ -383,7 +383,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     auto total = start_ + pool_->opts.total_timeout;
     deadline_is_request_ = req_.deadline <= total;
     total_deadline_ = std::min(total, req_.deadline);
-    net::co_spawn(strand_, run(), [self = shared_from_this()](std::exception_ptr e) {
+    net::co_spawn(executor_, run(), [self = shared_from_this()](std::exception_ptr e) {
       if (e) {
         self->abandon_connection();
         self->complete(exchange_failure::bad_response);
@@ -395,7 +395,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
   void cancel() override { abort(exchange_failure::cancelled); }
 
   void abort(exchange_failure why) {
-    net::post(strand_, [self = shared_from_this(), why] {
+    net::post(executor_, [self = shared_from_this(), why] {
       if (self->completed_) {
         return;
       }
@@ -407,7 +407,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
   }
 
   void resume() override {
-    net::post(strand_, [self = shared_from_this()] {
+    net::post(executor_, [self = shared_from_this()] {
       self->resume_requested_ = true;
       self->pause_timer_.cancel();
     });
@@ -534,7 +534,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     stage_ = stage::connecting;
     arm(steady::now() + pool_->opts.connect_timeout);
     const auto& ep = pool_->opts.endpoint;
-    resolver_.emplace(strand_);
+    resolver_.emplace(executor_);
     // GCC 12 miscompiles temporaries with destructors inside a co_await expression (double
     // destruction): every co_await below takes only named arguments.
     const std::string port = std::to_string(ep.port);
@@ -547,9 +547,9 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     conn_ = std::make_unique<connection>();
     conn_->buffer.reserve(4 * 1024);
     if (ep.tls) {
-      conn_->tls.emplace(tcp::socket(strand_), *pool_->tls);
+      conn_->tls.emplace(tcp::socket(executor_), *pool_->tls);
     } else {
-      conn_->plain.emplace(strand_);
+      conn_->plain.emplace(executor_);
     }
     auto [cec, endpoint] = co_await net::async_connect(conn_->socket(), results, use_tuple);
     (void)endpoint;
@@ -772,7 +772,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
   net::awaitable<body_chunk> pull_next() {
     pulled_.reset();
     req_.pull_body([self = shared_from_this()](body_chunk c) {
-      net::post(self->strand_, [self, c = std::move(c)]() mutable {
+      net::post(self->executor_, [self, c = std::move(c)]() mutable {
         self->pulled_ = std::move(c);
         self->pause_timer_.cancel();
       });
@@ -837,7 +837,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
   }
 
   std::shared_ptr<upstream_pool::impl> pool_;
-  net::any_io_executor strand_;  ///< serial_executor: a strand, or the io_context's own
+  net::any_io_executor executor_;  ///< `serial_executor`: a strand, or the io_context's own
   net::steady_timer timer_;
   net::steady_timer pause_timer_;
   std::optional<tcp::resolver> resolver_;
