@@ -2,6 +2,8 @@
 
 // A thin layer over libpq (PostgreSQL's C client, https://www.postgresql.org/docs/15/libpq.html):
 // a connection whose every statement is bounded in time, results as text, and notifications.
+// libpq.so.5 is loaded by the first `connection::open` (a gateway on LMDB never maps it); when it
+// cannot be, that open fails with `errc::unavailable` and says why.
 // Internal to storage/ and actors/cluster: nothing else talks to PostgreSQL.
 
 #include <chrono>

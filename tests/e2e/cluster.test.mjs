@@ -6,6 +6,7 @@ import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 
 import { buildDir, startMock, stopProcess, waitUntil } from './lib/procs.mjs';
@@ -126,6 +127,8 @@ const rows = (out) => out.split('\n').filter((l) => l !== '');
 test('sign up on A, key on B, chat through C; the key deleted on C is refused on A', async (t) => {
   const url = await freshDatabase();
   const [a, b, c] = await startNodes(3, url);
+  // libpq is loaded on first use (storage/pg.cpp): a node on PostgreSQL has it mapped.
+  assert.match(fs.readFileSync(`/proc/${a.proc.pid}/maps`, 'utf8'), /\/libpq\.so\.5/);
   const u = await signup(a);
   // B learns of the user through the database; until then it answers 401.
   const put = await timed(async () => {

@@ -95,3 +95,19 @@ test('the request-log writer runs at nice 5, every other thread at 0', async () 
   assert.equal(nices.filter((n) => n === 5).length, 1, JSON.stringify(nices));
   assert.ok(nices.every((n) => n === 0 || n === 5), JSON.stringify(nices));
 });
+
+test('a gateway on LMDB never loads libpq, nor the libraries only libpq needs', async () => {
+  // storage/pg.cpp loads libpq.so.5 on first use; cluster.test.mjs checks that a node on
+  // PostgreSQL has it. Here after a sign-up, a key write and a chat.
+  const stack = await startStack();
+  stacks.push(stack);
+  const user = await userWithKeys(stack.gw, ['openai']);
+  const r = await sdk(stack.gw, user.api_key).chat.completions.create({
+    model: 'openai/gpt-4.1-mini', messages: userMessage('no database here'),
+  });
+  assert.equal(r.choices[0].message.content, 'Hello from mock openai! You said: no database here');
+  const maps = fs.readFileSync(`/proc/${stack.gw.proc.pid}/maps`, 'utf8');
+  for (const lib of ['libpq.so', 'libgnutls.so', 'libldap', 'libkrb5.so']) {
+    assert.ok(!maps.includes(lib), `${lib} is mapped`);
+  }
+});
