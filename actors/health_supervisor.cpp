@@ -27,6 +27,10 @@ struct supervisor_state {
   breaker_state published_state = breaker_state::closed;
   std::shared_ptr<const cooldown_map> published_cooldowns = std::make_shared<const cooldown_map>();
   bool cooldowns_dirty = false;
+  /// A tick is on its way. The supervisor ticks (every second) only while something changes by
+  /// the clock: a cooldown to prune, an open breaker that turns half-open. A healthy idle
+  /// provider costs no wake-up.
+  bool tick_armed = false;
 
   // Several nodes (design §10); unused without a cluster bus.
   /// The current open period's retry time as the cluster knows it (Unix ms; 0 when closed). The
@@ -62,6 +66,21 @@ breaker_state shown_state(const supervisor_state& st, steady_time now) {
   return gated(st, now) ? breaker_state::open : st.b.state(now);
 }
 
+/// Arms the next tick if something changes by the clock: a cooldown to prune, or a breaker that
+/// is not closed (open turns half-open at its retry time; shown states follow).
+void arm_tick(supervisor_actor self) {
+  auto& st = self->state;
+  if (st.tick_armed) {
+    return;
+  }
+  if (st.cooldowns.size() == 0 && st.b.state(steady::now()) == breaker_state::closed
+      && st.published_state == breaker_state::closed) {
+    return;
+  }
+  st.tick_armed = true;
+  self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
+}
+
 void publish(supervisor_actor self) {
   auto& st = self->state;
   auto now = steady::now();
@@ -82,6 +101,8 @@ void publish(supervisor_actor self) {
   if (st.opts.metrics) {
     st.opts.metrics->set_circuit_state(st.opts.provider->name, st.published_state);
   }
+  // Every change that may need the clock (a cooldown started, a breaker opened) is published.
+  arm_tick(self);
 }
 
 void log_transition(supervisor_actor self, const breaker_transition& t, std::string_view why) {
@@ -310,7 +331,6 @@ health_supervisor_handle::behavior_type supervisor(supervisor_actor self, superv
     self->send_exit(self->state.provider, em.reason);
     self->quit(em.reason);
   });
-  self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
   return {
       [self](admit_atom) -> bool {
         auto& st = self->state;
@@ -398,6 +418,7 @@ health_supervisor_handle::behavior_type supervisor(supervisor_actor self, superv
       },
       [self](tick_atom) {
         auto& st = self->state;
+        st.tick_armed = false;
         auto now = steady::now();
         if (st.cooldowns.prune(now)) {
           st.cooldowns_dirty = true;
@@ -407,7 +428,7 @@ health_supervisor_handle::behavior_type supervisor(supervisor_actor self, superv
           log_transition(self, {st.published_state, now_state}, "cooldown");
           publish(self);
         }
-        self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
+        arm_tick(self);
       },
       [self](remote_atom, bool open, std::int64_t retry_at_ms, std::int64_t next_cooldown_ms) {
         auto& st = self->state;

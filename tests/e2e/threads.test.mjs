@@ -111,3 +111,30 @@ test('a gateway on LMDB never loads libpq, nor the libraries only libpq needs', 
     assert.ok(!maps.includes(lib), `${lib} is mapped`);
   }
 });
+
+/// Context switches of every thread of `pid` so far (voluntary and not, /proc/PID/task/*/status).
+function contextSwitches(pid) {
+  let n = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    const st = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    for (const m of st.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) n += Number(m[1]);
+  }
+  return n;
+}
+
+test('an idle gateway sleeps: no wake-up per provider while every breaker is closed', async () => {
+  // The health supervisors tick only while a cooldown runs or a breaker is not closed
+  // (actors/health_supervisor.cpp, arm_tick); before, each ticked every second. What may still
+  // wake an idle gateway is the memory releaser's 5 s check. The default configuration has six
+  // providers; their ticks shared one timer wake-up a second.
+  const stack = await startStack({ env: { IB_LOG_LEVEL: 'info' } });
+  stacks.push(stack);
+  const pid = stack.gw.proc.pid;
+  // Started: the start line is written (by the log's thread) once everything is up.
+  await waitUntil(() => stack.gw.stdout().includes('"inferbridge started"'), { what: 'the start log line' });
+  const before = contextSwitches(pid);
+  // A measurement window, not a wait for an event: what happens in it is what is counted.
+  await new Promise((resolve) => { setTimeout(resolve, 4000); });
+  const woke = contextSwitches(pid) - before;
+  assert.ok(woke <= 2, `the idle gateway's threads were switched in ${woke} times in 4 s`);
+});

@@ -259,5 +259,24 @@ TEST_F(SupervisorTest, RateLimitCooldownIsPerUser) {
   EXPECT_EQ(snap->state, breaker_state::closed);
 }
 
+// The supervisor ticks only while something changes by the clock (arm_tick): a cooldown that
+// starts while it sleeps must still be pruned once it ends, and the snapshot published again.
+TEST_F(SupervisorTest, AnEndedCooldownLeavesThePublishedSnapshot) {
+  caf::scoped_actor self{sys_};
+  attempt_report rep;
+  rep.user = user("usr_a");
+  rep.result = outcome::rate_limited;
+  rep.cooldown_until = std::chrono::steady_clock::now() + 300ms;
+  rep.admitted_at = std::chrono::steady_clock::now();
+  self->send(supervisor_, report_atom::value, rep);
+  ASSERT_TRUE(eventually([&] {
+    auto c = slot_->load()->cooldowns;
+    return c && c->contains("usr_a");
+  }));
+  // Pruned at the first tick after its end (ticks are 1 s apart).
+  EXPECT_TRUE(eventually([&] { return slot_->load()->cooldowns->empty(); }, 5s));
+  EXPECT_EQ(slot_->load()->state, breaker_state::closed);
+}
+
 }  // namespace
 }  // namespace ib::actors
