@@ -55,7 +55,8 @@ struct libpq_load {
 };
 
 const libpq_load& load_libpq() {
-  static libpq_load loaded;
+  // Never destroyed: a connection closed by a thread still running at exit may need it.
+  static libpq_load& loaded = *new libpq_load;
   static std::once_flag once;
   std::call_once(once, [] {
     // Never closed: the process keeps it once it has a database.
