@@ -2,7 +2,9 @@
 // the I/O threads"): one I/O thread running the actors too (the default on two cores: sessions
 // and exchanges on the io_context's own executor, no strands), several I/O threads (a strand per
 // session and exchange), and CAF's own worker threads beside one I/O thread. Each must answer
-// concurrent plain and streamed requests, each answer intact, through the real binary.
+// concurrent plain and streamed requests, each answer intact, through the real binary. Then what
+// the process itself does with its threads and pages: the request-log writer's priority, no
+// libpq without a database, and an idle gateway that sleeps.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
