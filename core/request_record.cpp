@@ -1,5 +1,7 @@
 #include "core/request_record.hpp"
 
+#include <cstdint>
+#include <limits>
 #include <string>
 
 #include "core/json.hpp"
@@ -33,7 +35,185 @@ void write_attempt(json_writer& w, const attempt_record& a, bool reason_or_null)
   w.end_object();
 }
 
+constexpr unsigned char stored_version = 1;
+constexpr unsigned char flag_stream = 1;
+constexpr unsigned char flag_ttfb = 2;
+constexpr unsigned char flag_usage = 4;
+
+void put_varint(std::string& out, std::uint64_t x) {
+  while (x >= 0x80) {
+    out.push_back(static_cast<char>((x & 0x7f) | 0x80));
+    x >>= 7;
+  }
+  out.push_back(static_cast<char>(x));
+}
+
+void put_int(std::string& out, std::int64_t x) {
+  put_varint(out, (static_cast<std::uint64_t>(x) << 1) ^ static_cast<std::uint64_t>(x >> 63));
+}
+
+void put_string(std::string& out, std::string_view s) {
+  put_varint(out, s.size());
+  out.append(s);
+}
+
+/// Reads `to_stored`'s fields in order; the first failure sticks (`ok` false) and every later
+/// read returns a zero value, so the caller checks once at the end.
+class stored_reader {
+ public:
+  explicit stored_reader(std::string_view in) noexcept : in_(in) {}
+
+  bool ok() const noexcept { return ok_; }
+  bool at_end() const noexcept { return pos_ == in_.size(); }
+  std::size_t left() const noexcept { return in_.size() - pos_; }
+
+  unsigned char byte() noexcept {
+    if (!ok_ || pos_ >= in_.size()) {
+      ok_ = false;
+      return 0;
+    }
+    return static_cast<unsigned char>(in_[pos_++]);
+  }
+
+  std::uint64_t varint() noexcept {
+    std::uint64_t x = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      const unsigned char b = byte();
+      if (!ok_) {
+        return 0;
+      }
+      if (shift == 63 && b > 1) {  // the tenth byte holds only the top bit
+        ok_ = false;
+        return 0;
+      }
+      x |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) {
+        return x;
+      }
+    }
+    ok_ = false;
+    return 0;
+  }
+
+  std::int64_t integer() noexcept {
+    const std::uint64_t z = varint();
+    return static_cast<std::int64_t>((z >> 1) ^ (~(z & 1) + 1));
+  }
+
+  int small_int() noexcept {
+    const std::int64_t x = integer();
+    if (x < std::numeric_limits<int>::min() || x > std::numeric_limits<int>::max()) {
+      ok_ = false;
+      return 0;
+    }
+    return static_cast<int>(x);
+  }
+
+  std::string string() {
+    const std::uint64_t n = varint();
+    if (!ok_ || n > left()) {
+      ok_ = false;
+      return {};
+    }
+    std::string s{in_.substr(pos_, static_cast<std::size_t>(n))};
+    pos_ += static_cast<std::size_t>(n);
+    return s;
+  }
+
+ private:
+  std::string_view in_;
+  std::size_t pos_ = 0;
+  bool ok_ = true;
+};
+
 }  // namespace
+
+std::string to_stored(const request_record& r) {
+  std::string out;
+  out.reserve(48 + r.tier.size() + r.model.size() + r.provider.size() + r.upstream_model.size()
+              + 16 * r.attempts.size());
+  out.push_back(static_cast<char>(stored_version));
+  put_string(out, r.tier);
+  put_string(out, r.model);
+  put_string(out, r.provider);
+  put_string(out, r.upstream_model);
+  put_varint(out, r.attempts.size());
+  for (const auto& a : r.attempts) {
+    put_string(out, a.provider);
+    put_int(out, a.status);
+    if (a.status == 0) {
+      put_string(out, a.reason);
+    }
+    put_int(out, a.latency_ms);
+  }
+  put_int(out, r.status);
+  put_int(out, r.latency_ms);
+  const unsigned char flags =
+      (r.stream ? flag_stream : 0) | (r.ttfb_ms ? flag_ttfb : 0) | (r.tokens ? flag_usage : 0);
+  out.push_back(static_cast<char>(flags));
+  if (r.ttfb_ms) {
+    put_int(out, *r.ttfb_ms);
+  }
+  if (r.tokens) {
+    put_int(out, r.tokens->prompt_tokens);
+    put_int(out, r.tokens->completion_tokens);
+    put_int(out, r.tokens->total_tokens);
+  }
+  return out;
+}
+
+result<request_record> from_stored(std::string_view bytes) {
+  stored_reader in(bytes);
+  if (in.byte() != stored_version) {
+    return error{errc::storage, "request log: a record of an unknown format"};
+  }
+  request_record r;
+  r.tier = in.string();
+  r.model = in.string();
+  r.provider = in.string();
+  r.upstream_model = in.string();
+  const std::uint64_t n = in.varint();
+  // An attempt takes at least three bytes (an empty provider, a status, a latency).
+  if (in.ok() && n <= in.left() / 3) {
+    r.attempts.reserve(static_cast<std::size_t>(n));
+    for (std::uint64_t i = 0; i < n && in.ok(); ++i) {
+      attempt_record a;
+      a.provider = in.string();
+      a.status = in.small_int();
+      if (a.status == 0) {
+        a.reason = in.string();
+      }
+      a.latency_ms = in.integer();
+      r.attempts.push_back(std::move(a));
+    }
+  } else if (in.ok()) {
+    return error{errc::storage, "request log: a record cut short"};
+  }
+  r.status = in.small_int();
+  r.latency_ms = in.integer();
+  const unsigned char flags = in.byte();
+  if ((flags & ~(flag_stream | flag_ttfb | flag_usage)) != 0) {
+    return error{errc::storage, "request log: a record of an unknown format"};
+  }
+  r.stream = (flags & flag_stream) != 0;
+  if ((flags & flag_ttfb) != 0) {
+    r.ttfb_ms = in.integer();
+  }
+  if ((flags & flag_usage) != 0) {
+    usage u;
+    u.prompt_tokens = in.integer();
+    u.completion_tokens = in.integer();
+    u.total_tokens = in.integer();
+    r.tokens = u;
+  }
+  if (!in.ok()) {
+    return error{errc::storage, "request log: a record cut short"};
+  }
+  if (!in.at_end()) {
+    return error{errc::storage, "request log: a record with bytes left over"};
+  }
+  return r;
+}
 
 void write_json_attempts(json_writer& w, const std::vector<attempt_record>& attempts) {
   w.key("attempts").start_array();

@@ -3,9 +3,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/result.hpp"
 
 namespace ib {
 
@@ -53,6 +55,24 @@ struct request_record {
 /// "stream","usage"}` (`created` in unix seconds; `usage` null when unknown).
 /// Strings go through `json_writer` (core/json.hpp): always valid JSON.
 std::string to_json(const request_record& r);
+
+/// The request log's stored form of `r` (storage/request_log.cpp): what `to_json` shows except
+/// `id` and `created`, which the store's key holds. Layout, version 1: the byte 0x01; `tier`,
+/// `model`, `provider`, `upstream_model` as strings; the number of attempts, then each attempt's
+/// `provider`, `status` and (when `status` is 0) `reason` strings/integers and `latency_ms`; the
+/// record's `status` and `latency_ms`; a flags byte (1: `stream`, 2: `ttfb_ms` follows, 4: the
+/// three usage counts follow); then those. A string is its length as an unsigned LEB128 varint,
+/// then its bytes; an integer is a zigzag LEB128 varint. About 50 bytes for a one-attempt record,
+/// against about 330 for its JSON: the request-log writer's pages, page copies and disk writes
+/// are what it saves (bench/README.md, "Fourth round"). A JSON record never starts with 0x01
+/// (it starts with `{`), so a store can hold both.
+std::string to_stored(const request_record& r);
+
+/// Reads `to_stored`'s bytes back into a record, leaving `id`, `user_id` and `created_us` empty
+/// (the caller takes them from the key). Reads only within `bytes`. Errors (`errc::storage`):
+/// another version byte, a value cut short, a varint longer than 10 bytes or out of range, a
+/// string longer than what is left, more attempts than bytes, bytes left over.
+result<request_record> from_stored(std::string_view bytes);
 
 /// `us` microseconds as the `x-inferbridge-overhead-ms` header value: milliseconds with exactly
 /// three decimals, e.g. 412 -> `0.412`, 12345 -> `12.345`; a negative value is shown as `0.000`.

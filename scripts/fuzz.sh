@@ -15,7 +15,7 @@ secs=${1:-10}
 shift || true
 build=${IB_FUZZ_BUILD_DIR:-build-fuzz}
 jobs=${IB_FUZZ_JOBS:-$(nproc)}
-all=(http_request chat_request anthropic_request anthropic_stream sse config_load)
+all=(http_request chat_request anthropic_request anthropic_stream sse config_load request_record)
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
   targets=("${all[@]}")

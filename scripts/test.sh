@@ -21,7 +21,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 echo "== unit tests"
 (cd build-test && ctest --output-on-failure -j "$(nproc)")
 
-# libFuzzer targets of fuzz/ (clang, ASan+UBSan, build-fuzz): 10 s each, six targets, from the
+# libFuzzer targets of fuzz/ (clang, ASan+UBSan, build-fuzz): 10 s each, seven targets, from the
 # seed corpora; fails on any crash (the input is kept under build-fuzz/artifacts/).
 echo "== fuzz (short run)"
 scripts/fuzz.sh 10

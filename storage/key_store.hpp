@@ -108,7 +108,7 @@ class key_store final : public store {
 
   // -- request log ------------------------------------------------------------------------------
 
-  /// Appends records (metadata only, stored as `to_json(request_record)` and keyed by user,
+  /// Appends records (metadata only, stored as `to_stored(request_record)` and keyed by user,
   /// `created_us` and id, design §6) in one transaction, then enforces retention in the same
   /// transaction: `max_records_per_user` for each user touched (oldest dropped first), and
   /// records created before `now_unix - max_age_s` (both in seconds) for every user; a limit
@@ -118,10 +118,12 @@ class key_store final : public store {
   result<void> append_requests(const std::vector<request_record>& records, int max_records_per_user,
                                std::int64_t max_age_s, std::int64_t now_unix) override;
 
-  /// `user_id`'s records, newest first, at most `limit`; with `before` (a request id), only
-  /// records older than that one. `has_more` tells whether more exist past the page.
+  /// `user_id`'s records, newest first, at most `limit`, each as `to_json` shows it (a record
+  /// stored as JSON by an earlier version is passed on as it is); with `before` (a request id),
+  /// only records older than that one. `has_more` tells whether more exist past the page.
   /// errc::invalid_request (param `before`) when `before` names no record of this user;
-  /// errc::storage when LMDB fails; an unknown or malformed `user_id` gives an empty page.
+  /// errc::storage when LMDB fails or a record cannot be read (`from_stored`); an unknown or
+  /// malformed `user_id` gives an empty page.
   result<request_page> list_requests(std::string_view user_id, std::size_t limit,
                                      std::string_view before) const override;
 

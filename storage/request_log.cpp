@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/request_record.hpp"
 #include "storage/key_store.hpp"
 #include "storage/key_store_impl.hpp"
 
@@ -80,6 +81,26 @@ std::string request_key_of_time_key(std::string_view time_key) {
   k.append(time_key.substr(0, 8));
   k.append(rest.substr(nul + 1));
   return k;
+}
+
+/// A stored record as the API shows it (`to_json`). Records are stored by `to_stored`, without
+/// the id and time that `key` (`request_key`, the id from `id_offset`) holds; a store written
+/// before that holds `to_json`'s text, passed on as it is.
+result<std::string> record_json(std::string_view key, std::size_t id_offset,
+                                std::string_view value) {
+  if (!value.empty() && value.front() == '{') {
+    return std::string{value};
+  }
+  auto r = from_stored(value);
+  if (!r) {
+    return r.error();
+  }
+  r->id = key.substr(id_offset);
+  const std::uint64_t created = read_be64(key.substr(id_offset - 8, 8));
+  r->created_us = created > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
+                      ? std::numeric_limits<std::int64_t>::max()
+                      : static_cast<std::int64_t>(created);
+  return to_json(*r);
 }
 
 // -- retention --------------------------------------------------------------------------------
@@ -255,18 +276,23 @@ result<void> key_store::append_requests(const std::vector<request_record>& recor
   std::map<std::string_view, std::uint64_t> users;
   for (const auto& r : records) {
     const std::string rk = request_key(r.user_id, r.created_us, r.id);
+    const std::string value = to_stored(r);
     // A record written again (the same user, time and id) replaces itself: it is not one more.
-    auto existing = t->get(impl_->log.requests, rk);
-    if (!existing) {
-      return existing.error();
+    // The common case, a new key, costs one B-tree search: the put that finds the key taken
+    // writes nothing, and only then is the record overwritten.
+    auto added = t->put(impl_->log.requests, rk, value, MDB_NOOVERWRITE);
+    if (!added) {
+      return added.error();
     }
-    if (auto put = t->put(impl_->log.requests, rk, to_json(r)); !put) {
-      return put.error();
+    if (!*added) {
+      if (auto put = t->put(impl_->log.requests, rk, value); !put) {
+        return put.error();
+      }
     }
     if (auto put = t->put(impl_->log.requests_by_time, time_key_of(rk), {}); !put) {
       return put.error();
     }
-    users[r.user_id] += existing->has_value() ? 0 : 1;
+    users[r.user_id] += *added ? 1 : 0;
   }
   std::size_t budget = retention_batch;
   // Counts are kept up to date even when the count limit is off, so that turning it on later
@@ -337,7 +363,11 @@ result<key_store::page> key_store::list_requests(std::string_view user_id, std::
     }
   }
   for (; in_range(e) && out.records_json.size() < limit; e = c->get(MDB_PREV)) {
-    out.records_json.emplace_back((*e)->second);
+    auto json = record_json((*e)->first, id_offset, (*e)->second);
+    if (!json) {
+      return json.error();
+    }
+    out.records_json.push_back(std::move(*json));
   }
   if (!e) {
     return e.error();

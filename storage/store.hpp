@@ -119,7 +119,7 @@ class store {
 
   // -- request log ------------------------------------------------------------------------------
 
-  /// Appends records (metadata only, stored as `to_json(request_record)`, keyed by user,
+  /// Appends records (metadata only, listed as `to_json(request_record)`, keyed by user,
   /// `created_us` and id) in one transaction, then enforces retention in the same transaction:
   /// `max_records_per_user` for each user touched (oldest dropped first), and records created
   /// before `now_unix - max_age_s` (both in seconds) for every user; a limit <= 0 is off.

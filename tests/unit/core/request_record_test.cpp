@@ -1,5 +1,9 @@
 #include "core/request_record.hpp"
 
+#include <cstdint>
+#include <limits>
+#include <string>
+
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
@@ -52,6 +56,103 @@ TEST(RequestRecord, AbsentFieldsAreNull) {
             R"({"id":"req_1","created":5,"tier":null,"model":"openai/gpt-4o-mini",)"
             R"("provider":null,"upstream_model":null,"attempts":[],"status":502,"latency_ms":9,)"
             R"("ttfb_ms":null,"stream":false,"usage":null})");
+}
+
+/// `r` as the request log lists it after storing it: `from_stored(to_stored(r))` with the id
+/// and time the store's key holds.
+std::string stored_then_listed(const request_record& r) {
+  auto back = from_stored(to_stored(r));
+  EXPECT_TRUE(back) << back.error().message;
+  if (!back) {
+    return {};
+  }
+  EXPECT_TRUE(back->id.empty());
+  EXPECT_TRUE(back->user_id.empty());
+  back->id = r.id;
+  back->created_us = r.created_us;
+  return to_json(*back);
+}
+
+TEST(RequestRecord, StoredFormListsAsTheSameJson) {
+  EXPECT_EQ(stored_then_listed(full_record()), to_json(full_record()));
+  request_record bare;
+  bare.id = "req_1";
+  bare.model = "openai/gpt-4o-mini";
+  EXPECT_EQ(stored_then_listed(bare), to_json(bare));
+  // Extremes: negative and 64-bit values, long strings (two-byte lengths), many attempts, a
+  // reason kept with a status (the JSON shows the status then).
+  request_record r = full_record();
+  r.tier = std::string(300, 't');
+  r.model = "m\"o\\d\u00e9l\n";
+  r.status = -1;
+  r.latency_ms = std::numeric_limits<std::int64_t>::max();
+  r.ttfb_ms = std::numeric_limits<std::int64_t>::min();
+  r.tokens = usage{-5, 0, std::numeric_limits<std::int64_t>::max(), 0};
+  r.attempts.push_back({"x", 429, "kept", -3});
+  for (int i = 0; i < 200; ++i) {
+    r.attempts.push_back({"p" + std::to_string(i), i % 3 == 0 ? 0 : 500 + i, "r", i});
+  }
+  EXPECT_EQ(stored_then_listed(r), to_json(r));
+  r.stream = false;
+  r.ttfb_ms.reset();
+  r.tokens = usage{0, 0, 0, 0};
+  EXPECT_EQ(stored_then_listed(r), to_json(r));
+}
+
+TEST(RequestRecord, StoredFormIsSmallAndNeverJson) {
+  const std::string stored = to_stored(full_record());
+  EXPECT_LT(stored.size() * 4, to_json(full_record()).size()) << stored.size();
+  EXPECT_EQ(stored.front(), '\x01');
+  EXPECT_EQ(stored.find("usr_secret_owner"), std::string::npos);
+  EXPECT_EQ(stored.find("req_abc"), std::string::npos);
+}
+
+TEST(RequestRecord, DamagedStoredFormsAreStorageErrors) {
+  const std::string good = to_stored(full_record());
+  ASSERT_TRUE(from_stored(good));
+  // Every cut is an error: no field may read past the end.
+  for (std::size_t n = 0; n < good.size(); ++n) {
+    auto r = from_stored(std::string_view(good).substr(0, n));
+    ASSERT_FALSE(r) << n;
+    EXPECT_EQ(r.error().code, errc::storage);
+  }
+  auto fails = [](const std::string& bytes) {
+    auto r = from_stored(bytes);
+    return !r && r.error().code == errc::storage;
+  };
+  EXPECT_TRUE(fails(good + '\0'));                             // bytes left over
+  EXPECT_TRUE(fails('\x02' + good.substr(1)));                 // another version
+  EXPECT_TRUE(fails(to_json(full_record())));                  // JSON is not this format
+  EXPECT_TRUE(fails(std::string("\x01\xff\xff\xff\x0f", 5)));  // a string longer than the rest
+  EXPECT_TRUE(fails(std::string(1, '\x01') + std::string(11, '\x80')));  // a varint too long
+  // A tenth varint byte above 1 would overflow 64 bits.
+  EXPECT_TRUE(fails(std::string(1, '\x01') + std::string(9, '\xff') + '\x02'));
+  // Four empty strings, then 2^32 attempts in a few bytes.
+  EXPECT_TRUE(fails(std::string("\x01\0\0\0\0\x80\x80\x80\x80\x10\0\0\0", 13)));
+  // A status beyond int.
+  request_record r;
+  r.model = "m";
+  std::string big = to_stored(r);
+  const std::size_t status_at = 1 + 4 + 1 + 1;  // version, 4 lengths, 'm', no attempts
+  ASSERT_EQ(big[status_at], '\0');
+  big.replace(status_at, 1, std::string("\xfe\xff\xff\xff\x1f", 5));
+  EXPECT_TRUE(fails(big));
+  // Unknown flags.
+  std::string flagged = to_stored(r);
+  flagged.back() = '\x08';
+  EXPECT_TRUE(fails(flagged));
+  // Any bytes at all: an error or a record, never a read outside them (ASan).
+  std::uint32_t seed = 12345;
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = good;
+    for (int k = 0; k < 3; ++k) {
+      seed = seed * 1664525 + 1013904223;
+      bytes[(seed >> 8) % bytes.size()] = static_cast<char>(seed >> 24);
+    }
+    seed = seed * 1664525 + 1013904223;
+    bytes.resize((seed >> 8) % (bytes.size() + 1));
+    (void)from_stored(bytes);
+  }
 }
 
 TEST(RequestRecord, NeverIncludesTheOwner) {

@@ -1,10 +1,12 @@
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "storage/key_store.hpp"
+#include "storage/lmdb_env.hpp"
 #include "tests/unit/storage/key_store_fixture.hpp"
 
 namespace ib::storage {
@@ -151,6 +153,66 @@ TEST_F(RequestLogTest, InvalidRequestRecordsRejectTheBatch) {
   EXPECT_EQ(r.error().code, errc::invalid_request);
   EXPECT_TRUE(all_ids("usr_a").empty());
   EXPECT_FALSE(store_->append_requests({req("usr_a", std::string(300, 'x'), t0)}, 0, 0, t0));
+}
+
+TEST_F(RequestLogTest, ARecordWrittenAgainReplacesItself) {
+  auto r = req("usr_a", "req_1", t0);
+  ASSERT_TRUE(store_->append_requests({r}, 0, 0, t0));
+  r.status = 502;
+  r.provider.clear();
+  r.tokens = usage{1, 2, 3, 0};
+  ASSERT_TRUE(store_->append_requests({r}, 0, 0, t0));
+  auto p = store_->list_requests("usr_a", 10, "");
+  ASSERT_TRUE(p);
+  ASSERT_EQ(p->records_json.size(), 1U);
+  EXPECT_EQ(p->records_json[0], to_json(r));
+}
+
+/// Writes `value` as the record of (`user`, `created_s`, `id`) straight into the store's
+/// `requests` table, as a store written by an earlier version (or damaged) would hold it.
+void put_raw_record(const std::string& dir, const std::string& user, std::int64_t created_s,
+                    const std::string& id, const std::string& value) {
+  auto e = lmdb::env::open(dir, std::size_t{1} << 32, 16, MDB_NOTLS);
+  ASSERT_TRUE(e) << e.error().message;
+  auto t = lmdb::txn::begin(e->get(), true);
+  ASSERT_TRUE(t);
+  auto dbi = t->open_dbi("requests", 0);
+  ASSERT_TRUE(dbi);
+  std::string key = user + '\0';
+  const auto created_us = static_cast<std::uint64_t>(created_s * test::us);
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    key.push_back(static_cast<char>((created_us >> shift) & 0xff));
+  }
+  key += id;
+  ASSERT_TRUE(t->put(*dbi, key, value));
+  ASSERT_TRUE(t->commit());
+}
+
+TEST_F(RequestLogTest, RecordsStoredAsJsonByAnEarlierVersionAreListedAsTheyAre) {
+  auto stored = req("usr_a", "req_new", t0 + 1);
+  ASSERT_TRUE(store_->append_requests({stored}, 0, 0, t0));
+  auto old = req("usr_a", "req_old", t0);
+  old.stream = true;
+  store_.reset();
+  put_raw_record(dir_, "usr_a", t0, "req_old", to_json(old));
+  open();
+  auto p = store_->list_requests("usr_a", 10, "");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->records_json, (strings{to_json(stored), to_json(old)}));
+}
+
+TEST_F(RequestLogTest, ADamagedRecordIsAStorageErrorNotACrash) {
+  ASSERT_TRUE(store_->append_requests({req("usr_a", "req_1", t0)}, 0, 0, t0));
+  store_.reset();
+  put_raw_record(dir_, "usr_a", t0 + 1, "req_2", std::string("\x01\x05ib/ch", 7));
+  open();
+  auto p = store_->list_requests("usr_a", 10, "");
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error().code, errc::storage);
+  // The page before it still lists.
+  auto older = store_->list_requests("usr_a", 10, "req_2");
+  ASSERT_TRUE(older);
+  EXPECT_EQ(ids(*older), strings{"req_1"});
 }
 
 }  // namespace
