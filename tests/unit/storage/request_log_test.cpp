@@ -15,7 +15,16 @@ namespace {
 using test::strings;
 using test::t0;
 
-class RequestLogTest : public test::store_fixture {};
+class RequestLogTest : public test::store_fixture {
+ protected:
+  /// Expects `r` to be its user's only record, listed as `to_json` shows it.
+  void expect_only_record(const request_record& r) {
+    auto p = store_->list_requests(r.user_id, 10, "");
+    ASSERT_TRUE(p);
+    ASSERT_EQ(p->records_json.size(), 1U);
+    EXPECT_EQ(p->records_json[0], to_json(r));
+  }
+};
 
 // -- request log --------------------------------------------------------------------------------
 
@@ -54,10 +63,7 @@ TEST_F(RequestLogTest, ListRequestsReturnsTheRecordJson) {
   auto r = req("usr_a", "req_1", t0);
   r.tokens = usage{3, 4, 7, 0};
   ASSERT_TRUE(store_->append_requests({r}, 0, 0, t0));
-  auto p = store_->list_requests("usr_a", 10, "");
-  ASSERT_TRUE(p);
-  ASSERT_EQ(p->records_json.size(), 1U);
-  EXPECT_EQ(p->records_json[0], to_json(r));
+  expect_only_record(r);
 }
 
 TEST_F(RequestLogTest, ListRequestsBeforeAnUnknownIdIsAnError) {
@@ -162,10 +168,7 @@ TEST_F(RequestLogTest, ARecordWrittenAgainReplacesItself) {
   r.provider.clear();
   r.tokens = usage{1, 2, 3, 0};
   ASSERT_TRUE(store_->append_requests({r}, 0, 0, t0));
-  auto p = store_->list_requests("usr_a", 10, "");
-  ASSERT_TRUE(p);
-  ASSERT_EQ(p->records_json.size(), 1U);
-  EXPECT_EQ(p->records_json[0], to_json(r));
+  expect_only_record(r);
 }
 
 /// Writes `value` as the record of (`user`, `created_s`, `id`) straight into the store's
