@@ -4,12 +4,13 @@
 // Invariants: a refusal is errc::storage with a message; an accepted record lists as one JSON
 // object (`to_json`), and storing it again (`to_stored`) reads back to the same JSON.
 
+#include "core/request_record.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "core/request_record.hpp"
 #include "fuzz/fuzz_support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
