@@ -191,12 +191,16 @@ function gatewayConfig() {
     pool_size: 1100,
   };
   return {
-    providers: { openai: { ...provider }, anthropic: { ...provider }, groq: { ...provider } },
+    // together: the same mock behind nginx's TLS server (HTTPS_HOLD_TIER), for the open-streams
+    // row over HTTPS.
+    providers: { openai: { ...provider }, anthropic: { ...provider }, groq: { ...provider },
+      together: { ...provider } },
     tiers: {
       'bench/fast': [{ provider: 'openai', model: 'mock-ok' }],
       'bench/slow': [{ provider: 'openai', model: 'mock-ok+latency-50' }],
       'bench/stream': [{ provider: 'openai', model: STREAM_MODEL }],
       'bench/hold': [{ provider: 'openai', model: HOLD_MODEL }],
+      [HTTPS_HOLD_TIER]: [{ provider: 'together', model: HOLD_MODEL }],
       'bench/groq': [{ provider: 'groq', model: 'mock-ok' }],
       'bench/fallback': [{ provider: 'openai', model: 'mock-status-503' },
         { provider: 'groq', model: 'mock-ok' }],
@@ -218,8 +222,28 @@ let STREAM_MODEL = 'mock-ok+chunks-20+chunk-delay-20+stamp';
 const FALLBACK_STREAM_MODELS = ['mock-ok+chunks-20+chunk-delay-20', 'mock-ok+chunk-delay-20'];
 /// A stream that sends its head and one content chunk, then stays open until the client leaves.
 const HOLD_MODEL = 'mock-ok+stall-mid-1';
+/// The gateway's tier for HOLD_MODEL over HTTPS: provider `together`, whose base URL is nginx's TLS
+/// server in front of the mock (a certificate made for the run, trusted through
+/// IB_EXTRA_CA_FILE). Real providers are all HTTPS, and a TLS connection costs far more memory
+/// than the connection itself; the plain mock would not show it.
+const HTTPS_HOLD_TIER = 'bench/hold-https';
 
-async function startNginx(work, mockPort) {
+/// A self-signed certificate for 127.0.0.1 (openssl's CLI, as tests/e2e/tls.test.mjs makes
+/// its own), valid for a day: { cert, key } file paths.
+function makeCertificate(dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  const r = spawnSync(tool('openssl'), ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr ?? r.error}`);
+  return { cert, key };
+}
+
+/// nginx as the reference hop on `port`, and as a TLS terminator in front of the mock on
+/// `tls.port` (`tls`: { port, cert, key }).
+async function startNginx(work, mockPort, tls) {
   const dir = path.join(work, 'nginx');
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
   const port = await freePort();
@@ -244,6 +268,18 @@ http {
   }
   server {
     listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 600s;
+    }
+  }
+  server {
+    listen 127.0.0.1:${tls.port} ssl backlog=4096;
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
     location / {
       proxy_pass http://mock;
       proxy_http_version 1.1;
@@ -759,7 +795,10 @@ function markdown(res) {
   L.push('');
   L.push('For "direct" the RSS by open streams is the mock\'s own. The scenario runs after the load scenarios: '
     + 'a process starts it with the memory it kept from them (allocators keep freed memory), so "KiB per '
-    + 'stream" (RSS with all streams open minus RSS before the first, per stream) is the cost of a stream.');
+    + 'stream" (RSS with all streams open minus RSS before the first, per stream) is the cost of a stream. '
+    + '"inferbridge-https" holds the same streams in the same gateway process, after its plain row, to an '
+    + 'HTTPS upstream (nginx terminating TLS in front of the mock): what each stream costs when, as with '
+    + 'every real provider, its upstream connection is TLS.');
   L.push('');
   L.push('| idle process | RSS MiB | peak RSS MiB | CPU ms/s |');
   L.push('|---|---|---|---|');
@@ -871,7 +910,7 @@ async function main() {
     console.error(e.message);
     process.exit(2);
   }
-  const missing = ['wrk', 'nginx', 'gnuplot'].filter((c) => !have(c));
+  const missing = ['wrk', 'nginx', 'gnuplot', 'openssl'].filter((c) => !have(c));
   if (missing.length) {
     console.error(`missing: ${missing.join(', ')} — install with scripts/install-deps.sh --bench `
       + '(or scripts/install-deps.sh --test, which includes them)');
@@ -917,6 +956,7 @@ async function main() {
         break;
       }
     }
+    const tls = { ...makeCertificate(path.join(work, 'tls')), port: await freePort() };
     gw = await (async () => {
       const cfg = path.join(work, 'config.json');
       fs.writeFileSync(cfg, JSON.stringify(gatewayConfig(), null, 2));
@@ -927,14 +967,16 @@ async function main() {
           IB_OPENAI_BASE_URL: `${mock.url}/openai/v1`,
           IB_ANTHROPIC_BASE_URL: `${mock.url}/anthropic/v1`,
           IB_GROQ_BASE_URL: `${mock.url}/groq/openai/v1`,
+          IB_TOGETHER_BASE_URL: `https://127.0.0.1:${tls.port}/openai/v1`,
+          IB_EXTRA_CA_FILE: tls.cert,
         },
       });
     })();
-    nginx = await startNginx(work, mock.port);
+    nginx = await startNginx(work, mock.port, tls);
     const user = await api(gw.url, 'POST', '/v1/users', { body: { email: 'bench@example.com' } });
     if (user.status !== 201) throw new Error(`sign-up failed: ${user.status} ${user.text}`);
     const key = user.json.api_key;
-    for (const provider of ['openai', 'anthropic', 'groq']) {
+    for (const provider of ['openai', 'anthropic', 'groq', 'together']) {
       const r = await api(gw.url, 'POST', '/v1/keys', { key, body: { provider, api_key: MOCK_KEY } });
       if (r.status !== 201 && r.status !== 200) throw new Error(`adding the ${provider} key failed: ${r.status} ${r.text}`);
     }
@@ -1003,6 +1045,10 @@ async function main() {
         c: p.translationC, model: tier, label });
     }
     for (const s of runs('open-streams') ? systems : []) await openStreams(ctx, s);
+    if (runs('open-streams')) {
+      // The same streams through the gateway to an HTTPS upstream (nginx terminating TLS).
+      await openStreams(ctx, { ...ib, name: 'inferbridge-https', body: (m, s) => chatBody(HTTPS_HOLD_TIER, s) });
+    }
     const ratios = derive(ctx.rows);
     const res = {
       meta: {

@@ -9,7 +9,7 @@
 #                                    and the load-testing tools of --bench, which the harness's
 #                                    smoke test runs)
 #   scripts/install-deps.sh --bench  the load-testing harness (bench/harness.sh): wrk, nginx-light,
-#                                    gnuplot-nox, linux-perf, strace, Node.js
+#                                    gnuplot-nox, linux-perf, strace, openssl, Node.js
 set -euo pipefail
 
 want_test=0
@@ -41,8 +41,9 @@ fi
 if [ "$want_bench" = 1 ]; then
   # bench/harness.sh: wrk drives the non-streamed rows, nginx-light is the reference proxy hop
   # (the harness starts its own on a loopback port; the package's service is kept off below),
-  # gnuplot-nox draws the PNGs, perf and strace profile the gateway (--profile).
-  packages+=(wrk nginx-light gnuplot-nox linux-perf strace)
+  # gnuplot-nox draws the PNGs, perf and strace profile the gateway (--profile), openssl makes
+  # the certificate of the HTTPS upstream that nginx-light terminates.
+  packages+=(wrk nginx-light gnuplot-nox linux-perf strace openssl)
 fi
 
 missing=()

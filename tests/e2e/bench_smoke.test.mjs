@@ -15,7 +15,7 @@ import test from 'node:test';
 
 import { buildDir, freePort, repoRoot, waitUntil } from './lib/procs.mjs';
 
-const TOOLS = ['wrk', 'nginx', 'gnuplot'];
+const TOOLS = ['wrk', 'nginx', 'gnuplot', 'openssl'];
 
 function runHarness(args, timeoutMs) {
   return new Promise((resolve) => {
@@ -108,6 +108,13 @@ test('bench/harness.sh --quick measures every scenario and path and writes md, j
         assert.equal(os_.samples.length, 5, `open-streams ${s}: RSS samples`);
         if (s !== other) assert.ok(finite(os_.kib_per_stream), `open-streams ${s}: KiB per stream`);
       }
+      // The same held streams through the gateway to an HTTPS upstream (nginx terminating TLS).
+      const https = row('open-streams', 'inferbridge-https');
+      assert.equal(https.open_at_end, https.concurrency, 'open-streams over HTTPS: all streams held');
+      assert.equal(https.errors, 0, 'open-streams over HTTPS: errors');
+      assert.equal(https.samples.length, 5, 'open-streams over HTTPS: RSS samples');
+      assert.ok(finite(https.kib_per_stream) && finite(https.peak_rss_kb), 'open-streams over HTTPS: memory');
+      assert.match(md, /\| inferbridge-https \| /);
       for (const label of ['inferbridge success', 'inferbridge 503→success']) {
         loadRows.push(row('fallback', 'inferbridge', 1, label));
       }
