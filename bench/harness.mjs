@@ -185,22 +185,22 @@ function build(o) {
 const MOCK_KEY = 'sk-bench-0123456789abcdef';
 
 /// The gateway's configuration: every bench tier on the mock, pools as large as the load.
-function gatewayConfig() {
+function gatewayConfig(https = false) {
   const provider = {
     timeouts_ms: { connect: 3000, first_byte: 120000, total: 600000 },
     pool_size: 1100,
   };
   return {
-    // together: the same mock behind nginx's TLS server (HTTPS_HOLD_TIER), for the open-streams
-    // row over HTTPS.
+    // together (with `https`): the same mock behind nginx's TLS server, for the open-streams row
+    // over HTTPS.
     providers: { openai: { ...provider }, anthropic: { ...provider }, groq: { ...provider },
-      together: { ...provider } },
+      ...(https ? { together: { ...provider } } : {}) },
     tiers: {
       'bench/fast': [{ provider: 'openai', model: 'mock-ok' }],
       'bench/slow': [{ provider: 'openai', model: 'mock-ok+latency-50' }],
       'bench/stream': [{ provider: 'openai', model: STREAM_MODEL }],
       'bench/hold': [{ provider: 'openai', model: HOLD_MODEL }],
-      [HTTPS_HOLD_TIER]: [{ provider: 'together', model: HOLD_MODEL }],
+      ...(https ? { [HTTPS_HOLD_TIER]: [{ provider: 'together', model: HOLD_MODEL }] } : {}),
       'bench/groq': [{ provider: 'groq', model: 'mock-ok' }],
       'bench/fallback': [{ provider: 'openai', model: 'mock-status-503' },
         { provider: 'groq', model: 'mock-ok' }],
@@ -796,9 +796,9 @@ function markdown(res) {
   L.push('For "direct" the RSS by open streams is the mock\'s own. The scenario runs after the load scenarios: '
     + 'a process starts it with the memory it kept from them (allocators keep freed memory), so "KiB per '
     + 'stream" (RSS with all streams open minus RSS before the first, per stream) is the cost of a stream. '
-    + '"inferbridge-https" holds the same streams in the same gateway process, after its plain row, to an '
-    + 'HTTPS upstream (nginx terminating TLS in front of the mock): what each stream costs when, as with '
-    + 'every real provider, its upstream connection is TLS.');
+    + '"inferbridge-https" holds the same streams through a second gateway process, started for that row, '
+    + 'to an HTTPS upstream (nginx terminating TLS in front of the mock): what each stream costs when, as '
+    + 'with every real provider, its upstream connection is TLS.');
   L.push('');
   L.push('| idle process | RSS MiB | peak RSS MiB | CPU ms/s |');
   L.push('|---|---|---|---|');
@@ -900,6 +900,35 @@ function plots(out, rows) {
   }
 }
 
+/// Starts the gateway with the bench configuration and its data in `work/dataDir`, every bench
+/// provider on the mock; with `tls` ({ port, cert }), also provider `together` on nginx's TLS
+/// server (HTTPS_HOLD_TIER), its certificate trusted through IB_EXTRA_CA_FILE.
+async function startGateway(bin, work, dataDir, mock, tls) {
+  const cfg = path.join(work, `config-${dataDir}.json`);
+  fs.writeFileSync(cfg, JSON.stringify(gatewayConfig(Boolean(tls)), null, 2));
+  return startProcess(bin.gw, ['--config', cfg], {
+    env: {
+      IB_LISTEN: '127.0.0.1:0', IB_DATA_DIR: path.join(work, dataDir), IB_SIGNUPS_PER_HOUR: '0',
+      IB_LOG_LEVEL: 'warn',
+      IB_OPENAI_BASE_URL: `${mock.url}/openai/v1`,
+      IB_ANTHROPIC_BASE_URL: `${mock.url}/anthropic/v1`,
+      IB_GROQ_BASE_URL: `${mock.url}/groq/openai/v1`,
+      ...(tls ? { IB_TOGETHER_BASE_URL: `https://127.0.0.1:${tls.port}/openai/v1`, IB_EXTRA_CA_FILE: tls.cert } : {}),
+    },
+  });
+}
+
+/// Signs a user up on `gw` and gives it the mock's key for each of `providers`; its gateway key.
+async function signUp(gw, providers) {
+  const user = await api(gw.url, 'POST', '/v1/users', { body: { email: 'bench@example.com' } });
+  if (user.status !== 201) throw new Error(`sign-up failed: ${user.status} ${user.text}`);
+  for (const provider of providers) {
+    const r = await api(gw.url, 'POST', '/v1/keys', { key: user.json.api_key, body: { provider, api_key: MOCK_KEY } });
+    if (r.status !== 201 && r.status !== 200) throw new Error(`adding the ${provider} key failed: ${r.status} ${r.text}`);
+  }
+  return user.json.api_key;
+}
+
 // -- main -----------------------------------------------------------------------------------------
 
 async function main() {
@@ -957,29 +986,9 @@ async function main() {
       }
     }
     const tls = { ...makeCertificate(path.join(work, 'tls')), port: await freePort() };
-    gw = await (async () => {
-      const cfg = path.join(work, 'config.json');
-      fs.writeFileSync(cfg, JSON.stringify(gatewayConfig(), null, 2));
-      return startProcess(bin.gw, ['--config', cfg], {
-        env: {
-          IB_LISTEN: '127.0.0.1:0', IB_DATA_DIR: path.join(work, 'data'), IB_SIGNUPS_PER_HOUR: '0',
-          IB_LOG_LEVEL: 'warn',
-          IB_OPENAI_BASE_URL: `${mock.url}/openai/v1`,
-          IB_ANTHROPIC_BASE_URL: `${mock.url}/anthropic/v1`,
-          IB_GROQ_BASE_URL: `${mock.url}/groq/openai/v1`,
-          IB_TOGETHER_BASE_URL: `https://127.0.0.1:${tls.port}/openai/v1`,
-          IB_EXTRA_CA_FILE: tls.cert,
-        },
-      });
-    })();
+    gw = await startGateway(bin, work, 'data', mock);
     nginx = await startNginx(work, mock.port, tls);
-    const user = await api(gw.url, 'POST', '/v1/users', { body: { email: 'bench@example.com' } });
-    if (user.status !== 201) throw new Error(`sign-up failed: ${user.status} ${user.text}`);
-    const key = user.json.api_key;
-    for (const provider of ['openai', 'anthropic', 'groq', 'together']) {
-      const r = await api(gw.url, 'POST', '/v1/keys', { key, body: { provider, api_key: MOCK_KEY } });
-      if (r.status !== 201 && r.status !== 200) throw new Error(`adding the ${provider} key failed: ${r.status} ${r.text}`);
-    }
+    const key = await signUp(gw, ['openai', 'anthropic', 'groq']);
     const mockHeaders = [`Authorization: Bearer ${MOCK_KEY}`];
     const systems = [
       { name: 'direct', url: `${mock.url}/openai/v1/chat/completions`, headers: mockHeaders, pid: null,
@@ -1046,8 +1055,17 @@ async function main() {
     }
     for (const s of runs('open-streams') ? systems : []) await openStreams(ctx, s);
     if (runs('open-streams')) {
-      // The same streams through the gateway to an HTTPS upstream (nginx terminating TLS).
-      await openStreams(ctx, { ...ib, name: 'inferbridge-https', body: (m, s) => chatBody(HTTPS_HOLD_TIER, s) });
+      // The same streams through a gateway of their own to an HTTPS upstream (nginx terminating
+      // TLS), so that the other rows measure the gateway as configured before this one existed.
+      const gwTls = await startGateway(bin, work, 'data-https', mock, tls);
+      try {
+        const tlsKey = await signUp(gwTls, ['together']);
+        await openStreams(ctx, { name: 'inferbridge-https', url: `${gwTls.url}/v1/chat/completions`,
+          headers: [`Authorization: Bearer ${tlsKey}`], pid: gwTls.proc.pid,
+          body: (m, s) => chatBody(HTTPS_HOLD_TIER, s) });
+      } finally {
+        await stopProcess(gwTls).catch((e) => log(`gateway (HTTPS upstream): ${e.message.split('\n')[0]}`));
+      }
     }
     const ratios = derive(ctx.rows);
     const res = {
