@@ -247,6 +247,14 @@ async function startNginx(work, mockPort, tls) {
   const dir = path.join(work, 'nginx');
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
   const port = await freePort();
+  // Both servers pass everything to the mock, unbuffered, over the keep-alive pool.
+  const toMock = `    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 600s;
+    }`;
   const conf = `worker_processes 1;
 daemon off;
 master_process on;
@@ -268,25 +276,13 @@ http {
   }
   server {
     listen 127.0.0.1:${port} backlog=4096;
-    location / {
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_read_timeout 600s;
-    }
+${toMock}
   }
   server {
     listen 127.0.0.1:${tls.port} ssl backlog=4096;
     ssl_certificate ${tls.cert};
     ssl_certificate_key ${tls.key};
-    location / {
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_read_timeout 600s;
-    }
+${toMock}
   }
 }
 `;
