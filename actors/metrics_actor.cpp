@@ -22,13 +22,18 @@ namespace {
 /// Records per request-log transaction at most. Each transaction is a durable LMDB commit (an
 /// fdatasync). 1,024 was tried for fewer commits: alternated at c=64 it saved no CPU per request
 /// (28.0 vs 28.0 µs) and raised p99 from ~3.0 to ~4.5 ms, since a longer commit holds a core
-/// longer (its page writes run in the kernel, unpreempted); 128 measured like 256. Below ~2,500
-/// requests/s the 100 ms flush ends a batch first. A crash loses at most one unflushed batch
+/// longer (its page writes run in the kernel, unpreempted); 128 measured like 256. Below ~1,000
+/// requests/s the flush timer ends a batch first. A crash loses at most one unflushed batch
 /// (metadata only).
 constexpr std::size_t max_batch = 256;
 /// What a new batch reserves: a full batch.
 constexpr std::size_t batch_reserve = max_batch;
-constexpr auto flush_interval = std::chrono::milliseconds(100);
+/// How long a batch may wait for more records. At low request rates each commit's fixed cost (two
+/// fdatasyncs and their page writes) is most of a request's CPU: at c=1 against a 50 ms upstream
+/// the writer took ~300 µs per request with 100 ms here (bench/README.md, "Fourth round"). 250 ms
+/// cuts the commits 2.5-fold and keeps a record listable well within a second of its response
+/// (tests/e2e/lib/history_cases.mjs).
+constexpr auto flush_interval = std::chrono::milliseconds(250);
 
 // -- the request log writer: the one place that commits records (detached: it fsyncs) ------------
 

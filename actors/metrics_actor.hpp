@@ -21,7 +21,7 @@ namespace ib::actors {
 /// stays cheap) feeds each finished request's record into the Prometheus registry, queues its
 /// access line on the process logger (actors/log.hpp: formatted on this actor's thread, written
 /// by the logger's thread, never blocking) and batches the records; the writer (detached: it
-/// fsyncs) commits each batch to the LMDB request log in one synced transaction (per ~100 ms or
+/// fsyncs) commits each batch to the LMDB request log in one synced transaction (per ~250 ms or
 /// 256 records), enforcing `log_cfg`'s retention in it, and counts each commit in
 /// `inferbridge_store_writes_total{op="append_requests"}` (a failed batch's records also in
 /// `inferbridge_request_records_dropped_total`, and an error line in the log). Protocol:
