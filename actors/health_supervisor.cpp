@@ -67,13 +67,14 @@ breaker_state shown_state(const supervisor_state& st, steady_time now) {
 }
 
 /// Arms the next tick if something changes by the clock: a cooldown to prune, or a breaker that
-/// is not closed (open turns half-open at its retry time; shown states follow).
-void arm_tick(supervisor_actor self) {
+/// is not closed (open turns half-open at its retry time; shown states follow). `now`: the
+/// caller's clock reading.
+void arm_tick(supervisor_actor self, steady_time now) {
   auto& st = self->state;
   if (st.tick_armed) {
     return;
   }
-  if (st.cooldowns.size() == 0 && st.b.state(steady::now()) == breaker_state::closed
+  if (st.cooldowns.size() == 0 && st.b.state(now) == breaker_state::closed
       && st.published_state == breaker_state::closed) {
     return;
   }
@@ -102,7 +103,7 @@ void publish(supervisor_actor self) {
     st.opts.metrics->set_circuit_state(st.opts.provider->name, st.published_state);
   }
   // Every change that may need the clock (a cooldown started, a breaker opened) is published.
-  arm_tick(self);
+  arm_tick(self, now);
 }
 
 void log_transition(supervisor_actor self, const breaker_transition& t, std::string_view why) {
@@ -428,7 +429,7 @@ health_supervisor_handle::behavior_type supervisor(supervisor_actor self, superv
           log_transition(self, {st.published_state, now_state}, "cooldown");
           publish(self);
         }
-        arm_tick(self);
+        arm_tick(self, now);
       },
       [self](remote_atom, bool open, std::int64_t retry_at_ms, std::int64_t next_cooldown_ms) {
         auto& st = self->state;
