@@ -20,6 +20,7 @@
 #include "http/head_parser.hpp"
 #include "http/serial_executor.hpp"
 #include "http/tls_context.hpp"
+#include "http/tls_stream.hpp"
 #include "http/wire.hpp"
 
 namespace ib::http {
@@ -94,7 +95,7 @@ std::span<const kept_field> response_fields() {
 /// One keep-alive connection: plain TCP or TLS over TCP.
 struct connection {
   std::optional<tcp::socket> plain;
-  std::optional<ssl::stream<tcp::socket>> tls;
+  std::optional<tls_stream> tls;
   /// Reserved at 4 KiB when the connection is made: Beast sizes a read by the free capacity
   /// (at least 512 bytes), and a typical ~1 KB completion then arrives in one `recv` instead of
   /// two (bench/README.md, "hot spots"). Not more: every open stream holds one connection.
@@ -304,8 +305,7 @@ struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
       // Bytes the TLS layer has already taken off the socket (a close_notify read together with
       // the end of the last response) are invisible to the peek below.
       SSL* ssl = c.tls->native_handle();
-      if ((SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0 || SSL_has_pending(ssl) == 1
-          || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0) {
+      if ((SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0 || SSL_has_pending(ssl) == 1) {
         return false;
       }
     }
@@ -547,7 +547,7 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     conn_ = std::make_unique<connection>();
     conn_->buffer.reserve(4 * 1024);
     if (ep.tls) {
-      conn_->tls.emplace(tcp::socket(executor_), *pool_->tls);
+      conn_->tls.emplace(executor_, pool_->tls->native_handle());
     } else {
       conn_->plain.emplace(executor_);
     }
@@ -561,14 +561,12 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
     error_code ignored;
     conn_->socket().set_option(tcp::no_delay(true), ignored);
     if (ep.tls) {
-      auto* native = conn_->tls->native_handle();
-      if (!SSL_set_tlsext_host_name(native, ep.host.c_str())) {
+      if (!conn_->tls->expect_host(ep.host)) {
         abandon_connection();
         complete(exchange_failure::tls_error);
         co_return false;
       }
-      conn_->tls->set_verify_callback(ssl::host_name_verification(ep.host));
-      auto [hec] = co_await conn_->tls->async_handshake(ssl::stream_base::client, use_tuple);
+      auto [hec] = co_await conn_->tls->async_handshake(use_tuple);
       if (hec) {
         abandon_connection();
         complete(failure_for(hec, exchange_failure::tls_error));

@@ -17,6 +17,7 @@
 #include "http/head_parser.hpp"
 #include "http/serial_executor.hpp"
 #include "http/tls_context.hpp"
+#include "http/tls_stream.hpp"
 #include "http/wire.hpp"
 
 namespace ib::http {
@@ -26,7 +27,6 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
-using tls_stream = ssl::stream<tcp::socket>;
 using steady = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
 
@@ -180,7 +180,7 @@ class stream_session final : public session {
     if constexpr (is_tls) {
       // The handshake is bounded by the read timeout; a failed one just closes.
       set_deadline(steady::now() + srv_->opts.read_timeout);
-      stream_.async_handshake(ssl::stream_base::server, [self = self_ptr()](error_code ec) {
+      stream_.async_handshake([self = self_ptr()](error_code ec) {
         if (self->phase_ == phase::closed) {
           return;
         }
@@ -1076,7 +1076,8 @@ void server::impl::open_session(tcp::socket sock, slot s) {
   auto ctx = tls.load();
   auto& ref = *ctx;
   std::make_shared<stream_session<tls_stream>>(shared_from_this(), s, std::move(ctx),
-                                               std::move(sock), ref)
+                                               std::move(sock), ref.native_handle(),
+                                               tls_stream::role::server)
       ->start();
 }
 

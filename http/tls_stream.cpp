@@ -1,0 +1,148 @@
+#include "http/tls_stream.hpp"
+
+#include <cerrno>
+#include <utility>
+
+#include <arpa/inet.h>
+#include <boost/asio/ssl/error.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+namespace ib::http {
+
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+
+namespace {
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char addr[16];
+  return ::inet_pton(AF_INET, host.c_str(), addr) == 1
+         || ::inet_pton(AF_INET6, host.c_str(), addr) == 1;
+}
+
+/// The error of the OpenSSL call that just failed with `ssl_error` (`SSL_get_error`), `sys` the
+/// errno it left. Takes the error off OpenSSL's queue.
+boost::system::error_code failure(int ssl_error, int sys) {
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  switch (ssl_error) {
+    case SSL_ERROR_ZERO_RETURN:
+      return net::error::eof;  // the peer's close_notify
+    case SSL_ERROR_SYSCALL:
+      if (code == 0) {
+        // OpenSSL 1.1's report of a TCP close without close_notify is errno 0.
+        return sys != 0 ? boost::system::error_code(sys, boost::system::system_category())
+                        : boost::system::error_code(ssl::error::stream_truncated);
+      }
+      break;
+    default:
+      break;
+  }
+  if (code == 0) {
+    return net::error::fault;  // a failure OpenSSL gave no reason for: never expected
+  }
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+  if (ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+    return ssl::error::stream_truncated;  // OpenSSL 3's report of the same
+  }
+#endif
+  return {static_cast<int>(code), net::error::get_ssl_category()};
+}
+
+}  // namespace
+
+void tls_stream::ssl_free_fn::operator()(ssl_st* s) const {
+  SSL_free(s);  // the socket BIO does not close the descriptor (BIO_NOCLOSE): the socket does
+}
+
+tls_stream::tls_stream(const executor_type& ex, ssl_ctx_st* ctx)
+    : tls_stream(socket_type(ex), ctx, role::client) {}
+
+tls_stream::tls_stream(socket_type socket, ssl_ctx_st* ctx, role r)
+    : socket_(std::move(socket)), ssl_(ctx != nullptr ? SSL_new(ctx) : nullptr) {
+  if (ssl_) {
+    // Partial writes and a moving buffer: a write is retried from wherever Beast's buffers are.
+    // Released buffers: an idle connection holds no 17 KiB record buffer. Read-ahead: one `recv`
+    // takes what the socket has, instead of a record header and then its body.
+    SSL_set_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER
+                                 | SSL_MODE_RELEASE_BUFFERS);
+    SSL_set_read_ahead(ssl_.get(), 1);
+    if (r == role::client) {
+      SSL_set_connect_state(ssl_.get());
+    } else {
+      SSL_set_accept_state(ssl_.get());
+    }
+  } else {
+    ERR_clear_error();
+  }
+}
+
+tls_stream::~tls_stream() = default;
+
+bool tls_stream::expect_host(const std::string& host) {
+  if (!ssl_) {
+    return false;
+  }
+  bool ok = false;
+  if (is_ip_literal(host)) {
+    ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_.get()), host.c_str()) == 1;
+  } else {
+    SSL_set_hostflags(ssl_.get(), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    ok = SSL_set_tlsext_host_name(ssl_.get(), host.c_str()) == 1
+         && SSL_set1_host(ssl_.get(), host.c_str()) == 1;
+  }
+  if (!ok) {
+    ERR_clear_error();
+  }
+  return ok;
+}
+
+tls_stream::step tls_stream::perform(kind k, void* data, std::size_t size) {
+  if (!ssl_) {
+    return step{want::none, 0, net::error::no_memory};
+  }
+  if (!fd_set_) {
+    error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) {
+      return step{want::none, 0, ec};
+    }
+    if (SSL_set_fd(ssl_.get(), static_cast<int>(socket_.native_handle())) != 1) {
+      ERR_clear_error();
+      return step{want::none, 0, net::error::no_memory};
+    }
+    fd_set_ = true;
+  }
+  // SSL_get_error reads the thread's error queue: it must hold nothing from another connection.
+  ERR_clear_error();
+  errno = 0;
+  std::size_t bytes = 0;
+  int rc = 0;
+  switch (k) {
+    case kind::handshake:
+      rc = SSL_do_handshake(ssl_.get());
+      break;
+    case kind::read:
+      rc = SSL_read_ex(ssl_.get(), data, size, &bytes);
+      break;
+    case kind::write:
+      rc = SSL_write_ex(ssl_.get(), data, size, &bytes);
+      break;
+  }
+  const int sys = errno;
+  if (rc == 1) {
+    return step{want::none, bytes, {}};
+  }
+  const int err = SSL_get_error(ssl_.get(), rc);
+  if (err == SSL_ERROR_WANT_READ) {
+    return step{want::read, 0, {}};
+  }
+  if (err == SSL_ERROR_WANT_WRITE) {
+    return step{want::write, 0, {}};
+  }
+  return step{want::none, 0, failure(err, sys)};
+}
+
+}  // namespace ib::http
