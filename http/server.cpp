@@ -653,7 +653,10 @@ class stream_session final : public session {
     }
     phase_ = phase::reading;
     if (monitor_pending_) {
-      // Wake the pending monitor read; its handler starts reading the next request.
+      // Wake the pending monitor read; its handler starts reading the next request. The idle
+      // deadline is armed now: over TLS the cancel can miss a read whose wait had already
+      // ended, and that read then waits again for the rest of a record, with no handler run.
+      set_deadline(steady::now() + srv_->opts.idle_timeout);
       error_code ec;
       socket().cancel(ec);
       return;

@@ -20,7 +20,8 @@ namespace ib::http {
 /// AsyncReadStream and AsyncWriteStream (Asio's requirements) that Beast reads and writes like a
 /// socket.
 ///
-/// OpenSSL reads and writes the non-blocking socket itself (`SSL_set_fd`); Asio only waits for
+/// OpenSSL reads and writes the non-blocking socket itself (through a BIO of ours on the
+/// descriptor); Asio only waits for
 /// readiness (`async_wait`, which re-arms the descriptor with `EPOLL_CTL_MOD`, so readiness that
 /// came before the wait is not lost). Why not `boost::asio::ssl::stream`: it keeps two 17 KiB
 /// record buffers and a 2 × 17 KiB BIO pair for the life of every connection, ~70 KiB of the
@@ -31,7 +32,10 @@ namespace ib::http {
 /// Rules, as Asio's for a socket: at most one read and one write outstanding, both started on the
 /// socket's executor, which must be serial (a strand or a one-thread context). Closing the socket
 /// (`next_layer().close()`) ends a pending operation with `operation_aborted`; the stream is then
-/// only fit to be destroyed. A completion never runs inside the call that started it.
+/// only fit to be destroyed, once no operation is pending (unlike a socket, the stream must
+/// outlive its operations). A write cancelled while it waits ends the stream's writing: later
+/// writes fail with `broken_pipe`. A completion never runs inside the call that started it.
+/// No SIGPIPE: the socket is written with `send(MSG_NOSIGNAL)`.
 ///
 /// Errors: `asio::error::eof` for the peer's close_notify; `ssl::error::stream_truncated` for a
 /// TCP close without one; the system error (e.g. `connection_reset`) when the socket failed;
@@ -163,12 +167,18 @@ class tls_stream {
       } else if constexpr (K == kind::read) {
         auto b = first_buffer<boost::asio::mutable_buffer>(buffers);
         s = b.size() == 0 ? step{} : stream->perform(K, b.data(), b.size());
+      } else if (first && stream->write_waiting_) {
+        // The last write ended while waiting (cancelled, or its socket closed), after OpenSSL
+        // had taken part of its bytes into a record: OpenSSL would send that record and count
+        // this write's first bytes as written. The stream can no longer write.
+        s = step{want::none, 0, boost::asio::error::broken_pipe};
       } else {
         // Gathered again on every attempt: a write OpenSSL could not finish is retried with
         // the same bytes, as it requires.
         unsigned char storage[record_bytes];
         auto b = gather(buffers, storage);
         s = b.size() == 0 ? step{} : stream->perform(K, const_cast<void*>(b.data()), b.size());
+        stream->write_waiting_ = s.wait != want::none;
       }
       if (s.wait != want::none) {
         stream->socket_.async_wait(
@@ -208,7 +218,8 @@ class tls_stream {
 
   socket_type socket_;
   std::unique_ptr<ssl_st, ssl_free_fn> ssl_;
-  bool fd_set_ = false;  ///< `SSL_set_fd` done (at the first operation, the socket connected)
+  bool fd_set_ = false;         ///< the socket's BIO is set (at the first operation, connected)
+  bool write_waiting_ = false;  ///< the last write step asked to wait, and was not retried yet
 };
 
 }  // namespace ib::http

@@ -1,12 +1,14 @@
 #include "http/tls_stream.hpp"
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -15,6 +17,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 
 namespace ib::http {
 namespace {
@@ -297,6 +300,100 @@ TEST(TlsStream, AResultReadyAtOnceIsNeverDeliveredInsideTheCall) {
   EXPECT_TRUE(sent);
   EXPECT_EQ(got, bytes);
   EXPECT_EQ(inline_deliveries, 0u);
+}
+
+// This test binary does not ignore SIGPIPE: a write(2) on a connection whose sending side is
+// shut, or after the peer's reset, would kill it.
+TEST(TlsStream, WritingToADeadConnectionIsAnErrorNotASignal) {
+  for (const bool reset_by_peer : {false, true}) {
+    net::io_context io;
+    certificate cert("DNS:localhost");
+    stream_pair p(io, cert);
+    p.client->expect_host("localhost");
+    auto [cec, sec] = handshake(io, p);
+    ASSERT_FALSE(cec);
+    ASSERT_FALSE(sec);
+    if (reset_by_peer) {
+      p.server->next_layer().set_option(net::socket_base::linger(true, 0));
+      p.server->next_layer().close();
+    } else {
+      p.client->next_layer().shutdown(tcp::socket::shutdown_send);  // EPIPE on the next write
+    }
+    error_code result;
+    const std::string bytes = pattern(64 * 1024, 6);
+    auto client = [&]() -> net::awaitable<void> {
+      for (int i = 0; i < 100 && !result; ++i) {
+        auto [ec, n] = co_await net::async_write(*p.client, net::buffer(bytes), use_tuple);
+        result = ec;
+      }
+    };
+    net::co_spawn(io, client(), net::detached);
+    io.run();
+    if (reset_by_peer) {
+      EXPECT_TRUE(result == net::error::connection_reset || result == net::error::broken_pipe)
+          << result.message();
+    } else {
+      EXPECT_EQ(result, net::error::broken_pipe) << result.message();
+    }
+  }
+}
+
+TEST(TlsStream, AWriteCancelledWhileWaitingEndsWriting) {
+  net::io_context io;
+  certificate cert("DNS:localhost");
+  stream_pair p(io, cert);
+  p.client->expect_host("localhost");
+  auto [cec, sec] = handshake(io, p);
+  ASSERT_FALSE(cec);
+  ASSERT_FALSE(sec);
+  // The server reads nothing yet: the socket buffers fill, OpenSSL keeps part of a record and
+  // asks to wait. Once the socket is full (not writable), the write is cancelled, again each
+  // millisecond until it ends (a cancel between two of its steps, before it waits, is lost).
+  const std::string bytes = pattern(32 << 20, 7);
+  std::optional<error_code> first;
+  std::optional<error_code> second;
+  std::size_t second_bytes = 0;
+  auto drain = [&]() -> net::awaitable<void> {
+    std::vector<char> sink(64 * 1024);
+    for (;;) {
+      auto [ec, n] = co_await p.server->async_read_some(net::buffer(sink), use_tuple);
+      if (ec) {
+        co_return;
+      }
+    }
+  };
+  net::async_write(*p.client, net::buffer(bytes), [&](error_code ec, std::size_t n) {
+    first = ec;
+    EXPECT_LT(n, bytes.size());
+    // Another write, with the server now reading: it must fail, not send a stale record.
+    p.client->async_write_some(net::buffer(bytes), [&](error_code ec2, std::size_t n2) {
+      second = ec2;
+      second_bytes = n2;
+      p.client->next_layer().close();
+    });
+    net::co_spawn(io, drain(), net::detached);
+  });
+  net::steady_timer timer(io);
+  int checks = 0;
+  std::function<void()> check = [&] {
+    if (first) {
+      return;
+    }
+    pollfd pfd{p.client->next_layer().native_handle(), POLLOUT, 0};
+    if (::poll(&pfd, 1, 0) == 0) {
+      p.client->next_layer().cancel();
+    }
+    ASSERT_LT(++checks, 5000) << "the write never ended";
+    timer.expires_after(std::chrono::milliseconds(1));
+    timer.async_wait([&](error_code) { check(); });
+  };
+  check();
+  io.run();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(*first, net::error::operation_aborted) << first->message();
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(*second, net::error::broken_pipe) << second->message();
+  EXPECT_EQ(second_bytes, 0u);
 }
 
 TEST(TlsStream, WithoutAnSslContextTheHandshakeFailsCleanly) {
