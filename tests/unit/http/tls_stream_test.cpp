@@ -112,6 +112,21 @@ std::pair<error_code, error_code> handshake(net::io_context& io, stream_pair& p)
   return {client_ec, server_ec};
 }
 
+/// A client and a server stream on one loopback connection, handshaken: the certificate names
+/// localhost, and the client expects it. `ok` says both handshakes succeeded.
+struct connected {
+  net::io_context io;
+  certificate cert{"DNS:localhost"};
+  stream_pair p{io, cert};
+  bool ok = false;
+
+  connected() {
+    p.client->expect_host("localhost");
+    auto [cec, sec] = handshake(io, p);
+    ok = !cec && !sec;
+  }
+};
+
 std::string pattern(std::size_t n, char salt) {
   std::string s(n, '\0');
   for (std::size_t i = 0; i < n; ++i) {
@@ -121,13 +136,10 @@ std::string pattern(std::size_t n, char salt) {
 }
 
 TEST(TlsStream, CarriesMegabytesBothWaysAcrossManyRecords) {
-  net::io_context io;
-  certificate cert("DNS:localhost");
-  stream_pair p(io, cert);
-  ASSERT_TRUE(p.client->expect_host("localhost"));
-  auto [cec, sec] = handshake(io, p);
-  ASSERT_FALSE(cec) << cec.message();
-  ASSERT_FALSE(sec) << sec.message();
+  connected c;
+  ASSERT_TRUE(c.ok);
+  auto& io = c.io;
+  auto& p = c.p;
 
   // A short head and a long body, as the pool writes a request: gathered into records.
   const std::string head = pattern(300, 1);
@@ -203,13 +215,10 @@ TEST(TlsStream, ACertificateTheClientDoesNotTrustFailsTheHandshake) {
 /// until an error. Returns the client's error and what it read.
 template <class End>
 std::pair<error_code, std::string> read_until_end(const std::string& bytes, End end) {
-  net::io_context io;
-  certificate cert("DNS:localhost");
-  stream_pair p(io, cert);
-  p.client->expect_host("localhost");
-  auto [cec, sec] = handshake(io, p);
-  EXPECT_FALSE(cec);
-  EXPECT_FALSE(sec);
+  connected c;
+  EXPECT_TRUE(c.ok);
+  auto& io = c.io;
+  auto& p = c.p;
   error_code result;
   std::string got;
   auto client = [&]() -> net::awaitable<void> {
@@ -247,13 +256,10 @@ TEST(TlsStream, ACloseNotifyIsEofAndABareCloseIsATruncation) {
 }
 
 TEST(TlsStream, ClosingTheSocketAbortsAPendingRead) {
-  net::io_context io;
-  certificate cert("DNS:localhost");
-  stream_pair p(io, cert);
-  p.client->expect_host("localhost");
-  auto [cec, sec] = handshake(io, p);
-  ASSERT_FALSE(cec);
-  ASSERT_FALSE(sec);
+  connected c;
+  ASSERT_TRUE(c.ok);
+  auto& io = c.io;
+  auto& p = c.p;
   std::optional<error_code> result;
   std::array<char, 16> buf{};
   p.client->async_read_some(net::buffer(buf), [&](error_code ec, std::size_t) { result = ec; });
@@ -264,13 +270,10 @@ TEST(TlsStream, ClosingTheSocketAbortsAPendingRead) {
 }
 
 TEST(TlsStream, AResultReadyAtOnceIsNeverDeliveredInsideTheCall) {
-  net::io_context io;
-  certificate cert("DNS:localhost");
-  stream_pair p(io, cert);
-  p.client->expect_host("localhost");
-  auto [cec, sec] = handshake(io, p);
-  ASSERT_FALSE(cec);
-  ASSERT_FALSE(sec);
+  connected c;
+  ASSERT_TRUE(c.ok);
+  auto& io = c.io;
+  auto& p = c.p;
   const std::string bytes = pattern(64, 5);
   bool sent = false;
   net::async_write(*p.server, net::buffer(bytes), [&](error_code ec, std::size_t) {
@@ -306,13 +309,10 @@ TEST(TlsStream, AResultReadyAtOnceIsNeverDeliveredInsideTheCall) {
 // shut, or after the peer's reset, would kill it.
 TEST(TlsStream, WritingToADeadConnectionIsAnErrorNotASignal) {
   for (const bool reset_by_peer : {false, true}) {
-    net::io_context io;
-    certificate cert("DNS:localhost");
-    stream_pair p(io, cert);
-    p.client->expect_host("localhost");
-    auto [cec, sec] = handshake(io, p);
-    ASSERT_FALSE(cec);
-    ASSERT_FALSE(sec);
+    connected c;
+    ASSERT_TRUE(c.ok);
+    auto& io = c.io;
+    auto& p = c.p;
     if (reset_by_peer) {
       p.server->next_layer().set_option(net::socket_base::linger(true, 0));
       p.server->next_layer().close();
@@ -339,13 +339,10 @@ TEST(TlsStream, WritingToADeadConnectionIsAnErrorNotASignal) {
 }
 
 TEST(TlsStream, AWriteCancelledWhileWaitingEndsWriting) {
-  net::io_context io;
-  certificate cert("DNS:localhost");
-  stream_pair p(io, cert);
-  p.client->expect_host("localhost");
-  auto [cec, sec] = handshake(io, p);
-  ASSERT_FALSE(cec);
-  ASSERT_FALSE(sec);
+  connected c;
+  ASSERT_TRUE(c.ok);
+  auto& io = c.io;
+  auto& p = c.p;
   // The server reads nothing yet: the socket buffers fill, OpenSSL keeps part of a record and
   // asks to wait. Once the socket is full (not writable), the write is cancelled, again each
   // millisecond until it ends (a cancel between two of its steps, before it waits, is lost).
