@@ -2,6 +2,8 @@
 
 #include <array>
 #include <cerrno>
+#include <ctime>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -92,10 +94,78 @@ std::span<const kept_field> response_fields() {
   return fields;
 }
 
+/// The TLS sessions an upstream gave (TLS 1.3 tickets, TLS 1.2 sessions), to resume the pool's
+/// next connections: a resumed handshake has no certificate chain to parse and verify, which is
+/// most of what a new connection costs (about 0.6 ms of CPU with OpenSSL 3.0, bench/README.md).
+/// A TLS 1.3 ticket is used once (RFC 8446 §C.4: a ticket sent twice links the two connections
+/// for an observer); the newest `capacity` are kept. Thread-safe.
+class session_cache {
+ public:
+  session_cache() = default;
+  session_cache(const session_cache&) = delete;
+  session_cache& operator=(const session_cache&) = delete;
+  ~session_cache() {
+    for (SSL_SESSION* s : sessions_) {
+      SSL_SESSION_free(s);
+    }
+  }
+
+  /// Keeps `s` (takes its reference).
+  void put(SSL_SESSION* s) {
+    std::lock_guard lock{mutex_};
+    sessions_.push_back(s);
+    if (sessions_.size() > capacity) {
+      SSL_SESSION_free(sessions_.front());
+      sessions_.pop_front();
+    }
+  }
+
+  /// The newest session still resumable and within its lifetime (the caller owns the
+  /// reference), or null.
+  SSL_SESSION* take() {
+    const auto now = static_cast<std::uint64_t>(std::time(nullptr));
+    std::lock_guard lock{mutex_};
+    while (!sessions_.empty()) {
+      SSL_SESSION* s = sessions_.back();
+      sessions_.pop_back();
+      const auto born = static_cast<std::uint64_t>(SSL_SESSION_get_time(s));
+      const auto lifetime = static_cast<std::uint64_t>(SSL_SESSION_get_timeout(s));
+      if (SSL_SESSION_is_resumable(s) == 1 && now < born + lifetime) {
+        return s;
+      }
+      SSL_SESSION_free(s);
+    }
+    return nullptr;
+  }
+
+  /// The cache a connection's sessions go to (`SSL_set_ex_data` under this index).
+  static int index() {
+    static const int i = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return i;
+  }
+
+ private:
+  static constexpr std::size_t capacity = 16;
+  std::mutex mutex_;
+  std::deque<SSL_SESSION*> sessions_;
+};
+
+/// OpenSSL's new-session callback: a session the upstream gave goes to its connection's cache.
+/// TLS 1.3 tickets arrive after the handshake, inside a read. 1: the cache took the reference.
+int on_new_session(SSL* ssl, SSL_SESSION* session) {
+  auto* cache = static_cast<session_cache*>(SSL_get_ex_data(ssl, session_cache::index()));
+  if (cache == nullptr || SSL_SESSION_is_resumable(session) != 1) {
+    return 0;
+  }
+  cache->put(session);
+  return 1;
+}
+
 /// One keep-alive connection: plain TCP or TLS over TCP.
 struct connection {
   std::optional<tcp::socket> plain;
   std::optional<tls_stream> tls;
+  std::shared_ptr<session_cache> sessions;  ///< TLS: where its sessions go; outlives its `SSL`
   /// Reserved at 4 KiB when the connection is made: Beast sizes a read by the free capacity
   /// (at least 512 bytes), and a typical ~1 KB completion then arrives in one `recv` instead of
   /// two (bench/README.md, "hot spots"). Not more: every open stream holds one connection.
@@ -252,6 +322,11 @@ std::shared_ptr<ssl::context> client_tls_context(const std::string& ca_file) {
     ctx->load_verify_file(ca_file, ec);
   }
   ctx->set_verify_mode(ssl::verify_peer);
+  // Sessions go to the connection's pool (`on_new_session`), never to a cache of the context's
+  // own, which every pool sharing the context would read.
+  SSL_CTX_set_session_cache_mode(ctx->native_handle(),
+                                 SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx->native_handle(), on_new_session);
   contexts[ca_file] = ctx;
   return ctx;
 }
@@ -341,6 +416,8 @@ struct upstream_pool::impl : std::enable_shared_from_this<upstream_pool::impl> {
   net::io_context& io;
   client_options opts;
   std::shared_ptr<ssl::context> tls;  ///< shared by every pool with the same CA file
+  /// TLS: sessions to resume, for this pool's host only.
+  std::shared_ptr<session_cache> sessions = std::make_shared<session_cache>();
   std::string host_header;
 
   mutable std::mutex mutex;
@@ -566,14 +643,38 @@ class exchange : public exchange_control, public std::enable_shared_from_this<ex
         complete(exchange_failure::tls_error);
         co_return false;
       }
+      offer_session();
       auto [hec] = co_await conn_->tls->async_handshake(use_tuple);
       if (hec) {
         abandon_connection();
         complete(failure_for(hec, exchange_failure::tls_error));
         co_return false;
       }
+      keep_reused_session();
     }
     co_return true;
+  }
+
+  /// Sends a session of the pool's to resume (if it has one), and has the connection's new
+  /// sessions kept in the pool's cache.
+  void offer_session() {
+    SSL* native = conn_->tls->native_handle();
+    conn_->sessions = pool_->sessions;
+    SSL_set_ex_data(native, session_cache::index(), conn_->sessions.get());
+    if (SSL_SESSION* session = conn_->sessions->take()) {
+      SSL_set_session(native, session);  // a stale one is refused by the server: a full handshake
+      SSL_SESSION_free(session);
+    }
+  }
+
+  /// TLS 1.2 gives no new session when one is resumed, and allows reusing it: back to the cache.
+  void keep_reused_session() {
+    SSL* native = conn_->tls->native_handle();
+    if (SSL_session_reused(native) == 1 && SSL_version(native) < TLS1_3_VERSION) {
+      if (SSL_SESSION* session = SSL_get1_session(native)) {
+        conn_->sessions->put(session);
+      }
+    }
   }
 
   /// Runs the exchange on an open connection. Returns false when the caller should retry on a

@@ -117,13 +117,15 @@ test('a trusted certificate for another host name is refused', async () => {
 /// how a connection ends when the mock closes it: 'pipe' with a close_notify, 'cut' with a bare
 /// TCP close (no close_notify: a truncation). 'idle-close' also closes (with a close_notify) a
 /// connection the mock has sent nothing on for 50 ms, as a provider ends an idle keep-alive
-/// connection. Counts the connections it accepted and those still open.
-function startTlsProxy({ key, cert }, mock, mode) {
+/// connection. Counts the connections it accepted and those still open, and notes for each
+/// whether it resumed an earlier TLS session.
+function startTlsProxy({ key, cert }, mock, mode, maxVersion = 'TLSv1.3') {
   const target = new URL(mock.url);
-  const stats = { accepted: 0, open: 0 };
-  const srv = tls.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (client) => {
+  const stats = { accepted: 0, open: 0, resumed: [] };
+  const srv = tls.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert), maxVersion }, (client) => {
     stats.accepted += 1;
     stats.open += 1;
+    stats.resumed.push(client.isSessionReused());
     const up = net.connect(Number(target.port), target.hostname);
     let idle;
     client.pipe(up);
@@ -156,25 +158,28 @@ describe('over TLS in front of the mock', () => {
   before(async () => {
     const cert = makeCert('terminator', 'DNS:localhost');
     const env = { ...mockProviderEnv(stack.mock), IB_EXTRA_CA_FILE: cert.cert };
-    // openai: a plain terminator; groq: truncations without close_notify; deepseek: idle
-    // connections closed by the upstream.
-    for (const [provider, mode] of [['openai', 'pipe'], ['groq', 'cut'], ['deepseek', 'idle-close']]) {
-      proxies[provider] = await startTlsProxy(cert, stack.mock, mode);
+    // openai: a plain terminator; groq: truncations without close_notify; deepseek and together:
+    // idle connections closed by the upstream (together: over TLS 1.2).
+    for (const [provider, mode, version] of [
+      ['openai', 'pipe'], ['groq', 'cut'], ['deepseek', 'idle-close'], ['together', 'idle-close', 'TLSv1.2'],
+    ]) {
+      proxies[provider] = await startTlsProxy(cert, stack.mock, mode, version);
       env[`IB_${provider.toUpperCase()}_BASE_URL`] = `https://localhost:${proxies[provider].port}${mockPrefix(provider)}`;
     }
     const timeouts = { timeouts_ms: { connect: 2000, first_byte: FIRST_BYTE_MS, total: 10000 } };
     gw = await startGateway({
       env,
       config: {
-        providers: { openai: timeouts, anthropic: {}, groq: timeouts, deepseek: timeouts, together: {}, sarvam: {} },
+        providers: { openai: timeouts, anthropic: {}, groq: timeouts, deepseek: timeouts, together: timeouts, sarvam: {} },
         tiers: {
           'ib/balanced': [{ provider: 'openai', model: 'gpt-4.1-mini' }, { provider: 'sarvam', model: 'sarvam-105b' }],
           't/groq': [{ provider: 'groq', model: 'llama-3.1-8b-instant' }, { provider: 'sarvam', model: 'sarvam-30b' }],
           't/deepseek': [{ provider: 'deepseek', model: 'deepseek-chat' }, { provider: 'sarvam', model: 'sarvam-30b' }],
+          't/together': [{ provider: 'together', model: 'x' }, { provider: 'sarvam', model: 'sarvam-30b' }],
         },
       },
     });
-    user = await userWithKeys(gw, ['openai', 'groq', 'deepseek', 'sarvam']);
+    user = await userWithKeys(gw, ['openai', 'groq', 'deepseek', 'together', 'sarvam']);
   });
   after(async () => { await stopProcess(gw); });
   beforeEach(async () => { await mockReset(stack.mock); });
@@ -267,4 +272,26 @@ describe('over TLS in front of the mock', () => {
     assert.equal(proxies.deepseek.stats.accepted - before, 2);
     assert.equal((await callsTo(stack.mock, 'deepseek')).length, 2);
   });
+
+  // TLS 1.3 tickets are used once each, and Node's server gives two after a full handshake and
+  // none after a resumed one: of three new connections in a row, two resume. A TLS 1.2 session
+  // is resumed again and again.
+  for (const [provider, version] of [['deepseek', 'TLS 1.3'], ['together', 'TLS 1.2']]) {
+    test(`a new connection to the same upstream resumes a session of an earlier one (${version})`, async () => {
+      const { stats } = proxies[provider];
+      const first = stats.accepted;
+      for (let i = 0; i < 3; ++i) {
+        await waitUntil(() => stats.open === 0, { what: 'the upstream closing the idle connection' });
+        const { response } = await chat({}, `t/${provider}`);
+        assert.equal(response.headers.get('x-inferbridge-attempts'), `${provider}=200`);
+      }
+      const resumed = stats.resumed.slice(first);
+      assert.equal(resumed.length, 3);
+      if (version === 'TLS 1.3') {
+        assert.equal(resumed.filter(Boolean).length, 2, `${resumed}`);
+      } else {
+        assert.deepEqual(resumed.slice(1), [true, true]);  // the first may be the pool's first
+      }
+    });
+  }
 });
