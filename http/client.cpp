@@ -1,5 +1,6 @@
 #include "http/client.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
@@ -111,10 +112,17 @@ class session_cache {
     }
   }
 
-  /// Keeps `s` (takes its reference).
+  /// Keeps a copy of `s` (and drops the reference given). A copy: OpenSSL goes on writing to a
+  /// connection's own session (a fatal alert marks it not resumable) while another thread may
+  /// be reading the cache.
   void put(SSL_SESSION* s) {
+    SSL_SESSION* copy = SSL_SESSION_dup(s);
+    SSL_SESSION_free(s);
+    if (copy == nullptr) {
+      return;
+    }
     std::lock_guard lock{mutex_};
-    sessions_.push_back(s);
+    sessions_.push_back(copy);
     if (sessions_.size() > capacity) {
       SSL_SESSION_free(sessions_.front());
       sessions_.pop_front();
@@ -130,7 +138,11 @@ class session_cache {
       SSL_SESSION* s = sessions_.back();
       sessions_.pop_back();
       const auto born = static_cast<std::uint64_t>(SSL_SESSION_get_time(s));
-      const auto lifetime = static_cast<std::uint64_t>(SSL_SESSION_get_timeout(s));
+      // The client's own timeout (7200 s by default), or the server's hint when it gives one.
+      auto lifetime = static_cast<std::uint64_t>(SSL_SESSION_get_timeout(s));
+      if (const auto hint = SSL_SESSION_get_ticket_lifetime_hint(s); hint > 0) {
+        lifetime = std::min<std::uint64_t>(lifetime, hint);
+      }
       if (SSL_SESSION_is_resumable(s) == 1 && now < born + lifetime) {
         return s;
       }
@@ -164,9 +176,9 @@ int on_new_session(SSL* ssl, SSL_SESSION* session) {
 
 /// One keep-alive connection: plain TCP or TLS over TCP.
 struct connection {
+  std::shared_ptr<session_cache> sessions;  ///< TLS: where its sessions go; outlives its `SSL`
   std::optional<tcp::socket> plain;
   std::optional<tls_stream> tls;
-  std::shared_ptr<session_cache> sessions;  ///< TLS: where its sessions go; outlives its `SSL`
   /// Reserved at 4 KiB when the connection is made: Beast sizes a read by the free capacity
   /// (at least 512 bytes), and a typical ~1 KB completion then arrives in one `recv` instead of
   /// two (bench/README.md, "hot spots"). Not more: every open stream holds one connection.

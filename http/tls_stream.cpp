@@ -130,10 +130,13 @@ boost::system::error_code failure(int ssl_error, int sys) {
 }  // namespace
 
 void tls_stream::ssl_free_fn::operator()(ssl_st* s) const {
-  // A connection dropped without our close_notify would have OpenSSL mark its session not
-  // resumable ("bad session"); since TLS 1.1 an unclean close no longer requires that
-  // (RFC 5246 §7.2.1), and the pool closes idle connections without one.
-  SSL_set_shutdown(s, SSL_get_shutdown(s) | SSL_SENT_SHUTDOWN);
+  // A client connection dropped without our close_notify would have OpenSSL mark its session
+  // not resumable ("bad session"); since TLS 1.1 an unclean close no longer requires that
+  // (RFC 5246 §7.2.1), and the pool closes idle connections without one. The listener keeps
+  // OpenSSL's behaviour (its session cache is not ours to grow).
+  if (SSL_is_server(s) == 0) {
+    SSL_set_shutdown(s, SSL_get_shutdown(s) | SSL_SENT_SHUTDOWN);
+  }
   SSL_free(s);  // frees the BIO too; the descriptor is the socket's to close
 }
 
