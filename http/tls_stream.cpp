@@ -186,7 +186,7 @@ tls_stream::step tls_stream::perform(kind k, void* data, std::size_t size) {
   if (!ssl_) {
     return step{want::none, 0, net::error::no_memory};
   }
-  if (!fd_set_) {
+  if (!bio_set_) {
     error_code ec;
     socket_.non_blocking(true, ec);
     if (ec) {
@@ -201,7 +201,7 @@ tls_stream::step tls_stream::perform(kind k, void* data, std::size_t size) {
     BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(socket_.native_handle())));
     BIO_set_init(bio, 1);
     SSL_set_bio(ssl_.get(), bio, bio);  // one reference, taken by the SSL for both directions
-    fd_set_ = true;
+    bio_set_ = true;
   }
 
   // SSL_get_error reads the thread's error queue: it must hold nothing from another connection.

@@ -218,7 +218,7 @@ class tls_stream {
 
   socket_type socket_;
   std::unique_ptr<ssl_st, ssl_free_fn> ssl_;
-  bool fd_set_ = false;         ///< the socket's BIO is set (at the first operation, connected)
+  bool bio_set_ = false;        ///< the socket's BIO is set (at the first operation, connected)
   bool write_waiting_ = false;  ///< the last write step asked to wait, and was not retried yet
 };
 

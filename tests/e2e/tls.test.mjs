@@ -115,10 +115,11 @@ test('a trusted certificate for another host name is refused', async () => {
 
 /// A TLS terminator in front of the mock: decrypts and pipes each connection to it. `mode` says
 /// how a connection ends when the mock closes it: 'pipe' with a close_notify, 'cut' with a bare
-/// TCP close (no close_notify: a truncation). 'idle-close' also closes (with a close_notify) a
-/// connection the mock has sent nothing on for 50 ms, as a provider ends an idle keep-alive
-/// connection. Counts the connections it accepted and those still open, and notes for each
-/// whether it resumed an earlier TLS session.
+/// TCP close (no close_notify: a truncation). 'close-after-response' also closes (with a
+/// close_notify) each connection once the mock's response (Content-Length framed) has gone
+/// through, as a provider ends a kept-alive connection the gateway has pooled. Counts the
+/// connections it accepted and those still open, and notes for each whether it resumed an
+/// earlier TLS session.
 function startTlsProxy({ key, cert }, mock, mode, maxVersion = 'TLSv1.3') {
   const target = new URL(mock.url);
   const stats = { accepted: 0, open: 0, resumed: [] };
@@ -127,21 +128,29 @@ function startTlsProxy({ key, cert }, mock, mode, maxVersion = 'TLSv1.3') {
     stats.open += 1;
     stats.resumed.push(client.isSessionReused());
     const up = net.connect(Number(target.port), target.hostname);
-    let idle;
+    let head = Buffer.alloc(0);
+    let bodyLeft = null;  // body bytes of the response still to pass, once its head is in
     client.pipe(up);
     up.on('data', (d) => {
       client.write(d);
-      if (mode === 'idle-close') {
-        clearTimeout(idle);
-        idle = setTimeout(() => client.end(() => client.destroy()), 50);
+      if (mode !== 'close-after-response') return;
+      if (bodyLeft === null) {
+        head = Buffer.concat([head, d]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const length = /content-length:\s*(\d+)/i.exec(head.subarray(0, end).toString('latin1'));
+        assert.ok(length, 'the mock framed its response by Content-Length');
+        bodyLeft = Number(length[1]) - (head.length - end - 4);
+      } else {
+        bodyLeft -= d.length;
       }
+      if (bodyLeft <= 0) client.end(() => client.destroy());
     });
     up.on('end', () => (mode === 'cut' ? client.destroy() : client.end()));
     up.on('error', () => client.destroy());
     client.on('error', () => up.destroy());
     client.on('close', () => {
       stats.open -= 1;
-      clearTimeout(idle);
       up.destroy();
     });
   });
@@ -159,9 +168,9 @@ describe('over TLS in front of the mock', () => {
     const cert = makeCert('terminator', 'DNS:localhost');
     const env = { ...mockProviderEnv(stack.mock), IB_EXTRA_CA_FILE: cert.cert };
     // openai: a plain terminator; groq: truncations without close_notify; deepseek and together:
-    // idle connections closed by the upstream (together: over TLS 1.2).
+    // kept-alive connections closed by the upstream (together: over TLS 1.2).
     for (const [provider, mode, version] of [
-      ['openai', 'pipe'], ['groq', 'cut'], ['deepseek', 'idle-close'], ['together', 'idle-close', 'TLSv1.2'],
+      ['openai', 'pipe'], ['groq', 'cut'], ['deepseek', 'close-after-response'], ['together', 'close-after-response', 'TLSv1.2'],
     ]) {
       proxies[provider] = await startTlsProxy(cert, stack.mock, mode, version);
       env[`IB_${provider.toUpperCase()}_BASE_URL`] = `https://localhost:${proxies[provider].port}${mockPrefix(provider)}`;
@@ -266,7 +275,7 @@ describe('over TLS in front of the mock', () => {
     const before = proxies.deepseek.stats.accepted;
     let { response } = await chat({}, 't/deepseek');
     assert.equal(response.headers.get('x-inferbridge-attempts'), 'deepseek=200');
-    await waitUntil(() => proxies.deepseek.stats.open === 0, { what: 'the upstream closing the idle connection' });
+    await waitUntil(() => proxies.deepseek.stats.open === 0, { what: 'the upstream closing the connection' });
     ({ response } = await chat({}, 't/deepseek'));
     assert.equal(response.headers.get('x-inferbridge-attempts'), 'deepseek=200');
     assert.equal(proxies.deepseek.stats.accepted - before, 2);
@@ -281,7 +290,7 @@ describe('over TLS in front of the mock', () => {
       const { stats } = proxies[provider];
       const first = stats.accepted;
       for (let i = 0; i < 3; ++i) {
-        await waitUntil(() => stats.open === 0, { what: 'the upstream closing the idle connection' });
+        await waitUntil(() => stats.open === 0, { what: 'the upstream closing the connection' });
         const { response } = await chat({}, `t/${provider}`);
         assert.equal(response.headers.get('x-inferbridge-attempts'), `${provider}=200`);
       }
