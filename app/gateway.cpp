@@ -438,7 +438,7 @@ class gateway {
   std::optional<net::signal_set> signals_;
   std::optional<net::signal_set> hangups_;  ///< SIGHUP, with TLS only: reload the certificate
   bool listening_ = false;
-  std::optional<memory_releaser> releaser_;  ///< gives memory back after a burst
+  std::optional<memory_releaser> releaser_;  ///< gives memory back after a burst (tcmalloc)
 };
 
 }  // namespace

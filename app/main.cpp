@@ -10,6 +10,19 @@
 #include "app/gateway.hpp"
 #include "config/load.hpp"
 
+#ifdef IB_JEMALLOC
+// jemalloc's options, read when it starts (jemalloc(3), "TUNING"; MALLOC_CONF in the
+// environment is read after, and overrides them). With a background thread, the pages a burst
+// leaves free go back to the OS on jemalloc's decay schedule (10 s for dirty pages) even when
+// the process then goes quiet; without one, only while it goes on allocating (bench/README.md,
+// "Fifth round": 33 MiB held 15 s after a c=1024 burst without it, 25 MiB with it). One such
+// thread purges every arena (jemalloc's default started four on a 2-core machine).
+extern "C" {
+// NOLINTNEXTLINE: the name and type are jemalloc's interface.
+const char* malloc_conf = "background_thread:true,max_background_threads:1";
+}
+#endif
+
 namespace {
 
 constexpr const char* usage =

@@ -28,10 +28,12 @@ struct memory_release_policy {
 bool should_release(const memory_release_policy& policy, std::size_t free_before,
                     std::size_t free_now) noexcept;
 
-/// Returns the allocator's surplus free pages to the OS from time to time (tcmalloc only: found
-/// at run time, so under ASan or glibc's malloc it does nothing). Runs on `io`, off the request
-/// path: one timer every `policy.period`, reading one allocator statistic; a release goes in
-/// steps of `policy.step_bytes`. Logs each release at debug level (bytes, time taken).
+/// Returns the allocator's surplus free pages to the OS from time to time. tcmalloc only (a build
+/// with `-DIB_ALLOCATOR=tcmalloc`), found at run time: with jemalloc, the default, which returns
+/// pages with a background thread of its own (app/main.cpp), with glibc's malloc or under ASan
+/// it does nothing. Runs on `io`, off the request path: one timer every `policy.period`, reading
+/// one allocator statistic; a release goes in steps of `policy.step_bytes`. Logs each release at
+/// debug level (bytes, time taken).
 class memory_releaser {
  public:
   memory_releaser(boost::asio::io_context& io, memory_release_policy policy = {});

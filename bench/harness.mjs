@@ -145,6 +145,21 @@ function cpuUs(pid) {
 }
 
 /// {rss, hwm} in KiB from /proc/PID/status.
+/// The allocator a running process has mapped (ASan's, which replaces any other; jemalloc;
+/// tcmalloc), else glibc's malloc: the gateway's memory figures depend on it (bench/README.md,
+/// "Fifth round").
+function allocatorOf(pid) {
+  try {
+    const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+    if (maps.includes('libasan')) return 'asan';
+    if (maps.includes('libjemalloc')) return 'jemalloc';
+    if (maps.includes('libtcmalloc')) return 'tcmalloc';
+    return 'glibc';
+  } catch {
+    return 'unknown';
+  }
+}
+
 function memKb(pid) {
   if (!pid) return { rss: NaN, hwm: NaN };
   try {
@@ -722,7 +737,7 @@ function markdown(res) {
   L.push(`${meta.mode} run${meta.only ? ` (only ${meta.only.join(', ')})` : ''} on ${meta.cores} cores (${meta.cpu}), load average ${meta.loadavg_before.map((x) => x.toFixed(2)).join(' ')} before, `
     + `${meta.loadavg_after.map((x) => x.toFixed(2)).join(' ')} after. ${meta.duration_s} s per row (warm-up ${meta.warmup_s} s), `
     + `wrk -t1 for non-streamed rows, bench/stream_client (C++, epoll) for streams. Request ${meta.request_bytes} B, `
-    + `direct response ${fmt(meta.response_bytes, 0)} B (headers included). Binaries: ${meta.build_dir}.`);
+    + `direct response ${fmt(meta.response_bytes, 0)} B (headers included). Binaries: ${meta.build_dir} (the gateway's allocator: ${meta.allocator}).`);
   L.push('Latencies in ms; CPU in µs per request (or per stream) of the process named; RSS in MiB; '
     + '"added" is the difference to the direct row of the same scenario and concurrency.');
   L.push('');
@@ -961,6 +976,7 @@ async function main() {
   const started = Date.now();
   let mock;
   let gw;
+  let gwAllocator = null;
   let nginx;
   try {
     mock = await startProcess(bin.mock, ['--listen', `127.0.0.1:${o.mockPort}`, '--record-limit', '0']);
@@ -983,6 +999,7 @@ async function main() {
     }
     const tls = { ...makeCertificate(path.join(work, 'tls')), port: await freePort() };
     gw = await startGateway(bin, work, 'data', mock);
+    gwAllocator = allocatorOf(gw.proc.pid);
     nginx = await startNginx(work, mock.port, tls);
     const key = await signUp(gw, ['openai', 'anthropic', 'groq']);
     const mockHeaders = [`Authorization: Bearer ${MOCK_KEY}`];
@@ -1071,7 +1088,7 @@ async function main() {
         stream_duration_s: p.streamSecs, open_streams: p.streams, hold_s: p.hold,
         request_bytes: Buffer.byteLength(chatBody('mock-ok')),
         response_bytes: find(ctx.rows, 'chat-fast', 'direct')?.bytes_per_response ?? NaN,
-        build_dir: o.buildDir, stream_model: STREAM_MODEL, hold_model: HOLD_MODEL,
+        build_dir: o.buildDir, allocator: gwAllocator, stream_model: STREAM_MODEL, hold_model: HOLD_MODEL,
         nginx: spawnSync(tool('nginx'), ['-v'], { encoding: 'utf8' }).stderr.trim(),
         wrk: spawnSync('wrk', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0].trim(),
         other: o.otherUrl ? { name: o.otherName, url: o.otherUrl, pid: o.otherPid ?? null } : null,

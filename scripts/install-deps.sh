@@ -25,7 +25,7 @@ done
 packages=(
   g++ cmake pkg-config ninja-build
   libcaf-dev libboost1.81-dev rapidjson-dev liblmdb-dev lmdb-utils prometheus-cpp-dev
-  libssl-dev ca-certificates libgoogle-perftools-dev libpq-dev
+  libssl-dev ca-certificates libjemalloc-dev libpq-dev
 )
 if [ "$want_test" = 1 ]; then
   # prometheus: tests/e2e/prometheus.test.mjs starts its own server on a loopback port and runs

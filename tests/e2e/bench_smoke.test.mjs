@@ -152,6 +152,13 @@ test('bench/harness.sh --quick measures every scenario and path and writes md, j
         assert.ok(finite(res.ratios[k]), `ratio ${k}`);
       }
 
+      // The header names the allocator the gateway runs with: the one its binary links.
+      const linked = spawnSync('ldd', [path.join(buildDir, 'inferbridge')], { encoding: 'utf8' }).stdout;
+      const expected = [['libasan', 'asan'], ['libjemalloc', 'jemalloc'], ['libtcmalloc', 'tcmalloc']]
+        .find(([lib]) => linked.includes(lib))?.[1] ?? 'glibc';
+      assert.equal(res.meta.allocator, expected);
+      assert.ok(md.includes(`(the gateway's allocator: ${expected})`), 'the Markdown names the allocator');
+
       for (const png of ['latency.png', 'cpu.png', 'rss.png']) {
         const b = fs.readFileSync(path.join(out, png));
         assert.ok(b.length > 1000, `${png} is ${b.length} bytes`);
