@@ -506,6 +506,7 @@ net::awaitable<next> send_stream(conn& c, const reply_context& x, bool keep) {
   }
   int content_sent = 0;
   bool first = true;
+  bool closing = false;  // the first closing event (finish reason, content_block_stop) is out
   for (const auto& e : events) {
     if (mid_cut
         && ((e.role == event_role::content && content_sent >= b.cut_after)
@@ -527,12 +528,15 @@ net::awaitable<next> send_stream(conn& c, const reply_context& x, bool keep) {
     if (truncating && e.role == event_role::terminal) {
       break;
     }
-    if (!first && b.chunk_delay.count() > 0) {
+    // The pause stands for generation: none within the stream's close (usage chunk, `[DONE]`,
+    // message_delta, message_stop), which providers send at once after the finish reason.
+    if (!first && !closing && b.chunk_delay.count() > 0) {
       if (!co_await c.pause(b.chunk_delay)) {
         co_return next::close;
       }
     }
     first = false;
+    closing = closing || e.role == event_role::tail || e.role == event_role::terminal;
     // Stamped as late as possible: after the pause, just before this event's write.
     const auto framed = b.stamp ? frame_event(stamped(e), b.crlf, b.multiline_data)
                                 : frame_event(e, b.crlf, b.multiline_data);
