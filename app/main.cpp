@@ -15,7 +15,7 @@
 // environment is read after, and overrides them). With a background thread, the pages a burst
 // leaves free go back to the OS on jemalloc's decay schedule (10 s for dirty pages) even when
 // the process then goes quiet; without one, only while it goes on allocating (bench/README.md,
-// "Fifth round": 33 MiB held 15 s after a c=1024 burst without it, 25 MiB with it). One such
+// "Fifth round": 33 MiB held 15 s after a c=1024 burst without it, 24-30 MiB with it). One such
 // thread purges every arena (jemalloc's default started four on a 2-core machine).
 extern "C" {
 // NOLINTNEXTLINE: the name and type are jemalloc's interface.

@@ -144,7 +144,6 @@ function cpuUs(pid) {
   }
 }
 
-/// {rss, hwm} in KiB from /proc/PID/status.
 /// The allocator a running process has mapped (ASan's, which replaces any other; jemalloc;
 /// tcmalloc), else glibc's malloc: the gateway's memory figures depend on it (bench/README.md,
 /// "Fifth round").
@@ -160,6 +159,7 @@ function allocatorOf(pid) {
   }
 }
 
+/// {rss, hwm} in KiB from /proc/PID/status.
 function memKb(pid) {
   if (!pid) return { rss: NaN, hwm: NaN };
   try {
@@ -791,8 +791,8 @@ function markdown(res) {
     + 'minus the send time the mock wrote into it (`x_mock_sent_ns`, both CLOCK_MONOTONIC); "added chunk '
     + 'latency" is this row\'s percentile minus the direct row\'s same percentile, and is the figure of the '
     + '"inter-chunk delay" target. A gap: the time between two events with text in one stream (events that '
-    + 'arrive in one read have a gap of 0); it carries the mock\'s timer jitter. "reads/stream" counts the reads that carried body bytes (23 when role '
-    + 'chunk, content chunks, finish and `[DONE]` all arrive apart). "client CPU" is the stream client\'s own.');
+    + 'arrive in one read have a gap of 0); it carries the mock\'s timer jitter. "reads/stream" counts the reads that carried body bytes (22 when role '
+    + 'chunk and content chunks arrive apart, and finish and `[DONE]`, sent at once, in one read). "client CPU" is the stream client\'s own.');
   L.push('');
   L.push('## Memory: open streams and idle');
   L.push('');

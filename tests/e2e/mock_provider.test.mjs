@@ -732,31 +732,26 @@ test('chunk-delay paces generation, not the close: usage and [DONE] follow the f
   // gateway always does) wait one more delay per stream than one that does not.
   const gap = (a, b) => Number(b - a) / 1e6;
   const sentAt = (e) => BigInt(/^\{"x_mock_sent_ns":(\d+),/.exec(e.data)[1]);
+  // Judged on the mock's own send stamps, not on when the events arrive here: a loaded machine
+  // delays arrivals, never the order of the mock's pauses.
   const delay = 150;
-  let t0 = process.hrtime.bigint();
   let events = parseSse(await readAll(await chat('openai',
     { model: `mock-ok+chunks-3+chunk-delay-${delay}+stamp`, stream: true, usage: true }))).filter((e) => e.data !== '');
-  let t1 = process.hrtime.bigint();
   assert.deepEqual(events.map((e) => (e.data === '[DONE]' ? 'done' : JSON.parse(e.data).usage ? 'usage'
     : JSON.parse(e.data).choices[0].finish_reason ? 'finish' : 'chunk')),
   ['chunk', 'chunk', 'chunk', 'chunk', 'finish', 'usage', 'done']);
   const sent = events.slice(0, -1).map(sentAt);
   assert.ok(gap(sent[3], sent[4]) >= delay - 10, `the finish paused: ${gap(sent[3], sent[4])} ms`);
   assert.ok(gap(sent[4], sent[5]) < delay / 2, `the usage chunk did not: ${gap(sent[4], sent[5])} ms`);
-  // role chunk, then 3 content chunks and the finish, each after a pause; [DONE] without one.
-  assert.ok(gap(t0, t1) < 5 * delay, `the stream took ${gap(t0, t1)} ms`);
 
-  t0 = process.hrtime.bigint();
   events = parseSse(await readAll(await chat('anthropic',
     { model: `mock-ok+chunks-2+chunk-delay-${delay}+stamp`, stream: true }))).filter((e) => e.data !== '');
-  t1 = process.hrtime.bigint();
   const names = events.map((e) => e.event);
   const stop = names.indexOf('content_block_stop');
   assert.deepEqual(names.slice(stop), ['content_block_stop', 'message_delta', 'message_stop']);
   const at = events.map(sentAt);
   assert.ok(gap(at[stop - 1], at[stop]) >= delay - 10, 'content_block_stop paused');
   assert.ok(gap(at[stop], at.at(-1)) < delay / 2, `message_delta, message_stop did not: ${gap(at[stop], at.at(-1))} ms`);
-  assert.ok(gap(t0, t1) < (stop + 1) * delay, `the stream took ${gap(t0, t1)} ms`);
 });
 
 // -- scripts ----------------------------------------------------------------------------------
