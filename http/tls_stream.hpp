@@ -21,13 +21,12 @@ namespace ib::http {
 /// socket.
 ///
 /// OpenSSL reads and writes the non-blocking socket itself (through a BIO of ours on the
-/// descriptor); Asio only waits for
-/// readiness (`async_wait`, which re-arms the descriptor with `EPOLL_CTL_MOD`, so readiness that
-/// came before the wait is not lost). Why not `boost::asio::ssl::stream`: it keeps two 17 KiB
-/// record buffers and a 2 × 17 KiB BIO pair for the life of every connection, ~70 KiB of the
-/// 94 KiB an open stream to an HTTPS provider cost (bench/README.md, "open streams over HTTPS"),
-/// and as much for each client of the TLS listener; here OpenSSL's own buffers are released
-/// whenever they are empty (`SSL_MODE_RELEASE_BUFFERS`).
+/// descriptor); Asio only waits for readiness (`async_wait`, which re-arms the descriptor with
+/// `EPOLL_CTL_MOD`, so readiness that came before the wait is not lost). Why not
+/// `boost::asio::ssl::stream`: it keeps two 17 KiB record buffers and a 2 × 17 KiB BIO pair for the
+/// life of every connection, ~70 KiB of the 94 KiB an open stream to an HTTPS provider cost
+/// (bench/README.md, "open streams over HTTPS"), and as much for each client of the TLS listener;
+/// here OpenSSL's own buffers are released whenever they are empty (`SSL_MODE_RELEASE_BUFFERS`).
 ///
 /// Rules, as Asio's for a socket: at most one read and one write outstanding, both started on the
 /// socket's executor, which must be serial (a strand or a one-thread context). Closing the socket
